@@ -1,0 +1,21 @@
+"""learnedloss: learned loss functions (ML3) as drop-in replacements for PyTorch losses.
+
+Example:
+    >>> from learnedloss import LearnedLoss
+    >>> loss_fn = LearnedLoss.from_pretrained("mse-fit")  # where nn.MSELoss() stood
+"""
+
+from learnedloss._version import __version__
+from learnedloss.bundled import bundled_names
+from learnedloss.config import LossConfig
+from learnedloss.errors import CheckpointError, ConfigError
+from learnedloss.loss import LearnedLoss
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "LearnedLoss",
+    "LossConfig",
+    "__version__",
+    "bundled_names",
+]

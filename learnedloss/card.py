@@ -1,0 +1,113 @@
+"""The model card (``README.md``) written next to a learned loss's weights.
+
+Everything in the card is derived from the loss's config and metadata, so the card and the
+checkpoint cannot disagree. Metadata keys the card understands (all optional):
+
+- ``title``: the card's heading.
+- ``description``: a paragraph of Markdown saying what the loss is and what it is for.
+- ``training``: a dict describing how the loss was made (rendered as a table).
+- ``results``: a dict of figures the loss scored (rendered as a table).
+- ``reproduce``: the command that reproduces the checkpoint and its figures.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from learnedloss.config import LossConfig
+
+ML3_CITATION = """@inproceedings{bechtle2021ml3,
+  title     = {Meta Learning via Learned Loss},
+  author    = {Bechtle, Sarah and Molchanov, Artem and Chebotar, Yevgen and Grefenstette,
+               Edward and Righetti, Ludovic and Sukhatme, Gaurav and Meier, Franziska},
+  booktitle = {25th International Conference on Pattern Recognition (ICPR)},
+  year      = {2021},
+  note      = {arXiv:1906.05374}
+}"""
+
+_REPLACES = {"regression": "torch.nn.MSELoss"}
+
+
+def card_tags(config: LossConfig) -> list[str]:
+    """The Hub tags of a loss with this config."""
+    return ["learnedloss", "learned-loss", "loss-function", "ml3", "pytorch", config.kind]
+
+
+def render_model_card(
+    config: LossConfig, metadata: dict[str, Any], repo_id: str | None = None
+) -> ModelCard:
+    """Build the model card for a loss.
+
+    Args:
+        config: the loss architecture.
+        metadata: the loss's metadata (see the module docstring for the keys used).
+        repo_id: the Hub repo or bundled name the card will be published under, used in the
+            usage snippet. Defaults to a placeholder path.
+    """
+    card_data = ModelCardData(
+        library_name="learnedloss",
+        tags=card_tags(config),
+        license="apache-2.0",
+    )
+    name = repo_id or "path/to/this/loss"
+    title = metadata.get("title", f"Learned {config.kind} loss")
+    sections = [
+        f"# {title}",
+        metadata.get("description", "A learned loss function for PyTorch (learnedloss)."),
+        "## Usage",
+        f"A drop-in replacement for `{_REPLACES[config.kind]}()`:\n\n"
+        "```python\n"
+        "from learnedloss import LearnedLoss\n\n"
+        f'loss_fn = LearnedLoss.from_pretrained("{name}")  # frozen, in eval mode\n'
+        "loss = loss_fn(prediction, target)  # same shapes, reduction='mean'\n"
+        "```",
+        "## Architecture",
+        _table(
+            {
+                "kind": config.kind,
+                "inputs (per element)": ", ".join(config.inputs),
+                "hidden sizes": ", ".join(map(str, config.hidden_sizes)),
+                "activation": config.activation,
+                "output activation": config.output_activation,
+                "bias": config.bias,
+            }
+        ),
+    ]
+    if metadata.get("training"):
+        sections += ["## How it was made", _table(metadata["training"])]
+    if metadata.get("results"):
+        sections += ["## Results", _table(metadata["results"])]
+    if metadata.get("reproduce"):
+        sections += ["## Reproduce", f"```bash\n{metadata['reproduce']}\n```"]
+    sections += [
+        "## Method",
+        "The loss is an MLP applied to each element's features and averaged (or summed) "
+        "like a standard PyTorch loss, following ML3 (Bechtle et al., ICPR 2021).",
+        f"```bibtex\n{ML3_CITATION}\n```",
+    ]
+    content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
+    return ModelCard(content)
+
+
+def _table(rows: dict[str, Any]) -> str:
+    lines = ["| | |", "|---|---|"]
+    for key, value in rows.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        lines.append(f"| {_escape(key)} | {_escape(text)} |")
+    return "\n".join(lines)
+
+
+def _escape(cell: str) -> str:
+    return cell.replace("|", r"\|")
+
+
+def card_summary(card: ModelCard) -> dict[str, Any]:
+    """A short summary of a card: its YAML metadata and its first heading and paragraph."""
+    body = card.text.splitlines()
+    title = next((line.lstrip("# ").strip() for line in body if line.startswith("# ")), "")
+    paragraphs = [p.strip() for p in card.text.split("\n\n") if p.strip()]
+    description = next((p for p in paragraphs if not p.startswith(("#", "```", "|"))), "")
+    return {"title": title, "description": description, "card_data": card.data.to_dict()}

@@ -1,0 +1,211 @@
+"""The typed configuration of a learned loss and its on-disk JSON schema.
+
+`LossConfig` fixes the architecture of a loss network. `config.json` in a checkpoint holds
+that architecture plus free-form provenance (how the loss was made, what it scored), under a
+schema version. Reading is strict: an unknown version, kind, key or value is an error that
+names what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from learnedloss.errors import ConfigError
+
+SCHEMA_VERSION = 1
+"""Version of the `config.json` layout written by this release."""
+
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+
+ACTIVATIONS = ("relu", "elu", "tanh", "softplus", "gelu", "silu")
+"""Hidden-layer activations a loss network may use."""
+
+OUTPUT_ACTIVATIONS = ("softplus", "identity", "square")
+"""Output activations: ``softplus`` (ML3's choice, keeps the loss positive), ``identity``,
+or ``square`` (non-negative with a zero minimum)."""
+
+KINDS = ("regression",)
+"""Loss kinds this release can build. A regression loss is a drop-in for ``nn.MSELoss``."""
+
+INPUTS_BY_KIND = {"regression": ("input", "target")}
+"""The per-element features each kind's loss network reads, in order."""
+
+_TOP_LEVEL_KEYS = {
+    "schema_version",
+    "library_name",
+    "library_version",
+    "kind",
+    "inputs",
+    "input_convention",
+    "hidden_sizes",
+    "activation",
+    "output_activation",
+    "bias",
+    "metadata",
+}
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Architecture of a learned loss network.
+
+    The network is an MLP applied to each element's feature vector, e.g. the pair
+    (prediction, target) for a regression loss, as in ML3 (Bechtle et al., ICPR 2021).
+
+    Args:
+        kind: what the loss replaces; ``"regression"`` is a drop-in for ``nn.MSELoss``.
+        hidden_sizes: widths of the hidden layers; ML3's regression reference uses (50, 50).
+        activation: hidden activation, one of `ACTIVATIONS`.
+        output_activation: output activation, one of `OUTPUT_ACTIVATIONS`.
+        bias: whether the linear layers have biases (ML3's reference: no bias).
+
+    Example:
+        >>> from learnedloss import LossConfig
+        >>> LossConfig(hidden_sizes=(32, 32), activation="elu").in_features
+        2
+    """
+
+    kind: str = "regression"
+    hidden_sizes: tuple[int, ...] = (50, 50)
+    activation: str = "relu"
+    output_activation: str = "softplus"
+    bias: bool = False
+    inputs: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        _check_choice("kind", self.kind, KINDS)
+        sizes = self.hidden_sizes
+        if not isinstance(sizes, (tuple, list)) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes
+        ):
+            raise ConfigError(f"hidden_sizes must be a sequence of positive ints, got {sizes!r}")
+        object.__setattr__(self, "hidden_sizes", tuple(sizes))
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
+        if not isinstance(self.bias, bool):
+            raise ConfigError(f"bias must be a bool, got {self.bias!r}")
+        object.__setattr__(self, "inputs", INPUTS_BY_KIND[self.kind])
+
+    @property
+    def in_features(self) -> int:
+        """Number of per-element features the network reads."""
+        return len(self.inputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready architecture fields (without schema version or metadata)."""
+        out = asdict(self)
+        out["hidden_sizes"] = list(self.hidden_sizes)
+        out["inputs"] = list(self.inputs)
+        return out
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def config_to_json_dict(
+    config: LossConfig, metadata: dict[str, Any], library_version: str
+) -> dict[str, Any]:
+    """Build the content of ``config.json`` for a loss with this architecture and metadata."""
+    check_metadata(metadata)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "library_name": "learnedloss",
+        "library_version": library_version,
+        "input_convention": "elementwise",
+        **config.to_dict(),
+        "metadata": metadata,
+    }
+
+
+def config_from_json_dict(data: Any, source: str = "config.json") -> tuple[LossConfig, dict]:
+    """Parse and validate the content of ``config.json``.
+
+    Returns:
+        The architecture and the metadata dict.
+
+    Raises:
+        ConfigError: for an unknown schema version, kind or key, or a malformed value.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    if data.get("library_name") != "learnedloss":
+        raise ConfigError(
+            f"{source}: expected library_name 'learnedloss', got {data.get('library_name')!r}; "
+            "this is not a learnedloss checkpoint"
+        )
+    version = data.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise ConfigError(
+            f"{source}: unknown schema_version {version!r}; this release of learnedloss reads "
+            f"{list(SUPPORTED_SCHEMA_VERSIONS)}. Upgrade learnedloss to load it."
+        )
+    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys {unknown} for schema_version {version}")
+    missing = sorted(
+        {"kind", "hidden_sizes", "activation", "output_activation", "bias", "inputs"} - set(data)
+    )
+    if missing:
+        raise ConfigError(f"{source}: missing keys {missing}")
+    if data.get("input_convention", "elementwise") != "elementwise":
+        raise ConfigError(
+            f"{source}: unknown input_convention {data['input_convention']!r}, "
+            "expected 'elementwise'"
+        )
+    try:
+        config = LossConfig(
+            kind=data["kind"],
+            hidden_sizes=tuple(data["hidden_sizes"])
+            if isinstance(data["hidden_sizes"], list)
+            else data["hidden_sizes"],
+            activation=data["activation"],
+            output_activation=data["output_activation"],
+            bias=data["bias"],
+        )
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    if list(data["inputs"]) != list(config.inputs):
+        raise ConfigError(
+            f"{source}: inputs {data['inputs']!r} do not match kind {config.kind!r}, "
+            f"which reads {list(config.inputs)}"
+        )
+    metadata = data.get("metadata", {})
+    try:
+        check_metadata(metadata)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return config, metadata
+
+
+def check_metadata(metadata: Any) -> None:
+    """Check that metadata is a JSON object of finite, JSON-native values."""
+    if not isinstance(metadata, dict):
+        raise ConfigError(f"metadata must be a dict, got {type(metadata).__name__}")
+    _check_json_value(metadata, "metadata")
+
+
+def _check_json_value(value: Any, where: str) -> None:
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} is {value}; metadata values must be finite")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_json_value(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{where} has a non-string key {key!r}")
+            _check_json_value(item, f"{where}.{key}")
+        return
+    raise ConfigError(
+        f"{where} is a {type(value).__name__}; metadata holds only JSON values "
+        "(dict, list, str, int, float, bool, None)"
+    )

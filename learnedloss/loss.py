@@ -1,0 +1,311 @@
+"""`LearnedLoss`: the module users put where ``nn.MSELoss()`` stood."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import CommitInfo
+from torch import nn
+
+from learnedloss import hub
+from learnedloss._version import __version__
+from learnedloss.config import LossConfig, check_metadata
+from learnedloss.errors import CheckpointError
+from learnedloss.networks import PointwiseMLP
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class LearnedLoss(nn.Module):
+    r"""A learned loss function that works wherever ``nn.MSELoss`` works.
+
+    A small MLP :math:`\ell_\phi` scores each element from its prediction and target, and the
+    scores are reduced like a standard PyTorch loss (ML3, Bechtle et al., ICPR 2021):
+
+    .. math::
+        \ell(x, y) = L = \{l_1, \dots, l_N\}, \quad l_n = \ell_\phi(x_n, y_n),
+
+    over all elements :math:`n` of ``input`` and ``target``; ``reduction='mean'`` returns
+    :math:`\frac{1}{N}\sum_n l_n`, ``'sum'`` returns :math:`\sum_n l_n`, ``'none'`` returns
+    :math:`L` with the input's shape. Because the network is applied per element, one loss
+    serves any output width or shape.
+
+    A loss from `from_pretrained` is frozen (``eval()``, parameters with
+    ``requires_grad=False``), so ``optimizer = SGD(model.parameters())`` lines stay as they
+    are. Call `unfreeze` to meta-train it further. A freshly constructed loss starts from
+    PyTorch's default ``nn.Linear`` initialization, drawn from the global RNG (seed it with
+    ``torch.manual_seed``).
+
+    Args:
+        config: the network architecture; defaults to ML3's regression reference
+            (hidden sizes (50, 50), ReLU, Softplus output, no bias).
+        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``, as in ``nn.MSELoss``.
+        check_finite: raise on NaN or infinite ``input``/``target`` values in eager mode
+            (default True). Costs one pass over the data and a host sync; set False in hot
+            loops on accelerators. Skipped inside ``torch.compile``.
+        metadata: JSON-serializable provenance written to ``config.json`` and the model card
+            (keys such as ``description``, ``training``, ``results``, ``reproduce``).
+
+    Shape:
+        - Input: :math:`(*)`, any number of dimensions, including 0-dim.
+        - Target: :math:`(*)`, the same shape as the input. No broadcasting.
+        - Output: scalar; with ``reduction='none'``, :math:`(*)`, the input's shape.
+
+    Both must be floating point (float16, bfloat16, float32 or float64). The network runs in
+    the wider of the input's and the parameters' dtype, and the result has the input's dtype.
+
+    Example:
+        >>> import torch
+        >>> from learnedloss import LearnedLoss
+        >>> loss_fn = LearnedLoss.from_pretrained("mse-fit")   # was: nn.MSELoss()
+        >>> prediction = torch.zeros(8, 3, requires_grad=True)
+        >>> loss = loss_fn(prediction, torch.ones(8, 3))
+        >>> loss.backward()
+        >>> prediction.grad.shape
+        torch.Size([8, 3])
+    """
+
+    def __init__(
+        self,
+        config: LossConfig | None = None,
+        *,
+        reduction: str = "mean",
+        check_finite: bool = True,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
+        self.config = config if config is not None else LossConfig()
+        if not isinstance(self.config, LossConfig):
+            raise TypeError(f"config must be a LossConfig, got {type(config).__name__}")
+        self.reduction = reduction
+        self.check_finite = check_finite
+        self.metadata = dict(metadata or {})
+        check_metadata(self.metadata)
+        self.network = PointwiseMLP(self.config)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_pair(input, target)
+        if self.check_finite and not torch.compiler.is_compiling():
+            _check_finite(input, "input")
+            _check_finite(target, "target")
+        param_dtype = self.network.layers[0].weight.dtype
+        dtype = torch.promote_types(torch.promote_types(input.dtype, target.dtype), param_dtype)
+        features = torch.stack((input.to(dtype), target.to(dtype)), dim=-1)
+        per_element = self.network(features)
+        if self.reduction == "mean":
+            out = per_element.mean()
+        elif self.reduction == "sum":
+            out = per_element.sum()
+        else:
+            out = per_element
+        return out.to(input.dtype)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+    # ----------------------------------------------------------------- freezing
+
+    def freeze(self) -> LearnedLoss:
+        """Put the loss in eval mode with ``requires_grad=False`` on every parameter.
+
+        Gradients still flow through the loss to its ``input``. Returns ``self``.
+        """
+        self.requires_grad_(False)
+        return self.eval()
+
+    def unfreeze(self) -> LearnedLoss:
+        """Make the parameters trainable again (train mode, ``requires_grad=True``).
+
+        Use it to meta-train a loaded loss further. Returns ``self``.
+
+        Example:
+            >>> from learnedloss import LearnedLoss
+            >>> loss_fn = LearnedLoss.from_pretrained("mse-fit").unfreeze()
+            >>> all(p.requires_grad for p in loss_fn.parameters())
+            True
+        """
+        self.requires_grad_(True)
+        return self.train()
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, repo_id: str | None = None
+    ) -> Path:
+        """Write ``model.safetensors``, ``config.json`` and ``README.md`` (model card).
+
+        Args:
+            save_directory: the directory to write; created if needed.
+            repo_id: the name the card's usage snippet loads the loss by.
+
+        Returns:
+            The directory as a ``pathlib.Path``.
+        """
+        return hub.write_checkpoint(
+            save_directory,
+            self.config,
+            self.metadata,
+            self.state_dict(),
+            library_version=__version__,
+            repo_id=repo_id,
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        force_download: bool = False,
+        reduction: str = "mean",
+        check_finite: bool = True,
+        map_location: str | torch.device = "cpu",
+    ) -> LearnedLoss:
+        """Load a loss by local directory, bundled name or Hugging Face Hub repo id.
+
+        A local directory wins over a bundled name, which wins over a Hub repo id. Loading is
+        strict: every tensor the architecture needs must be present with its shape, nothing
+        else may be, and all values must be finite. Only safetensors weights are read.
+
+        Args:
+            name_or_path: a directory, a bundled name (`learnedloss.bundled_names`) or a Hub
+                repo id such as ``"org/my-loss"``.
+            revision: Hub branch, tag or commit.
+            cache_dir: Hub cache directory (default: the ``HF_HUB_CACHE`` location).
+            local_files_only: never go to the network; use the Hub cache only.
+            token: Hub token for private repos.
+            force_download: re-download even when cached.
+            reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+            check_finite: see `LearnedLoss`.
+            map_location: device to put the weights on.
+
+        Returns:
+            The loss, frozen and in eval mode.
+
+        Raises:
+            FileNotFoundError: nothing of that name is found.
+            learnedloss.ConfigError: ``config.json`` is malformed or of an unknown version.
+            learnedloss.CheckpointError: the weights are pickles, truncated, foreign,
+                mis-shaped, incomplete or not finite.
+        """
+        directory = hub.resolve_checkpoint_dir(
+            name_or_path,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+        )
+        checkpoint = hub.read_checkpoint(directory)
+        loss = cls(
+            checkpoint.config,
+            reduction=reduction,
+            check_finite=check_finite,
+            metadata=checkpoint.metadata,
+        )
+        loss.load_state_dict_strict(checkpoint.tensors, source=str(directory))
+        return loss.to(map_location).freeze()
+
+    def load_state_dict_strict(
+        self, tensors: dict[str, torch.Tensor], source: str = "checkpoint"
+    ) -> None:
+        """Load weights, refusing missing, unexpected, mis-shaped or non-finite tensors.
+
+        Floating-point tensors are cast to this module's dtype.
+        """
+        expected = self.state_dict()
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{source}: weights do not match the architecture in config.json "
+                f"({self.config}): missing tensors {missing}, unexpected tensors {unexpected}"
+            )
+        mis_shaped = [
+            f"{name!r} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}"
+            for name, tensor in sorted(tensors.items())
+            if tensor.shape != expected[name].shape
+        ]
+        if mis_shaped:
+            raise CheckpointError(
+                f"{source}: tensors do not fit the architecture in config.json "
+                f"({self.config}): " + "; ".join(mis_shaped)
+            )
+        for name, tensor in sorted(tensors.items()):
+            if not tensor.is_floating_point():
+                raise CheckpointError(
+                    f"{source}: tensor {name!r} has dtype {tensor.dtype}, expected floating point"
+                )
+            if not torch.isfinite(tensor).all():
+                raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values")
+        self.load_state_dict(tensors, strict=True)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        token: str | None = None,
+        private: bool | None = None,
+        revision: str | None = None,
+        commit_message: str = "Upload learned loss with learnedloss",
+        create_pr: bool = False,
+    ) -> CommitInfo:
+        """Publish the loss to the Hugging Face Hub in one commit.
+
+        Creates the repo if it does not exist and uploads ``model.safetensors``,
+        ``config.json`` and the model card, written as by `save_pretrained`.
+
+        Returns:
+            ``huggingface_hub.CommitInfo`` of the commit.
+
+        Example:
+            >>> loss_fn.push_to_hub("my-org/robust-sine-loss")  # doctest: +SKIP
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp, repo_id=repo_id)
+            return hub.upload_checkpoint(
+                tmp,
+                repo_id,
+                token=token,
+                private=private,
+                revision=revision,
+                commit_message=commit_message,
+                create_pr=create_pr,
+            )
+
+
+def _check_pair(input: Any, target: Any) -> None:
+    for name, value in (("input", input), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if not value.is_floating_point():
+            raise TypeError(
+                f"{name} must be a floating-point tensor (float16, bfloat16, float32 or "
+                f"float64), got {value.dtype}. For class labels use a classification loss; "
+                "for integer regression targets convert with .float()."
+            )
+    if input.shape != target.shape:
+        raise ValueError(
+            f"input and target must have the same shape, got input {tuple(input.shape)} and "
+            f"target {tuple(target.shape)}. LearnedLoss never broadcasts; reshape one of them "
+            "(e.g. target.view_as(input)) if that is what you meant."
+        )
+
+
+def _check_finite(tensor: torch.Tensor, name: str) -> None:
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(
+            f"{name} holds {bad} non-finite value(s) (NaN or inf) out of {tensor.numel()}; "
+            "a learned loss expects finite values. Set check_finite=False to skip this check."
+        )

@@ -1,0 +1,68 @@
+"""Loss-network parameterizations.
+
+A loss network maps a per-element feature vector (for regression: prediction and target) to
+a per-element loss value. It knows nothing about reductions, shapes or validation; that is
+`learnedloss.loss.LearnedLoss`'s job.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learnedloss.config import LossConfig
+
+_ACTIVATIONS = {
+    "relu": F.relu,
+    "elu": F.elu,
+    "tanh": torch.tanh,
+    "softplus": F.softplus,
+    "gelu": F.gelu,
+    "silu": F.silu,
+}
+
+_OUTPUT_ACTIVATIONS = {
+    "softplus": F.softplus,
+    "identity": lambda h: h,
+    "square": torch.square,
+}
+
+
+class PointwiseMLP(nn.Module):
+    """An MLP applied independently to each feature vector along the last dimension.
+
+    Layer sizes are ``in_features -> *hidden_sizes -> 1``. Parameters start from PyTorch's
+    default ``nn.Linear`` initialization (Kaiming-uniform weights with ``a=sqrt(5)``, i.e.
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and biases from the same range), drawn from the
+    global torch RNG, so ``torch.manual_seed`` makes it reproducible.
+
+    The computation runs in the dtype of the features: parameters are cast on the fly, so a
+    float32 network evaluates a float64 batch in float64 and a float16 batch in float16.
+
+    Shape:
+        - Input: ``(*, in_features)``.
+        - Output: ``(*)``.
+    """
+
+    def __init__(self, config: LossConfig) -> None:
+        super().__init__()
+        sizes = (config.in_features, *config.hidden_sizes, 1)
+        self.layers = nn.ModuleList(
+            nn.Linear(fan_in, fan_out, bias=config.bias) for fan_in, fan_out in pairwise(sizes)
+        )
+        self._activation = _ACTIVATIONS[config.activation]
+        self._output_activation = _OUTPUT_ACTIVATIONS[config.output_activation]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h = features
+        dtype = features.dtype
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            bias = None if layer.bias is None else layer.bias.to(dtype)
+            h = F.linear(h, layer.weight.to(dtype), bias)
+            if i < last:
+                h = self._activation(h)
+        return self._output_activation(h).squeeze(-1)

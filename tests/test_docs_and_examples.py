@@ -1,0 +1,66 @@
+"""The docs build strictly, and the examples run as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_docs_build_strict(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "site" / "api" / "index.html").is_file()
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    assert "from_pretrained" in api and "push_to_hub" in api
+
+
+def test_swap_example_runs_and_plots(tmp_path):
+    png = tmp_path / "swap.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "swap_mse.py"),
+            "--steps",
+            "60",
+            "--seeds",
+            "2",
+            "--plot",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("nn.MSELoss()") for line in lines)
+    assert any("LearnedLoss.from_pretrained('mse-fit')" in line for line in lines)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_benchmark_prints_a_table():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "loss_overhead.py"),
+            "--sizes",
+            "64x1",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--no-compile",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    header, row = result.stdout.splitlines()[1:3]
+    assert "MSELoss (ms)" in header and row.split("|")[0].strip() == "64x1"

@@ -1,0 +1,81 @@
+"""The package as users install it: a built wheel, installed without --editable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bundled_loss_loads_from_a_regular_wheel_install(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    (wheel,) = wheels.glob("learnedloss-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for file in ("config.json", "model.safetensors", "README.md"):
+        assert f"learnedloss/pretrained/mse-fit/{file}" in names
+    assert "learnedloss/py.typed" in names
+
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    script = (
+        "import learnedloss, torch\n"
+        "print(learnedloss.__file__)\n"
+        "loss = learnedloss.LearnedLoss.from_pretrained('mse-fit')\n"
+        "print(float(loss(torch.zeros(3), torch.ones(3))))\n"
+    )
+    # Run from an empty directory with only the installed copy importable: the import must
+    # not resolve to the source checkout, whose pretrained/ is outside the package.
+    env = {
+        "PYTHONPATH": str(site),
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONNOUSERSITE": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module_file, value = result.stdout.split()
+    assert module_file.startswith(str(site))
+    assert abs(float(value) - 1.0) < 0.05  # mse-fit reproduces MSE: (0 - 1)^2 = 1
