@@ -10,12 +10,15 @@ from learnedloss.bundled import bundled_names
 from learnedloss.config import LossConfig
 from learnedloss.errors import CheckpointError, ConfigError
 from learnedloss.loss import LearnedLoss
+from learnedloss.meta.trainer import MetaTrainer, MetaTrainingDiverged
 
 __all__ = [
     "CheckpointError",
     "ConfigError",
     "LearnedLoss",
     "LossConfig",
+    "MetaTrainer",
+    "MetaTrainingDiverged",
     "__version__",
     "bundled_names",
 ]

@@ -9,7 +9,7 @@ names what was expected and what came.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from learnedloss.errors import ConfigError
@@ -29,8 +29,9 @@ or ``square`` (non-negative with a zero minimum)."""
 KINDS = ("regression",)
 """Loss kinds this release can build. A regression loss is a drop-in for ``nn.MSELoss``."""
 
-INPUTS_BY_KIND = {"regression": ("input", "target")}
-"""The per-element features each kind's loss network reads, in order."""
+FEATURES_BY_KIND = {"regression": ("input", "target", "residual")}
+"""The per-element features a loss network of each kind may read: for regression the
+prediction (``input``), the ``target`` and the ``residual`` input - target."""
 
 _TOP_LEVEL_KEYS = {
     "schema_version",
@@ -43,6 +44,7 @@ _TOP_LEVEL_KEYS = {
     "activation",
     "output_activation",
     "bias",
+    "residual",
     "metadata",
 }
 
@@ -60,6 +62,13 @@ class LossConfig:
         activation: hidden activation, one of `ACTIVATIONS`.
         output_activation: output activation, one of `OUTPUT_ACTIVATIONS`.
         bias: whether the linear layers have biases (ML3's reference: no bias).
+        inputs: the per-element features the network reads, in order, from
+            `FEATURES_BY_KIND` (default: ML3's (input, target)). Adding ``"residual"`` makes
+            shapes that depend on input - target (robust losses) easy to learn.
+        residual: add ``input - target`` to the network's last pre-activation and start the
+            last layer at zero. With ``output_activation="square"`` the loss then equals
+            the squared error exactly before any training, so meta-training starts from
+            MSE; the network learns a correction (e.g. a clipped residual, a robust loss).
 
     Example:
         >>> from learnedloss import LossConfig
@@ -72,7 +81,8 @@ class LossConfig:
     activation: str = "relu"
     output_activation: str = "softplus"
     bias: bool = False
-    inputs: tuple[str, ...] = field(init=False)
+    residual: bool = False
+    inputs: tuple[str, ...] = ("input", "target")
 
     def __post_init__(self) -> None:
         _check_choice("kind", self.kind, KINDS)
@@ -84,9 +94,17 @@ class LossConfig:
         object.__setattr__(self, "hidden_sizes", tuple(sizes))
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
-        if not isinstance(self.bias, bool):
-            raise ConfigError(f"bias must be a bool, got {self.bias!r}")
-        object.__setattr__(self, "inputs", INPUTS_BY_KIND[self.kind])
+        for flag in ("bias", "residual"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+        allowed = FEATURES_BY_KIND[self.kind]
+        inputs = tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else None
+        if not inputs or len(set(inputs)) != len(inputs) or not set(inputs) <= set(allowed):
+            raise ConfigError(
+                f"inputs must be distinct features from {list(allowed)} for kind "
+                f"{self.kind!r}, got {self.inputs!r}"
+            )
+        object.__setattr__(self, "inputs", inputs)
 
     @property
     def in_features(self) -> int:
@@ -147,7 +165,8 @@ def config_from_json_dict(data: Any, source: str = "config.json") -> tuple[LossC
     if unknown:
         raise ConfigError(f"{source}: unknown keys {unknown} for schema_version {version}")
     missing = sorted(
-        {"kind", "hidden_sizes", "activation", "output_activation", "bias", "inputs"} - set(data)
+        {"kind", "hidden_sizes", "activation", "output_activation", "bias", "residual", "inputs"}
+        - set(data)
     )
     if missing:
         raise ConfigError(f"{source}: missing keys {missing}")
@@ -165,14 +184,11 @@ def config_from_json_dict(data: Any, source: str = "config.json") -> tuple[LossC
             activation=data["activation"],
             output_activation=data["output_activation"],
             bias=data["bias"],
+            residual=data["residual"],
+            inputs=data["inputs"],
         )
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
-    if list(data["inputs"]) != list(config.inputs):
-        raise ConfigError(
-            f"{source}: inputs {data['inputs']!r} do not match kind {config.kind!r}, "
-            f"which reads {list(config.inputs)}"
-        )
     metadata = data.get("metadata", {})
     try:
         check_metadata(metadata)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +98,10 @@ class LearnedLoss(nn.Module):
             _check_finite(target, "target")
         param_dtype = self.network.layers[0].weight.dtype
         dtype = torch.promote_types(torch.promote_types(input.dtype, target.dtype), param_dtype)
-        features = torch.stack((input.to(dtype), target.to(dtype)), dim=-1)
-        per_element = self.network(features)
+        named = {"input": input.to(dtype), "target": target.to(dtype)}
+        named["residual"] = named["input"] - named["target"]
+        features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
+        per_element = self.network(features, named["residual"])
         if self.reduction == "mean":
             out = per_element.mean()
         elif self.reduction == "sum":
@@ -281,6 +285,23 @@ class LearnedLoss(nn.Module):
                 commit_message=commit_message,
                 create_pr=create_pr,
             )
+
+
+@contextlib.contextmanager
+def finite_check_disabled(loss: nn.Module) -> Iterator[None]:
+    """Turn off a `LearnedLoss`'s finite-value check for a block (a no-op for other losses).
+
+    The check is data-dependent control flow, which ``torch.func.vmap`` cannot run; the inner
+    loop evaluates the loss under vmap inside this block.
+    """
+    previous = getattr(loss, "check_finite", None)
+    if previous is not None:
+        loss.check_finite = False
+    try:
+        yield
+    finally:
+        if previous is not None:
+            loss.check_finite = previous
 
 
 def _check_pair(input: Any, target: Any) -> None:

@@ -39,11 +39,16 @@ class PointwiseMLP(nn.Module):
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and biases from the same range), drawn from the
     global torch RNG, so ``torch.manual_seed`` makes it reproducible.
 
+    With ``config.residual``, the residual prediction - target (passed as ``skip``) is
+    added to the last pre-activation, and the last layer starts at zero, so the network
+    starts as ``output_activation(prediction - target)``: the squared error exactly, with a
+    ``square`` output.
+
     The computation runs in the dtype of the features: parameters are cast on the fly, so a
     float32 network evaluates a float64 batch in float64 and a float16 batch in float16.
 
     Shape:
-        - Input: ``(*, in_features)``.
+        - Input: ``(*, in_features)``; ``skip``: ``(*)``, required when ``residual``.
         - Output: ``(*)``.
     """
 
@@ -53,10 +58,15 @@ class PointwiseMLP(nn.Module):
         self.layers = nn.ModuleList(
             nn.Linear(fan_in, fan_out, bias=config.bias) for fan_in, fan_out in pairwise(sizes)
         )
+        self.residual = config.residual
+        if self.residual:
+            nn.init.zeros_(self.layers[-1].weight)
+            if self.layers[-1].bias is not None:
+                nn.init.zeros_(self.layers[-1].bias)
         self._activation = _ACTIVATIONS[config.activation]
         self._output_activation = _OUTPUT_ACTIVATIONS[config.output_activation]
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         h = features
         dtype = features.dtype
         last = len(self.layers) - 1
@@ -65,4 +75,7 @@ class PointwiseMLP(nn.Module):
             h = F.linear(h, layer.weight.to(dtype), bias)
             if i < last:
                 h = self._activation(h)
-        return self._output_activation(h).squeeze(-1)
+        h = h.squeeze(-1)
+        if self.residual:
+            h = h + skip
+        return self._output_activation(h)

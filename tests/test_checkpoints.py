@@ -135,7 +135,7 @@ def test_saving_non_finite_weights_is_refused(small_loss, tmp_path):
         ({"activation": "swish"}, r"activation must be one of .* got 'swish'"),
         ({"colour": "blue"}, r"unknown keys \['colour'\]"),
         ({"library_name": "transformers"}, r"not a learnedloss checkpoint"),
-        ({"inputs": ["input", "target", "x"]}, r"inputs .* do not match kind"),
+        ({"inputs": ["input", "target", "x"]}, r"inputs must be distinct features from"),
         ({"input_convention": "rowwise"}, r"unknown input_convention 'rowwise'"),
         ({"metadata": {"score": float("nan")}}, r"metadata.score is nan"),
     ],

@@ -1,0 +1,296 @@
+"""Meta-testing: train fresh models on held-out tasks with each loss, and score them honestly.
+
+The measuring stick (see docs/evaluation.md):
+
+- every loss, learned or standard, trains the same fresh models (same initializations, same
+  optimizer, same number of steps) on the same held-out tasks;
+- each loss uses **its own tuned learning rate**: the best of a 2^(1/4)-spaced grid, chosen
+  on separate tuning tasks (never on the tasks it is scored on);
+- the score is the geometric mean of the final task objective over all tasks × inits, so a
+  few easy or hard tasks do not dominate;
+- rescaled-MSE controls (c·MSE) are scored the same way: c·MSE is MSE at lr·c, so their
+  ratios to MSE show how far tuning noise alone moves a score. A loss beats MSE only when
+  its ratio falls outside that band.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learnedloss.meta.inner import (
+    InnerLoop,
+    initial_params,
+    learned_loss_apply,
+    make_inner_optimizer,
+    plain_loss_apply,
+)
+from learnedloss.tasks.base import TaskBatch, TaskFamily
+
+LossLike = nn.Module | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+EVALUATION_SEED_OFFSET = 10_000
+TUNING_SEED_OFFSET = 20_000
+
+
+def scaled_mse(scale: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``scale * MSE``: a control whose gap to MSE measures the noise of lr tuning."""
+    return lambda prediction, target: scale * F.mse_loss(prediction, target)
+
+
+def huber(delta: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Huber loss with threshold ``delta`` (Huber, 1964)."""
+    return lambda prediction, target: F.huber_loss(prediction, target, delta=delta)
+
+
+def standard_losses(robust: bool = False) -> dict[str, LossLike]:
+    """The baselines: MSE, the c·MSE controls and, with ``robust``, L1 and Huber δ ∈
+    {0.25, 0.5, 1, 2}."""
+    losses: dict[str, LossLike] = {
+        "MSE": nn.MSELoss(),
+        "1.1 x MSE": scaled_mse(1.1),
+        "1.5 x MSE": scaled_mse(1.5),
+    }
+    if robust:
+        losses["L1"] = nn.L1Loss()
+        for delta in (0.25, 0.5, 1.0, 2.0):
+            losses[f"Huber d={delta:g}"] = huber(delta)
+    return losses
+
+
+def lr_grid(low: float = 1e-4, high: float = 1.0, per_octave: int = 4) -> list[float]:
+    """Learning rates ``low * 2**(k / per_octave)`` up to ``high`` (2^(1/4) spacing)."""
+    count = math.floor(per_octave * math.log2(high / low) + 1e-9) + 1
+    return [low * 2 ** (k / per_octave) for k in range(count)]
+
+
+@dataclass
+class LossScore:
+    """How one loss did on the held-out tasks.
+
+    Attributes:
+        name: the loss's label.
+        lr: the learning rate it was scored at (tuned unless fixed).
+        score: geometric mean of the final objective over tasks × inits (inf if any run
+            diverged).
+        finals: the final objective of every run, ``(n_tasks * n_inits,)``.
+        curve_mean, curve_std: the objective every ``every`` steps, mean and std over runs.
+        diverged: runs whose final objective was not finite.
+        tuning: ``{lr: tuning-task score}`` for every lr tried.
+    """
+
+    name: str
+    lr: float
+    score: float
+    finals: torch.Tensor
+    curve_mean: torch.Tensor
+    curve_std: torch.Tensor
+    diverged: int
+    tuning: dict[float, float] = field(default_factory=dict)
+
+
+@dataclass
+class Evaluation:
+    """The result of `evaluate`: one `LossScore` per loss, and the protocol used."""
+
+    scores: dict[str, LossScore]
+    reference: str
+    steps: int
+    every: int
+    protocol: dict
+
+    def ratio(self, name: str) -> float:
+        """``score(name) / score(reference)``; below the c·MSE band means better."""
+        return self.scores[name].score / self.scores[self.reference].score
+
+    def table(self) -> str:
+        """A plain-text table: lr, score, ratio to the reference, diverged runs."""
+        lines = [f"{'loss':28s} | {'lr':>9} | {'geo-mean':>9} | {'ratio':>6} | diverged"]
+        lines.append("-" * len(lines[0]))
+        for name, s in self.scores.items():
+            lines.append(
+                f"{name:28s} | {s.lr:9.3g} | {s.score:9.4g} | {self.ratio(name):6.3f} | "
+                f"{s.diverged}/{len(s.finals)}"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no curves) for model cards and reports."""
+        return {
+            "protocol": self.protocol,
+            "reference": self.reference,
+            "losses": {
+                name: {
+                    "lr": s.lr,
+                    "geometric_mean": s.score,
+                    "ratio": self.ratio(name),
+                    "diverged": s.diverged,
+                }
+                for name, s in self.scores.items()
+            },
+        }
+
+
+def geometric_mean(values: torch.Tensor) -> float:
+    """Geometric mean; inf if any value is not finite."""
+    values = values.double()
+    if not torch.isfinite(values).all():
+        return math.inf
+    return float(values.clamp_min(1e-30).log().mean().exp())
+
+
+def _held_out(tasks: TaskFamily, n_tasks: int, n_inits: int, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    batch = tasks.sample(n_tasks, generator)
+    repeat = lambda t: t.repeat_interleave(n_inits, dim=0)  # noqa: E731
+    batch = TaskBatch(
+        repeat(batch.x_train),
+        repeat(batch.y_train),
+        repeat(batch.x_query),
+        repeat(batch.y_query),
+        {k: repeat(v) for k, v in batch.extra.items()},
+    )
+    template, params = initial_params(tasks.make_model, n_tasks * n_inits, generator)
+    return template, batch, params
+
+
+def train_curves(
+    loss: LossLike,
+    tasks: TaskFamily,
+    template: nn.Module,
+    batch: TaskBatch,
+    params: dict[str, torch.Tensor],
+    lr: float,
+    steps: int,
+    optimizer: str = "sgd",
+    score_on: str = "query",
+    every: int = 1,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """Train every model with ``loss``; the task objective every ``every`` steps, ``(S, T)``."""
+    if isinstance(loss, nn.Module) and any(True for _ in loss.parameters()):
+        apply = learned_loss_apply(loss)
+        loss_params = {k: v.detach().to(device) for k, v in loss.named_parameters()}
+    else:
+        apply, loss_params = plain_loss_apply(loss), {}
+    inner = InnerLoop(
+        template.to(device), apply, tasks.objective, make_inner_optimizer(optimizer, lr)
+    )
+    return inner.curves(
+        {k: v.to(device) for k, v in params.items()},
+        loss_params,
+        batch.to(device),
+        steps,
+        score_on=score_on,
+        every=every,
+    ).cpu()
+
+
+def evaluate(
+    losses: Mapping[str, LossLike],
+    tasks: TaskFamily,
+    *,
+    steps: int = 100,
+    n_tasks: int = 100,
+    n_inits: int = 3,
+    optimizer: str = "sgd",
+    lr: float | None = None,
+    lrs: Sequence[float] | None = None,
+    tune_tasks: int = 32,
+    reference: str | None = None,
+    score_on: str = "query",
+    every: int = 1,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> Evaluation:
+    """Score losses by training fresh models on held-out tasks (see the module docstring).
+
+    Args:
+        losses: ``{label: loss}``; a loss is a `LearnedLoss`, an ``nn.Module`` or a function
+            ``(prediction, target) -> scalar``. See `standard_losses` for the baselines.
+        tasks: the family held-out tasks are drawn from (seed ``10000 + seed``).
+        steps: optimizer steps per model.
+        n_tasks: held-out tasks.
+        n_inits: model initializations per held-out task.
+        optimizer: ``"sgd"`` or ``"adam"``, the same for every loss.
+        lr: score every loss at this one learning rate (no tuning).
+        lrs: the grid each loss's lr is tuned over (default `lr_grid()`: 1e-4 to 1, 2^(1/4)
+            spacing), on ``tune_tasks`` separate tasks (seed ``20000 + seed``, one init each).
+        reference: the label ratios are taken against (default: the first loss).
+        score_on: ``"query"`` or ``"train"``.
+        every: record the objective every this many steps.
+        seed: offsets the task and initialization seeds.
+        device: where the models train.
+    """
+    reference = reference or next(iter(losses))
+    template, batch, params = _held_out(tasks, n_tasks, n_inits, EVALUATION_SEED_OFFSET + seed)
+    if lr is None:
+        grid = list(lrs) if lrs is not None else lr_grid()
+        tune = _held_out(tasks, tune_tasks, 1, TUNING_SEED_OFFSET + seed)
+    scores = {}
+    for name, loss in losses.items():
+        tuning: dict[float, float] = {}
+        chosen = lr
+        if chosen is None:
+            for candidate in grid:
+                finals = train_curves(
+                    loss,
+                    tasks,
+                    *tune,
+                    candidate,
+                    steps,
+                    optimizer,
+                    score_on,
+                    every=steps,
+                    device=device,
+                )[-1]
+                tuning[candidate] = geometric_mean(finals)
+            chosen = min(tuning, key=tuning.get)
+        curves = train_curves(
+            loss,
+            tasks,
+            template,
+            batch,
+            params,
+            chosen,
+            steps,
+            optimizer,
+            score_on,
+            every=every,
+            device=device,
+        )
+        finals = curves[-1]
+        finite = torch.where(torch.isfinite(curves), curves, torch.nan)
+        scores[name] = LossScore(
+            name=name,
+            lr=chosen,
+            score=geometric_mean(finals),
+            finals=finals,
+            curve_mean=finite.nanmean(dim=1),
+            curve_std=_nanstd(finite),
+            diverged=int((~torch.isfinite(finals)).sum()),
+            tuning=tuning,
+        )
+    protocol = {
+        "tasks": tasks.describe(),
+        "n_tasks": n_tasks,
+        "n_inits": n_inits,
+        "steps": steps,
+        "optimizer": optimizer,
+        "lr": "tuned per loss" if lr is None else lr,
+        "lr_grid": None if lr is not None else [grid[0], grid[-1], len(grid)],
+        "tune_tasks": None if lr is not None else tune_tasks,
+        "score_on": score_on,
+        "seed": seed,
+    }
+    return Evaluation(scores, reference, steps, every, protocol)
+
+
+def _nanstd(values: torch.Tensor) -> torch.Tensor:
+    mean = values.nanmean(dim=1, keepdim=True)
+    return ((values - mean) ** 2).nanmean(dim=1).sqrt()

@@ -1,0 +1,1 @@
+"""Meta-training: the differentiable inner loop and the outer-loop trainer."""

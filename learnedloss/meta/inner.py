@@ -1,0 +1,266 @@
+"""The differentiable inner loop: train one model per task with a loss, through torchopt.
+
+Each task's model is trained functionally: its parameters are a dict of tensors passed to
+``torch.func.functional_call``; its gradient comes from ``torch.func.grad``; the update from
+a torchopt functional optimizer (``update(..., inplace=False)`` and ``apply_updates``). The
+result stays a differentiable function of the loss's parameters, so the meta-objective can be
+backpropagated through the inner steps into the loss (second order; a first-order
+approximation would give the loss no gradient at all).
+
+Two paths run a meta-batch of tasks:
+
+- ``"vmap"``: one ``torch.func.vmap`` over the task dimension. Fast.
+- ``"loop"``: a Python loop over tasks, for models vmap cannot take (BatchNorm updating its
+  running statistics, data-dependent control flow).
+
+Both compute the same values and meta-gradients (a test checks it). Memory knobs: truncation
+(backpropagate only through the last ``k`` of ``K`` steps) and activation checkpointing of
+each inner step (recompute instead of store).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torchopt
+from torch import nn
+from torch.func import functional_call, grad, vmap
+from torch.utils.checkpoint import checkpoint
+from torchopt import pytree
+
+from learnedloss.loss import finite_check_disabled
+from learnedloss.tasks.base import TaskBatch
+
+Params = dict[str, torch.Tensor]
+LossApply = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``loss_apply(loss_params, prediction, target) -> scalar``: the loss the inner loop uses."""
+
+INNER_OPTIMIZERS = ("sgd", "adam")
+
+
+def make_inner_optimizer(name: str, lr: float) -> torchopt.base.GradientTransformation:
+    """A torchopt functional optimizer for the inner loop.
+
+    Adam gets ``eps_root=1e-8``: without it, differentiating through Adam's square root gives
+    NaN meta-gradients wherever a gradient is exactly zero.
+    """
+    if name == "sgd":
+        return torchopt.sgd(lr)
+    if name == "adam":
+        return torchopt.adam(lr, eps_root=1e-8)
+    raise ValueError(f"inner optimizer must be one of {list(INNER_OPTIMIZERS)}, got {name!r}")
+
+
+def learned_loss_apply(loss: nn.Module) -> LossApply:
+    """Call ``loss`` (an ``nn.Module``) with explicit parameters, for the inner loop."""
+
+    def apply(loss_params: Params, prediction: torch.Tensor, target: torch.Tensor):
+        with finite_check_disabled(loss):
+            return functional_call(loss, loss_params, (prediction, target))
+
+    return apply
+
+
+def plain_loss_apply(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LossApply:
+    """Wrap a parameter-free loss such as ``nn.MSELoss()`` for the inner loop."""
+
+    def apply(loss_params: Params, prediction: torch.Tensor, target: torch.Tensor):
+        return loss_fn(prediction, target)
+
+    return apply
+
+
+def initial_params(
+    make_model: Callable[[], nn.Module], n_tasks: int, generator: torch.Generator
+) -> tuple[nn.Module, Params]:
+    """Fresh models for ``n_tasks`` tasks, stacked: ``(template, {name: (T, ...)})``.
+
+    The models are initialized from a seed drawn from ``generator``, so the same generator
+    state gives the same initializations; the global RNG is left untouched.
+    """
+    seed = int(torch.randint(0, 2**62, (), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        models = [make_model() for _ in range(n_tasks)]
+    stacked = {
+        name: torch.stack([dict(m.named_parameters())[name].detach() for m in models])
+        for name, _ in models[0].named_parameters()
+    }
+    return models[0], stacked
+
+
+@dataclass
+class InnerLoop:
+    """Trains a meta-batch of models with a loss and scores them with the task objective.
+
+    Args:
+        model: a template module; its parameters are replaced per task.
+        loss_apply: the loss the models are trained with (see `learned_loss_apply`).
+        objective: the true task objective ``(prediction, target) -> scalar`` for one task.
+        optimizer: a torchopt functional optimizer (see `make_inner_optimizer`).
+        path: ``"vmap"`` or ``"loop"``.
+    """
+
+    model: nn.Module
+    loss_apply: LossApply
+    objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    optimizer: torchopt.base.GradientTransformation
+    path: str = "vmap"
+
+    def __post_init__(self) -> None:
+        if self.path not in ("vmap", "loop"):
+            raise ValueError(f"path must be 'vmap' or 'loop', got {self.path!r}")
+        self._buffers = {k: b.detach() for k, b in self.model.named_buffers()}
+
+    # -- one task -----------------------------------------------------------------
+
+    # The state carried through the steps is (optimizer state, buffers): each task's model
+    # has its own buffers (e.g. BatchNorm running statistics), passed in explicitly because
+    # torch.func.grad forbids mutating tensors a function captures.
+
+    def _predict(self, params: Params, buffers: Params, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, (params, buffers), (x,))
+
+    def _train_loss(self, params, loss_params, buffers, x, y):
+        return self.loss_apply(loss_params, self._predict(params, buffers, x), y)
+
+    def _step(self, params, state, loss_params, x, y):
+        state, buffers = state
+        grads = grad(self._train_loss)(params, loss_params, buffers, x, y)
+        with warnings.catch_warnings():
+            # torchopt's Adam calls addcmul_, which vmap runs through a slower fallback.
+            warnings.filterwarnings("ignore", message="There is a performance drop")
+            updates, state = self.optimizer.update(grads, state, params=params, inplace=False)
+        return torchopt.apply_updates(params, updates, inplace=False), (state, buffers)
+
+    def _score(self, params, state, x, y):
+        return self.objective(self._predict(params, state[1], x), y)
+
+    # -- a meta-batch ---------------------------------------------------------------
+
+    def _batched(self, fn, in_dims):
+        if self.path == "vmap":
+            return vmap(fn, in_dims=in_dims)
+
+        def loop(*args):
+            outputs = []
+            for i in range(_task_count(args, in_dims)):
+                task_args = [
+                    arg if dim is None else pytree.tree_map(lambda t, i=i: t[i], arg)
+                    for arg, dim in zip(args, in_dims, strict=True)
+                ]
+                outputs.append(fn(*task_args))
+            return pytree.tree_map(lambda *xs: torch.stack(xs), *outputs)
+
+        return loop
+
+    def init_state(self, params: Params):
+        """The optimizer state and a copy of the buffers for every task's model."""
+        n_tasks = next(iter(params.values())).shape[0]
+        buffers = {k: b.expand(n_tasks, *b.shape).clone() for k, b in self._buffers.items()}
+        return self._batched(self.optimizer.init, (0,))(params), buffers
+
+    def steps(self, params, state, loss_params, x, y, n_steps: int, checkpointed: bool = False):
+        """Run ``n_steps`` inner steps on every task; returns (params, state)."""
+        step = self._batched(self._step, (0, 0, None, 0, 0))
+        if checkpointed:
+            step = _checkpointed(step)
+        for _ in range(n_steps):
+            params, state = step(params, state, loss_params, x, y)
+        return params, state
+
+    def score(self, params: Params, state, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task objective of every task's model: shape ``(T,)``."""
+        return self._batched(self._score, (0, 0, 0, 0))(params, state, x, y)
+
+    def run(
+        self,
+        params: Params,
+        loss_params: Params,
+        batch: TaskBatch,
+        n_steps: int,
+        score_on: str = "query",
+        truncate: int | None = None,
+        checkpointed: bool = False,
+    ) -> torch.Tensor:
+        """Train every task's model for ``n_steps`` and return their objectives ``(T,)``.
+
+        With ``truncate=k``, only the last ``k`` steps are differentiated: the first
+        ``n_steps - k`` run without building a graph (the loss still shapes them, but the
+        meta-gradient ignores that). ``checkpointed`` recomputes each differentiated step's
+        activations in the backward pass instead of storing them.
+        """
+        differentiated = n_steps if truncate is None else min(truncate, n_steps)
+        state = self.init_state(params)
+        if differentiated < n_steps:
+            frozen = {k: v.detach() for k, v in loss_params.items()}
+            with torch.no_grad():
+                params, state = self.steps(
+                    params, state, frozen, batch.x_train, batch.y_train, n_steps - differentiated
+                )
+            params, state = pytree.tree_map(torch.Tensor.detach, (params, state))
+        params, state = self.steps(
+            params, state, loss_params, batch.x_train, batch.y_train, differentiated, checkpointed
+        )
+        return self.score(params, state, *batch.scored(score_on))
+
+    def curves(
+        self,
+        params: Params,
+        loss_params: Params,
+        batch: TaskBatch,
+        n_steps: int,
+        score_on: str = "query",
+        every: int = 1,
+    ) -> torch.Tensor:
+        """Train without building a graph; the objective every ``every`` steps, ``(S, T)``."""
+        if n_steps % every:
+            raise ValueError(f"n_steps ({n_steps}) must be a multiple of every ({every})")
+        with torch.no_grad():
+            state = self.init_state(params)
+            x, y = batch.scored(score_on)
+            scores = [self.score(params, state, x, y)]
+            for _ in range(n_steps // every):
+                params, state = self.steps(
+                    params, state, loss_params, batch.x_train, batch.y_train, every
+                )
+                scores.append(self.score(params, state, x, y))
+            return torch.stack(scores)
+
+
+def _checkpointed(step):
+    """Wrap a batched step so its activations are recomputed in the backward pass.
+
+    ``torch.func.grad`` refuses the saved-tensor hooks of non-reentrant checkpointing, so
+    this uses reentrant checkpointing, which passes gradients only to tensors given as
+    positional arguments: the pytrees are flattened into them. Reentrant checkpointing
+    supports ``.backward()``, not ``torch.autograd.grad``.
+    """
+
+    def run(params, state, loss_params, x, y):
+        leaves, spec = pytree.tree_flatten((params, state))
+        loss_leaves, loss_spec = pytree.tree_flatten(loss_params)
+        n = len(leaves)
+
+        def flat_step(*tensors):
+            p, s = pytree.tree_unflatten(spec, tensors[:n])
+            lp = pytree.tree_unflatten(loss_spec, tensors[n:])
+            new_leaves, new_spec = pytree.tree_flatten(step(p, s, lp, x, y))
+            out_spec.append(new_spec)
+            return tuple(new_leaves)
+
+        out_spec: list = []
+        out = checkpoint(flat_step, *leaves, *loss_leaves, use_reentrant=True)
+        return pytree.tree_unflatten(out_spec[0], out)
+
+    return run
+
+
+def _task_count(args, in_dims) -> int:
+    for arg, dim in zip(args, in_dims, strict=True):
+        if dim is not None:
+            return pytree.tree_leaves(arg)[0].shape[0]
+    raise ValueError("no batched argument")

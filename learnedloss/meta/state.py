@@ -1,0 +1,92 @@
+"""Trainer checkpoints: safetensors for tensors, JSON for everything else, written atomically.
+
+A checkpoint is a directory ``step-NNNNNNN`` under the run directory, and a file ``latest``
+names the newest one. A checkpoint is written into a temporary directory, renamed into place,
+and only then does ``latest`` move (by ``os.replace``), so a run killed at any moment leaves
+either the previous checkpoint or the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from learnedloss.errors import CheckpointError
+
+_TENSOR = "__tensor__"
+
+
+def split_tensors(tree: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace every tensor in a nested dict/list by a reference; collect the tensors."""
+    if isinstance(tree, torch.Tensor):
+        tensors[prefix] = tree.detach().cpu().contiguous()
+        return {_TENSOR: prefix}
+    if isinstance(tree, dict):
+        return {str(k): split_tensors(v, f"{prefix}.{k}", tensors) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [split_tensors(v, f"{prefix}.{i}", tensors) for i, v in enumerate(tree)]
+    return tree
+
+
+def join_tensors(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of `split_tensors` (tuples come back as lists)."""
+    if isinstance(tree, dict):
+        if set(tree) == {_TENSOR}:
+            return tensors[tree[_TENSOR]]
+        return {k: join_tensors(v, tensors) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [join_tensors(v, tensors) for v in tree]
+    return tree
+
+
+def write_state(run_dir: str | os.PathLike, step: int, state: dict[str, Any], keep: int = 2):
+    """Write ``state`` (nested dicts/lists of JSON values and tensors) as checkpoint ``step``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = split_tensors(state, "state", tensors)
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"refusing to checkpoint non-finite values in {name!r}")
+    final = run_dir / f"step-{step:07d}"
+    tmp = run_dir / f".step-{step:07d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(tensors, str(tmp / "tensors.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(skeleton, indent=1))
+    _fsync_dir(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    latest_tmp = run_dir / ".latest.tmp"
+    latest_tmp.write_text(final.name)
+    os.replace(latest_tmp, run_dir / "latest")
+    for old in sorted(run_dir.glob("step-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _fsync_dir(directory: Path) -> None:
+    for path in directory.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def read_state(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read the newest checkpoint of a run directory."""
+    run_dir = Path(run_dir)
+    latest = run_dir / "latest"
+    if not latest.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no trainer checkpoint (no 'latest' file)")
+    directory = run_dir / latest.read_text().strip()
+    try:
+        tensors = load_file(str(directory / "tensors.safetensors"))
+        skeleton = json.loads((directory / "state.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"trainer checkpoint {directory} is unreadable: {err}") from None
+    return join_tensors(skeleton, tensors)

@@ -1,0 +1,371 @@
+"""`MetaTrainer`: the ML3 outer loop that fits a `LearnedLoss` to a family of tasks."""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from learnedloss.loss import LearnedLoss
+from learnedloss.meta import state as checkpoints
+from learnedloss.meta.inner import (
+    InnerLoop,
+    initial_params,
+    learned_loss_apply,
+    make_inner_optimizer,
+)
+from learnedloss.tasks.base import TaskBatch, TaskFamily
+
+Callback = Callable[["MetaTrainer", dict], Any]
+
+
+class MetaTrainingDiverged(RuntimeError):
+    """The meta-gradient was not finite for too many consecutive outer steps."""
+
+
+class MetaTrainer:
+    """Meta-train a `LearnedLoss` on a family of tasks (ML3's bi-level loop).
+
+    Each outer step samples ``meta_batch_size`` tasks and fresh models, trains every model
+    for ``inner_steps`` with the loss through a differentiable torchopt optimizer, scores the
+    trained models with the task objective, and updates the loss by backpropagating that
+    score through the inner steps (second order).
+
+    Args:
+        loss: the loss to meta-train (updated in place; unfrozen for the run).
+        tasks: the task family to meta-train on.
+        inner_steps: inner-loop steps K.
+        inner_lr: inner-loop learning rate.
+        inner_optimizer: ``"sgd"`` or ``"adam"`` (torchopt; Adam with ``eps_root=1e-8``).
+        meta_optimizer: ``params -> torch.optim.Optimizer``; default Adam at ``meta_lr``.
+        meta_lr: the outer learning rate of the default meta-optimizer.
+        meta_batch_size: tasks per outer step.
+        truncate: backpropagate only through the last ``truncate`` inner steps (memory).
+        checkpoint_inner: recompute inner-step activations in the backward pass (memory).
+        score_on: ``"query"`` (held-out points, default) or ``"train"`` (the inner-loop data,
+            as ML3's reference code does).
+        aggregate: how task objectives combine into the meta-objective: ``"mean"`` (ML3) or
+            ``"log-mean"``, the mean of their logarithms, which is what the geometric-mean
+            score of `learnedloss.evaluate` measures. The arithmetic mean lets a few
+            high-error tasks (large sine amplitudes) dominate.
+        validation_tasks: the family meta-validation tasks come from (default: ``tasks``);
+            a fixed set of ``validation_size`` tasks is drawn once from seed ``seed + 1``.
+        validate_every: meta-validate every this many outer steps (0: never).
+        run_dir: where checkpoints go; ``None`` writes none.
+        checkpoint_every: write a checkpoint every this many outer steps.
+        callbacks: called as ``callback(trainer, record)`` after every outer step.
+        max_skips: stop with `MetaTrainingDiverged` after this many consecutive outer steps
+            whose meta-gradient was not finite (each is skipped with a warning).
+        path: ``"auto"`` (vmap, falling back to a loop over tasks when vmap cannot run the
+            model), ``"vmap"`` or ``"loop"``.
+        seed: seeds task sampling and model initialization.
+        device: where the inner loop runs.
+        progress: show a tqdm progress bar with the live meta-objective.
+
+    Attributes:
+        history: one dict per outer step: ``step``, ``meta_train``, ``skipped`` and, on
+            validation steps, ``meta_val``.
+        path: the inner-loop path in use; ``path_reason`` says why when it fell back.
+        best_score, best_step: the best meta-validation score and when it was reached.
+
+    Example:
+        >>> from learnedloss import LearnedLoss, LossConfig, MetaTrainer
+        >>> from learnedloss.tasks import SineTasks
+        >>> loss = LearnedLoss(LossConfig(residual=True, output_activation="square", bias=True))
+        >>> trainer = MetaTrainer(loss, SineTasks(), inner_steps=5, progress=False)
+        >>> best = trainer.fit(steps=3)
+    """
+
+    def __init__(
+        self,
+        loss: LearnedLoss,
+        tasks: TaskFamily,
+        *,
+        inner_steps: int = 1,
+        inner_lr: float = 1e-3,
+        inner_optimizer: str = "sgd",
+        meta_optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+        | None = None,
+        meta_lr: float = 1e-3,
+        meta_batch_size: int = 8,
+        truncate: int | None = None,
+        checkpoint_inner: bool = False,
+        score_on: str = "query",
+        aggregate: str = "mean",
+        validation_tasks: TaskFamily | None = None,
+        validation_size: int = 32,
+        validate_every: int = 50,
+        run_dir: str | Path | None = None,
+        checkpoint_every: int = 100,
+        callbacks: Sequence[Callback] = (),
+        max_skips: int = 10,
+        path: str = "auto",
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        progress: bool = True,
+    ) -> None:
+        if score_on not in ("query", "train"):
+            raise ValueError(f"score_on must be 'query' or 'train', got {score_on!r}")
+        if aggregate not in ("mean", "log-mean"):
+            raise ValueError(f"aggregate must be 'mean' or 'log-mean', got {aggregate!r}")
+        if path not in ("auto", "vmap", "loop"):
+            raise ValueError(f"path must be 'auto', 'vmap' or 'loop', got {path!r}")
+        if truncate is not None and truncate < 1:
+            raise ValueError(f"truncate must be a positive number of steps, got {truncate}")
+        self.loss = loss
+        self.tasks = tasks
+        self.inner_steps, self.inner_lr, self.inner_optimizer = (
+            inner_steps,
+            inner_lr,
+            inner_optimizer,
+        )
+        self.meta_lr, self.meta_batch_size = meta_lr, meta_batch_size
+        self.truncate, self.checkpoint_inner, self.score_on = truncate, checkpoint_inner, score_on
+        self.aggregate = aggregate
+        self.validate_every, self.validation_size = validate_every, validation_size
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.checkpoint_every, self.callbacks, self.max_skips = (
+            checkpoint_every,
+            callbacks,
+            max_skips,
+        )
+        self.seed, self.device, self.progress = seed, torch.device(device), progress
+        self.path, self.path_reason = path, ""
+
+        self.loss.to(self.device).unfreeze()
+        make_meta = meta_optimizer or (lambda ps: torch.optim.Adam(ps, lr=meta_lr))
+        self.meta_optimizer = make_meta(self.loss.parameters())
+        self._generator = torch.Generator().manual_seed(seed)
+        self._validation = self._fixed_tasks(validation_tasks or tasks, validation_size, seed + 1)
+        self._inner_optimizer = make_inner_optimizer(inner_optimizer, inner_lr)
+        self.history: list[dict] = []
+        self.step = 0
+        self.best_score, self.best_step = math.inf, -1
+        self._best_weights: dict[str, torch.Tensor] | None = None
+        self._skips = 0
+
+    # ------------------------------------------------------------------ public
+
+    def fit(self, steps: int, resume: bool = False) -> LearnedLoss:
+        """Run outer steps until ``steps`` have been done in total.
+
+        Args:
+            steps: the total number of outer steps (a resumed run counts the earlier ones).
+            resume: continue from the newest checkpoint in ``run_dir``.
+
+        Returns:
+            A frozen copy of the loss with the best meta-validation score (the final loss
+            when validation is off), with its meta-training recorded in its metadata.
+        """
+        if resume:
+            self._restore()
+        with tqdm(
+            total=steps, initial=self.step, disable=not self.progress, desc="meta-train"
+        ) as bar:
+            while self.step < steps:
+                record = self._outer_step()
+                bar.update(1)
+                bar.set_postfix(
+                    {k: f"{v:.4g}" for k, v in record.items() if k in ("meta_train", "meta_val")}
+                )
+                for callback in self.callbacks:
+                    callback(self, record)
+                if self.run_dir is not None and self.step % self.checkpoint_every == 0:
+                    self.save_checkpoint()
+        return self.best_loss()
+
+    def best_loss(self) -> LearnedLoss:
+        """A frozen copy of the best loss so far (the current one without validation)."""
+        best = copy.deepcopy(self.loss)
+        if self._best_weights is not None:
+            best.load_state_dict(self._best_weights)
+        best.metadata = {**self.loss.metadata, "training": self.describe()}
+        return best.freeze()
+
+    def describe(self) -> dict:
+        """How the loss is being meta-trained, JSON-ready (goes into configs and cards)."""
+        return {
+            "method": "ML3 meta-training (learnedloss.MetaTrainer)",
+            "tasks": self.tasks.describe(),
+            "inner_steps": self.inner_steps,
+            "inner_optimizer": self.inner_optimizer,
+            "inner_lr": self.inner_lr,
+            "truncate": self.truncate,
+            "meta_optimizer": type(self.meta_optimizer).__name__,
+            "meta_lr": self.meta_lr,
+            "meta_batch_size": self.meta_batch_size,
+            "score_on": self.score_on,
+            "aggregate": self.aggregate,
+            "outer_steps": self.step,
+            "seed": self.seed,
+            "best_step": self.best_step,
+            "best_meta_val": None if math.isinf(self.best_score) else self.best_score,
+        }
+
+    def meta_objective(self, batch: TaskBatch, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The aggregated task objective after the inner loop; differentiable in the loss."""
+        loss_params = dict(self.loss.named_parameters())
+        objectives = self._inner_loop().run(
+            params,
+            loss_params,
+            batch,
+            self.inner_steps,
+            score_on=self.score_on,
+            truncate=self.truncate,
+            checkpointed=self.checkpoint_inner,
+        )
+        return self._aggregate(objectives)
+
+    def _aggregate(self, objectives: torch.Tensor) -> torch.Tensor:
+        return objectives.log().mean() if self.aggregate == "log-mean" else objectives.mean()
+
+    def validate(self) -> float:
+        """The aggregated task objective on the fixed meta-validation tasks."""
+        batch, params = self._validation
+        with torch.no_grad():
+            loss_params = {k: v.detach() for k, v in self.loss.named_parameters()}
+            objectives = self._inner_loop().run(
+                params, loss_params, batch, self.inner_steps, score_on=self.score_on
+            )
+        return float(self._aggregate(objectives))
+
+    # ------------------------------------------------------------------ internals
+
+    def _fixed_tasks(self, family: TaskFamily, n: int, seed: int):
+        generator = torch.Generator().manual_seed(seed)
+        batch = family.sample(n, generator).to(self.device)
+        _, params = initial_params(family.make_model, n, generator)
+        return batch, {k: v.to(self.device) for k, v in params.items()}
+
+    def _inner_loop(self) -> InnerLoop:
+        if not hasattr(self, "_template"):
+            self._template = self.tasks.make_model().to(self.device)
+        return InnerLoop(
+            self._template,
+            learned_loss_apply(self.loss),
+            self.tasks.objective,
+            self._inner_optimizer,
+            path="loop" if self.path == "loop" else "vmap",
+        )
+
+    def _meta_objective_with_fallback(self, batch, params) -> torch.Tensor:
+        if self.path != "auto":
+            return self.meta_objective(batch, params)
+        try:
+            objective = self.meta_objective(batch, params)
+            self.path = "vmap"
+            return objective
+        except RuntimeError as err:
+            self.path = "loop"
+            self.path_reason = str(err).splitlines()[0]
+            warnings.warn(
+                f"the model cannot run under torch.func.vmap ({self.path_reason}); "
+                "meta-training loops over tasks instead (slower, same result)",
+                stacklevel=3,
+            )
+            return self.meta_objective(batch, params)
+
+    def _outer_step(self) -> dict:
+        batch = self.tasks.sample(self.meta_batch_size, self._generator).to(self.device)
+        _, params = initial_params(self.tasks.make_model, self.meta_batch_size, self._generator)
+        params = {k: v.to(self.device) for k, v in params.items()}
+
+        self.meta_optimizer.zero_grad(set_to_none=True)
+        objective = self._meta_objective_with_fallback(batch, params)
+        objective.backward()
+        objective = objective.detach()
+        grads = [p.grad for p in self.loss.parameters()]
+        finite = math.isfinite(float(objective)) and all(
+            g is not None and bool(torch.isfinite(g).all()) for g in grads
+        )
+        self.step += 1
+        record: dict[str, Any] = {"step": self.step, "meta_train": float(objective)}
+        if finite:
+            self.meta_optimizer.step()
+            self._skips = 0
+        else:
+            self._skips += 1
+            warnings.warn(
+                f"outer step {self.step}: non-finite meta-gradient (meta-objective "
+                f"{float(objective):.4g}); update skipped ({self._skips} in a row)",
+                stacklevel=3,
+            )
+            if self._skips >= self.max_skips:
+                raise MetaTrainingDiverged(
+                    f"the meta-gradient was not finite for {self._skips} consecutive outer "
+                    f"steps (last meta-objective {float(objective):.4g}, at step {self.step}). "
+                    f"The inner loop diverges: lower inner_lr ({self.inner_lr}) or "
+                    f"meta_lr ({self.meta_lr}), or use fewer inner_steps "
+                    f"({self.inner_steps}). The loss keeps its last finite weights."
+                )
+        record["skipped"] = not finite
+        if self.validate_every and self.step % self.validate_every == 0:
+            score = self.validate()
+            record["meta_val"] = score
+            if math.isfinite(score) and score < self.best_score:
+                self.best_score, self.best_step = score, self.step
+                self._best_weights = {
+                    k: v.detach().clone() for k, v in self.loss.state_dict().items()
+                }
+        self.history.append(record)
+        return record
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _identity(self) -> dict:
+        """Settings a resumed run must share with the run it continues."""
+        settings = {
+            k: v
+            for k, v in self.describe().items()
+            if k not in ("outer_steps", "best_step", "best_meta_val")
+        }
+        return {**settings, "loss": self.loss.config.to_dict()}
+
+    def save_checkpoint(self) -> Path:
+        """Write the full trainer state to ``run_dir`` (atomically); returns its directory."""
+        if self.run_dir is None:
+            raise ValueError("save_checkpoint needs run_dir")
+        state = {
+            "identity": self._identity(),
+            "step": self.step,
+            "skips": self._skips,
+            "path": self.path,
+            "path_reason": self.path_reason,
+            "history": self.history,
+            "best": {
+                "score": None if math.isinf(self.best_score) else self.best_score,
+                "step": self.best_step,
+                "weights": self._best_weights,
+            },
+            "loss": dict(self.loss.state_dict()),
+            "meta_optimizer": self.meta_optimizer.state_dict(),
+            "generator": self._generator.get_state(),
+        }
+        return checkpoints.write_state(self.run_dir, self.step, state)
+
+    def _restore(self) -> None:
+        if self.run_dir is None:
+            raise ValueError("resume=True needs run_dir")
+        state = checkpoints.read_state(self.run_dir)
+        if state["identity"] != self._identity():
+            raise ValueError(
+                f"cannot resume: the checkpoint in {self.run_dir} was made with "
+                f"{state['identity']}, this trainer has {self._identity()}"
+            )
+        self.loss.load_state_dict(state["loss"])
+        optimizer_state = state["meta_optimizer"]
+        optimizer_state["state"] = {int(k): v for k, v in optimizer_state["state"].items()}
+        self.meta_optimizer.load_state_dict(optimizer_state)
+        self._generator.set_state(state["generator"])
+        self.step, self._skips = state["step"], state["skips"]
+        self.path, self.path_reason = state["path"], state["path_reason"]
+        self.history = state["history"]
+        best = state["best"]
+        self.best_score = math.inf if best["score"] is None else best["score"]
+        self.best_step, self._best_weights = best["step"], best["weights"]

@@ -1,0 +1,117 @@
+"""`learnedloss meta-train` and `learnedloss evaluate`, end to end at tiny sizes."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from learnedloss import LearnedLoss, LossConfig
+from learnedloss.cli import main
+
+TINY_TRAIN = [
+    "--outer-steps",
+    "3",
+    "--inner-steps",
+    "2",
+    "--meta-batch",
+    "2",
+    "--validate-every",
+    "1",
+    "--hidden",
+    "8",
+    "8",
+]
+
+
+def test_meta_train_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "loss"
+    assert main(["meta-train", "sine", "--outliers", "0.2", "--out", str(out), *TINY_TRAIN]) == 0
+    assert "meta-trained 3 outer steps on the vmap path" in capsys.readouterr().out
+    loss = LearnedLoss.from_pretrained(out)
+    assert loss.config.inputs == ("input", "target", "residual")
+    assert loss.metadata["training"]["tasks"]["outlier_fraction"] == 0.2
+    history = json.loads((out / "history.json").read_text())
+    assert [r["step"] for r in history] == [1, 2, 3]
+
+    png, scores = tmp_path / "eval.png", tmp_path / "eval.json"
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out),
+                "--outliers",
+                "0.2",
+                "--steps",
+                "4",
+                "--n-tasks",
+                "3",
+                "--n-inits",
+                "1",
+                "--tune-tasks",
+                "2",
+                "--lr-range",
+                "0.01",
+                "0.02",
+                "--same-lr",
+                "0.01",
+                "--plot",
+                str(png),
+                "--json",
+                str(scores),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "each loss at its own tuned lr" in printed and "Huber d=1" in printed
+    result = json.loads(scores.read_text())[0]
+    assert set(result["tuned"]["losses"]) >= {"MSE", "learned", "1.1 x MSE", "L1"}
+    assert result["same_lr"]["losses"]["learned"]["lr"] == 0.01
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_meta_train_resumes_from_its_run_dir(tmp_path, capsys):
+    args = [
+        "meta-train",
+        "sine",
+        "--out",
+        str(tmp_path / "a"),
+        "--run-dir",
+        str(tmp_path / "run"),
+        *TINY_TRAIN,
+    ]
+    assert main(args) == 0
+    more = [a if a != "3" else "5" for a in args]  # 5 outer steps in total
+    assert main([*more, "--resume"]) == 0
+    history = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert [r["step"] for r in history] == [1, 2, 3, 4, 5]
+
+
+def test_ml3_start_uses_the_reference_network(tmp_path):
+    out = tmp_path / "ml3"
+    assert (
+        main(
+            [
+                "meta-train",
+                "sine",
+                "--start",
+                "ml3",
+                "--inputs",
+                "input",
+                "target",
+                "--out",
+                str(out),
+                *TINY_TRAIN,
+            ]
+        )
+        == 0
+    )
+    assert LearnedLoss.from_pretrained(out).config == LossConfig(hidden_sizes=(8, 8))
+
+
+def test_residual_input_feature():
+    loss = LearnedLoss(LossConfig(hidden_sizes=(4,), inputs=("residual",), bias=True))
+    x = torch.randn(5)
+    # A loss of the residual alone is shift invariant.
+    torch.testing.assert_close(loss(x, x * 0.5), loss(x + 3, x * 0.5 + 3))

@@ -1,0 +1,77 @@
+"""The measuring stick: same tasks and inits for every loss, tuned lrs, geometric means."""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import pytest
+import torch
+from torch import nn
+
+from learnedloss.evaluate import evaluate, geometric_mean, lr_grid, scaled_mse, standard_losses
+from learnedloss.tasks import SineTasks
+
+SMALL = dict(steps=10, n_tasks=6, n_inits=2)
+
+
+def tasks(**kwargs):
+    return SineTasks(n_train=20, n_query=20, hidden=(16, 8), **kwargs)
+
+
+def test_lr_grid_is_spaced_by_a_fourth_root_of_two():
+    grid = lr_grid(1e-3, 1e-1)
+    assert grid[0] == pytest.approx(1e-3) and grid[-1] <= 1e-1 + 1e-12
+    ratios = [b / a for a, b in pairwise(grid)]
+    assert all(r == pytest.approx(2**0.25) for r in ratios)
+    assert len(grid) == 27  # 4 per octave over log2(100) = 6.64 octaves, both ends
+
+
+def test_geometric_mean():
+    assert geometric_mean(torch.tensor([1.0, 4.0])) == pytest.approx(2.0)
+    assert geometric_mean(torch.tensor([1.0, float("nan")])) == math.inf
+
+
+def test_every_loss_sees_the_same_tasks_and_initializations():
+    result = evaluate({"a": nn.MSELoss(), "b": nn.MSELoss()}, tasks(), lr=0.01, **SMALL)
+    assert torch.equal(result.scores["a"].finals, result.scores["b"].finals)
+    assert result.ratio("b") == 1.0
+
+
+def test_scaled_mse_at_a_scaled_lr_is_mse():
+    """c·MSE with SGD at lr/c takes exactly MSE's steps: the control is what it claims."""
+    mse = evaluate({"MSE": nn.MSELoss()}, tasks(), lr=0.03, **SMALL)
+    scaled = evaluate({"1.5 x MSE": scaled_mse(1.5)}, tasks(), lr=0.02, **SMALL)
+    torch.testing.assert_close(
+        scaled.scores["1.5 x MSE"].finals, mse.scores["MSE"].finals, rtol=1e-4, atol=1e-6
+    )
+
+
+def test_tuning_picks_the_best_lr_on_separate_tasks():
+    grid = [1e-3, 1e-2, 5e-2]
+    result = evaluate({"MSE": nn.MSELoss()}, tasks(), lrs=grid, tune_tasks=4, **SMALL)
+    score = result.scores["MSE"]
+    assert sorted(score.tuning) == grid
+    assert score.lr == min(score.tuning, key=score.tuning.get)
+    assert score.lr == 5e-2  # 10 steps of SGD on sines: the largest stable lr fits best
+    assert result.protocol["lr"] == "tuned per loss"
+
+
+def test_diverging_runs_are_counted_and_score_infinite():
+    result = evaluate({"MSE": nn.MSELoss()}, tasks(), lr=50.0, **SMALL)
+    score = result.scores["MSE"]
+    assert score.diverged > 0 and score.score == math.inf
+    assert "MSE" in result.table()
+
+
+def test_standard_losses_include_the_controls_and_robust_baselines():
+    assert set(standard_losses()) == {"MSE", "1.1 x MSE", "1.5 x MSE"}
+    robust = standard_losses(robust=True)
+    assert {"L1", "Huber d=0.25", "Huber d=0.5", "Huber d=1", "Huber d=2"} <= set(robust)
+
+
+def test_curves_have_a_point_every_k_steps_and_shrink_with_training():
+    result = evaluate({"MSE": nn.MSELoss()}, tasks(), lr=0.05, every=5, **SMALL)
+    curve = result.scores["MSE"].curve_mean
+    assert curve.shape == (3,)  # steps 0, 5, 10
+    assert curve[-1] < curve[0]

@@ -1,0 +1,270 @@
+"""MetaTrainer: it learns, keeps the best copy, survives a kill, and refuses to diverge."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from learnedloss import LearnedLoss, LossConfig, MetaTrainer, MetaTrainingDiverged
+from learnedloss.recipes import mse_start_config
+from learnedloss.tasks import SineTasks, TaskFamily
+
+TINY = dict(inner_steps=3, inner_lr=0.02, meta_batch_size=4, validation_size=4, progress=False)
+
+
+def tiny_tasks(**kwargs) -> SineTasks:
+    return SineTasks(n_train=20, n_query=20, hidden=(16, 8), **kwargs)
+
+
+def make_loss(seed: int = 0) -> LearnedLoss:
+    torch.manual_seed(seed)
+    return LearnedLoss(mse_start_config(hidden=(8, 8)))
+
+
+def test_residual_square_network_starts_as_exact_mse():
+    loss = make_loss()
+    x, y = torch.randn(7, 3) * 4, torch.randn(7, 3) * 4
+    for reduction in ("mean", "sum", "none"):
+        loss.reduction = reduction
+        torch.testing.assert_close(
+            loss(x, y), nn.MSELoss(reduction=reduction)(x, y), rtol=1e-6, atol=1e-6
+        )
+
+
+def test_fit_moves_the_loss_and_records_history():
+    loss = make_loss()
+    before = {k: v.clone() for k, v in loss.state_dict().items()}
+    seen = []
+    trainer = MetaTrainer(
+        loss,
+        tiny_tasks(outlier_fraction=0.2),
+        validate_every=2,
+        callbacks=[lambda t, record: seen.append(record["step"])],
+        **TINY,
+    )
+    best = trainer.fit(4)
+    assert any(not torch.equal(before[k], v) for k, v in loss.state_dict().items())
+    assert [r["step"] for r in trainer.history] == [1, 2, 3, 4] == seen
+    assert all("meta_val" in r for r in trainer.history if r["step"] % 2 == 0)
+    assert trainer.path == "vmap"
+    assert not best.training and not any(p.requires_grad for p in best.parameters())
+    assert best.metadata["training"]["outer_steps"] == 4
+    assert best.metadata["training"]["tasks"]["outlier_fraction"] == 0.2
+
+
+def test_best_loss_is_a_real_copy_of_the_best_weights():
+    loss = make_loss()
+    trainer = MetaTrainer(loss, tiny_tasks(), validate_every=1, **TINY)
+    trainer.fit(3)
+    best_step = trainer.best_step
+    best = trainer.best_loss()
+    snapshot = {k: v.clone() for k, v in best.state_dict().items()}
+    with torch.no_grad():  # later training must not leak into the stored copy
+        for p in loss.parameters():
+            p.add_(1.0)
+    again = trainer.best_loss()
+    assert trainer.best_step == best_step
+    for k, v in again.state_dict().items():
+        assert torch.equal(v, snapshot[k])
+    # And it is the loss whose score was recorded: re-validating it gives the best score.
+    trainer.loss.load_state_dict(snapshot)
+    assert trainer.validate() == pytest.approx(trainer.best_score, rel=1e-6)
+
+
+def test_vmap_and_loop_trainers_agree():
+    results = []
+    for path in ("vmap", "loop"):
+        trainer = MetaTrainer(make_loss(), tiny_tasks(), validate_every=0, path=path, **TINY)
+        trainer.fit(2)
+        results.append(trainer.loss.state_dict())
+    for k in results[0]:
+        torch.testing.assert_close(results[0][k], results[1][k], rtol=1e-4, atol=1e-6)
+
+
+class SignGate(nn.Module):
+    """Data-dependent control flow: a branch on a tensor's value, which vmap cannot run."""
+
+    def forward(self, h):
+        return h if h.sum() > 0 else -h
+
+
+class ModelTasks(TaskFamily):
+    """Tiny sine tasks with a model built by ``factory``."""
+
+    def __init__(self, factory):
+        self.sine, self.factory = tiny_tasks(), factory
+
+    def sample(self, n_tasks, generator):
+        return self.sine.sample(n_tasks, generator)
+
+    def make_model(self):
+        return self.factory()
+
+
+def test_models_vmap_cannot_take_fall_back_to_the_loop_and_say_so():
+    tasks = ModelTasks(lambda: nn.Sequential(nn.Linear(1, 8), SignGate(), nn.Linear(8, 1)))
+    trainer = MetaTrainer(make_loss(), tasks, validate_every=0, **TINY)
+    with pytest.warns(UserWarning, match="cannot run under torch.func.vmap"):
+        trainer.fit(2)
+    assert trainer.path == "loop"
+    assert "data-dependent control flow" in trainer.path_reason
+    assert all(torch.isfinite(p).all() for p in trainer.loss.parameters())
+
+
+def test_batchnorm_models_train_per_task_on_both_paths():
+    def model():
+        return nn.Sequential(nn.Linear(1, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+
+    results = []
+    for path in ("vmap", "loop"):
+        # Plain SGD outside, so the weights after one step compare the meta-gradients
+        # (Adam would magnify rounding differences in near-zero gradients).
+        trainer = MetaTrainer(
+            make_loss(),
+            ModelTasks(model),
+            validate_every=0,
+            path=path,
+            meta_optimizer=lambda ps: torch.optim.SGD(ps, lr=0.1),
+            **TINY,
+        )
+        trainer.fit(1)
+        assert trainer.path == path  # per-task buffers run under vmap: no fallback needed
+        results.append(trainer.loss.state_dict())
+    for k in results[0]:
+        torch.testing.assert_close(results[0][k], results[1][k], rtol=1e-4, atol=1e-6)
+
+
+class NaNTasks(TaskFamily):
+    def __init__(self):
+        self.sine = tiny_tasks()
+
+    def sample(self, n_tasks, generator):
+        return self.sine.sample(n_tasks, generator)
+
+    def make_model(self):
+        return self.sine.make_model()
+
+    def objective(self, prediction, target):
+        return ((prediction - target) ** 2).mean() * torch.tensor(float("nan"))
+
+
+def test_non_finite_meta_gradients_are_skipped_then_stop_training(tmp_path):
+    loss = make_loss()
+    before = {k: v.clone() for k, v in loss.state_dict().items()}
+    trainer = MetaTrainer(
+        loss,
+        NaNTasks(),
+        validate_every=0,
+        max_skips=3,
+        run_dir=tmp_path,
+        checkpoint_every=1,
+        **TINY,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(MetaTrainingDiverged, match="not finite for 3 consecutive"):
+            trainer.fit(10)
+    assert sum("update skipped" in str(w.message) for w in caught) == 3
+    for k, v in loss.state_dict().items():  # no NaN ever reached the weights
+        assert torch.equal(v, before[k])
+    assert all(r["skipped"] for r in trainer.history)
+
+
+RUN_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, torch
+    sys.path.insert(0, {tests!r})
+    from test_trainer import TINY, make_loss, tiny_tasks
+    from learnedloss import MetaTrainer
+
+    def kill_at_step_7(trainer, record):
+        if record["step"] == 7:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    trainer = MetaTrainer(make_loss(), tiny_tasks(outlier_fraction=0.2), validate_every=2,
+                          run_dir={run_dir!r}, checkpoint_every=3, callbacks=[kill_at_step_7],
+                          **TINY)
+    trainer.fit(10)
+    """
+)
+
+
+def test_a_killed_run_resumes_bit_identically(tmp_path):
+    torch.set_num_threads(1)
+    run_dir = tmp_path / "run"
+    script = RUN_SCRIPT.format(tests=os.path.dirname(__file__), run_dir=str(run_dir))
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert (run_dir / "latest").read_text() == "step-0000006"
+
+    resumed = MetaTrainer(
+        make_loss(seed=99),
+        tiny_tasks(outlier_fraction=0.2),
+        validate_every=2,
+        run_dir=run_dir,
+        checkpoint_every=3,
+        **TINY,
+    )
+    resumed_best = resumed.fit(10, resume=True)
+    uninterrupted = MetaTrainer(
+        make_loss(), tiny_tasks(outlier_fraction=0.2), validate_every=2, checkpoint_every=3, **TINY
+    )
+    best = uninterrupted.fit(10)
+
+    for k, v in uninterrupted.loss.state_dict().items():
+        assert torch.equal(resumed.loss.state_dict()[k], v), k
+    for k, v in best.state_dict().items():
+        assert torch.equal(resumed_best.state_dict()[k], v), k
+    assert resumed.history == uninterrupted.history
+    assert resumed.best_step == uninterrupted.best_step
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    trainer = MetaTrainer(
+        make_loss(), tiny_tasks(), validate_every=0, run_dir=tmp_path, checkpoint_every=1, **TINY
+    )
+    trainer.fit(1)
+    other = MetaTrainer(
+        make_loss(), tiny_tasks(), validate_every=0, run_dir=tmp_path, **{**TINY, "inner_lr": 0.5}
+    )
+    with pytest.raises(ValueError, match="cannot resume"):
+        other.fit(2, resume=True)
+
+
+def test_bad_trainer_arguments_are_rejected():
+    with pytest.raises(ValueError, match="score_on"):
+        MetaTrainer(make_loss(), tiny_tasks(), score_on="test")
+    with pytest.raises(ValueError, match="inner optimizer must be one of"):
+        MetaTrainer(make_loss(), tiny_tasks(), inner_optimizer="lbfgs")
+    with pytest.raises(ValueError, match="truncate"):
+        MetaTrainer(make_loss(), tiny_tasks(), truncate=0)
+
+
+def test_meta_trained_loss_saves_and_loads_with_its_training_record(tmp_path):
+    trainer = MetaTrainer(make_loss(), tiny_tasks(), validate_every=1, **TINY)
+    best = trainer.fit(2)
+    best.save_pretrained(tmp_path / "loss")
+    loaded = LearnedLoss.from_pretrained(tmp_path / "loss")
+    assert loaded.metadata["training"]["inner_steps"] == 3
+    assert loaded.config == LossConfig(
+        hidden_sizes=(8, 8),
+        activation="relu",
+        output_activation="square",
+        bias=True,
+        residual=True,
+        inputs=("input", "target", "residual"),
+    )
+    assert "inner_steps" in (tmp_path / "loss" / "README.md").read_text()
