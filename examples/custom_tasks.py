@@ -18,7 +18,7 @@ from sklearn.datasets import load_diabetes
 from torch import nn
 
 from learnedloss import LearnedLoss, MetaTrainer
-from learnedloss.evaluate import evaluate, lr_grid, standard_losses
+from learnedloss.evaluation import evaluate, lr_grid, standard_losses
 from learnedloss.recipes import mse_start_config
 from learnedloss.tasks import TaskBatch, TaskFamily
 

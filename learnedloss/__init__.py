@@ -9,8 +9,10 @@ from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.config import LossConfig
 from learnedloss.errors import CheckpointError, ConfigError
+from learnedloss.evaluation import evaluate
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer, MetaTrainingDiverged
+from learnedloss.plots import plot
 
 __all__ = [
     "CheckpointError",
@@ -21,4 +23,6 @@ __all__ = [
     "MetaTrainingDiverged",
     "__version__",
     "bundled_names",
+    "evaluate",
+    "plot",
 ]

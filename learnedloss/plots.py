@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from learnedloss.evaluate import Evaluation
+from learnedloss.evaluation import Evaluation
 
 
 def _pyplot():
@@ -26,7 +26,10 @@ def plot(
     names: Sequence[str] | None = None,
     title: str = "held-out tasks",
 ) -> Path:
-    """Write a PNG of held-out curves (mean ± std over runs, each loss at its lr).
+    """Write a PNG of held-out curves (each loss at its lr).
+
+    Each curve is the geometric mean over runs (tasks × inits) of the task objective, the
+    statistic the scores use; the band spans one geometric standard deviation (× and ÷).
 
     With ``history`` (a `MetaTrainer`'s), a second panel shows the meta-training curve.
     ``names`` picks which losses to draw (default: all).
@@ -37,12 +40,17 @@ def plot(
     ax = axes[0][0]
     for name in names or list(evaluation.scores):
         score = evaluation.scores[name]
-        steps = [i * evaluation.every for i in range(len(score.curve_mean))]
+        steps = [i * evaluation.every for i in range(len(score.curve_log_mean))]
         label = f"{name} (lr {score.lr:.3g}): {score.score:.3g}"
-        ax.plot(steps, score.curve_mean, label=label)
-        low = (score.curve_mean - score.curve_std).clamp_min(1e-3)
-        ax.fill_between(steps, low, score.curve_mean + score.curve_std, alpha=0.15)
-    ax.set(xlabel="gradient step", ylabel="task objective (mean ± std)", yscale="log", title=title)
+        center, spread = score.curve_log_mean, score.curve_log_std
+        ax.plot(steps, center.exp(), label=label)
+        ax.fill_between(steps, (center - spread).exp(), (center + spread).exp(), alpha=0.12)
+    ax.set(
+        xlabel="gradient step",
+        ylabel="task objective (geometric mean, ×÷ geo. std)",
+        yscale="log",
+        title=title,
+    )
     ax.legend(fontsize=7, title="loss (lr): geometric mean", title_fontsize=7)
     if history:
         ax = axes[0][1]
@@ -59,7 +67,7 @@ def plot(
             marker="o",
             label="meta-validation",
         )
-        ax.set(xlabel="outer step", ylabel="meta-objective", yscale="log", title="meta-training")
+        ax.set(xlabel="outer step", ylabel="meta-objective", title="meta-training")
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)

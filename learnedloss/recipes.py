@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from learnedloss.config import LossConfig
-from learnedloss.evaluate import Evaluation, evaluate, lr_grid, standard_losses
+from learnedloss.evaluation import Evaluation, evaluate, lr_grid, standard_losses
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.tasks.sine import SineTasks

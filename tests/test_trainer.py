@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -77,6 +78,19 @@ def test_best_loss_is_a_real_copy_of_the_best_weights():
     # And it is the loss whose score was recorded: re-validating it gives the best score.
     trainer.loss.load_state_dict(snapshot)
     assert trainer.validate() == pytest.approx(trainer.best_score, rel=1e-6)
+
+
+def test_validation_tasks_use_their_own_models():
+    """Meta-validate on another architecture: validation builds its family's models."""
+    trainer = MetaTrainer(
+        make_loss(),
+        tiny_tasks(),
+        validate_every=1,
+        validation_tasks=SineTasks(n_train=20, n_query=20, hidden=(4,)),
+        **TINY,
+    )
+    trainer.fit(1)
+    assert math.isfinite(trainer.history[0]["meta_val"])
 
 
 def test_vmap_and_loop_trainers_agree():

@@ -120,30 +120,35 @@ class MetaTrainer:
             raise ValueError(f"truncate must be a positive number of steps, got {truncate}")
         self.loss = loss
         self.tasks = tasks
-        self.inner_steps, self.inner_lr, self.inner_optimizer = (
-            inner_steps,
-            inner_lr,
-            inner_optimizer,
-        )
-        self.meta_lr, self.meta_batch_size = meta_lr, meta_batch_size
-        self.truncate, self.checkpoint_inner, self.score_on = truncate, checkpoint_inner, score_on
+        self.inner_steps = inner_steps
+        self.inner_lr = inner_lr
+        self.inner_optimizer = inner_optimizer
+        self.meta_lr = meta_lr
+        self.meta_batch_size = meta_batch_size
+        self.truncate = truncate
+        self.checkpoint_inner = checkpoint_inner
+        self.score_on = score_on
         self.aggregate = aggregate
-        self.validate_every, self.validation_size = validate_every, validation_size
+        self.validate_every = validate_every
+        self.validation_size = validation_size
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.checkpoint_every, self.callbacks, self.max_skips = (
-            checkpoint_every,
-            callbacks,
-            max_skips,
-        )
-        self.seed, self.device, self.progress = seed, torch.device(device), progress
+        self.checkpoint_every = checkpoint_every
+        self.callbacks = callbacks
+        self.max_skips = max_skips
+        self.seed = seed
+        self.device = torch.device(device)
+        self.progress = progress
         self.path, self.path_reason = path, ""
 
         self.loss.to(self.device).unfreeze()
         make_meta = meta_optimizer or (lambda ps: torch.optim.Adam(ps, lr=meta_lr))
         self.meta_optimizer = make_meta(self.loss.parameters())
         self._generator = torch.Generator().manual_seed(seed)
-        self._validation = self._fixed_tasks(validation_tasks or tasks, validation_size, seed + 1)
+        validation_family = validation_tasks or tasks
+        self._validation = self._fixed_tasks(validation_family, validation_size, seed + 1)
         self._inner_optimizer = make_inner_optimizer(inner_optimizer, inner_lr)
+        self._inner = self._make_inner(tasks)
+        self._validation_inner = self._make_inner(validation_family)
         self.history: list[dict] = []
         self.step = 0
         self.best_score, self.best_step = math.inf, -1
@@ -211,7 +216,7 @@ class MetaTrainer:
     def meta_objective(self, batch: TaskBatch, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """The aggregated task objective after the inner loop; differentiable in the loss."""
         loss_params = dict(self.loss.named_parameters())
-        objectives = self._inner_loop().run(
+        objectives = self._inner.run(
             params,
             loss_params,
             batch,
@@ -230,7 +235,7 @@ class MetaTrainer:
         batch, params = self._validation
         with torch.no_grad():
             loss_params = {k: v.detach() for k, v in self.loss.named_parameters()}
-            objectives = self._inner_loop().run(
+            objectives = self._validation_inner.run(
                 params, loss_params, batch, self.inner_steps, score_on=self.score_on
             )
         return float(self._aggregate(objectives))
@@ -243,26 +248,30 @@ class MetaTrainer:
         _, params = initial_params(family.make_model, n, generator)
         return batch, {k: v.to(self.device) for k, v in params.items()}
 
-    def _inner_loop(self) -> InnerLoop:
-        if not hasattr(self, "_template"):
-            self._template = self.tasks.make_model().to(self.device)
+    def _make_inner(self, family: TaskFamily) -> InnerLoop:
+        with torch.random.fork_rng(devices=[]):  # the template's weights are never used
+            template = family.make_model().to(self.device)
         return InnerLoop(
-            self._template,
+            template,
             learned_loss_apply(self.loss),
-            self.tasks.objective,
+            family.objective,
             self._inner_optimizer,
             path="loop" if self.path == "loop" else "vmap",
         )
+
+    def _use_path(self, path: str) -> None:
+        self.path = path
+        self._inner.path = self._validation_inner.path = "loop" if path == "loop" else "vmap"
 
     def _meta_objective_with_fallback(self, batch, params) -> torch.Tensor:
         if self.path != "auto":
             return self.meta_objective(batch, params)
         try:
             objective = self.meta_objective(batch, params)
-            self.path = "vmap"
+            self._use_path("vmap")
             return objective
         except RuntimeError as err:
-            self.path = "loop"
+            self._use_path("loop")
             self.path_reason = str(err).splitlines()[0]
             warnings.warn(
                 f"the model cannot run under torch.func.vmap ({self.path_reason}); "
@@ -364,7 +373,8 @@ class MetaTrainer:
         self.meta_optimizer.load_state_dict(optimizer_state)
         self._generator.set_state(state["generator"])
         self.step, self._skips = state["step"], state["skips"]
-        self.path, self.path_reason = state["path"], state["path_reason"]
+        self._use_path(state["path"])
+        self.path_reason = state["path_reason"]
         self.history = state["history"]
         best = state["best"]
         self.best_score = math.inf if best["score"] is None else best["score"]

@@ -80,6 +80,8 @@ class LossScore:
             diverged).
         finals: the final objective of every run, ``(n_tasks * n_inits,)``.
         curve_mean, curve_std: the objective every ``every`` steps, mean and std over runs.
+        curve_log_mean, curve_log_std: mean and std over runs of its logarithm; their
+            exponential is the geometric mean curve the score is the end of.
         diverged: runs whose final objective was not finite.
         tuning: ``{lr: tuning-task score}`` for every lr tried.
     """
@@ -90,6 +92,8 @@ class LossScore:
     finals: torch.Tensor
     curve_mean: torch.Tensor
     curve_std: torch.Tensor
+    curve_log_mean: torch.Tensor
+    curve_log_std: torch.Tensor
     diverged: int
     tuning: dict[float, float] = field(default_factory=dict)
 
@@ -273,6 +277,8 @@ def evaluate(
             finals=finals,
             curve_mean=finite.nanmean(dim=1),
             curve_std=_nanstd(finite),
+            curve_log_mean=finite.clamp_min(1e-30).log().nanmean(dim=1),
+            curve_log_std=_nanstd(finite.clamp_min(1e-30).log()),
             diverged=int((~torch.isfinite(finals)).sum()),
             tuning=tuning,
         )
