@@ -237,3 +237,19 @@ def test_load_to_another_dtype_and_device(saved):
 def test_copying_a_checkpoint_directory_keeps_it_loadable(saved, tmp_path):
     copy = shutil.copytree(saved, tmp_path / "copy")
     LearnedLoss.from_pretrained(copy)
+
+
+def test_bundled_sine_regression_is_meta_trained_and_says_how_it_scored():
+    loss = LearnedLoss.from_pretrained("sine-regression")
+    training = loss.metadata["training"]
+    assert training["method"].startswith("ML3 meta-training")
+    assert training["inner_steps"] == 100 and training["tasks"]["family"] == "sine"
+    assert any(k.endswith("learned") for k in loss.metadata["results"])
+    assert "learnedloss meta-train sine" in loss.metadata["reproduce"]
+    # It is a residual loss that started as exactly MSE; it must still be a sane loss:
+    # zero error costs (almost) nothing, and a larger error costs more.
+    target = torch.zeros(3)
+    values = LearnedLoss.from_pretrained("sine-regression", reduction="none")(
+        torch.tensor([0.0, 1.0, 3.0]), target
+    )
+    assert values[0] < 0.05 and values[0] < values[1] < values[2]

@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from learnedloss import bundled_names
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,8 +34,10 @@ def test_bundled_loss_loads_from_a_regular_wheel_install(tmp_path):
     )
     (wheel,) = wheels.glob("learnedloss-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for file in ("config.json", "model.safetensors", "README.md"):
-        assert f"learnedloss/pretrained/mse-fit/{file}" in names
+    assert bundled_names()  # every loss bundled in the checkout ships in the wheel
+    for name in bundled_names():
+        for file in ("config.json", "model.safetensors", "README.md"):
+            assert f"learnedloss/pretrained/{name}/{file}" in names
     assert "learnedloss/py.typed" in names
 
     site = tmp_path / "site"

@@ -1,0 +1,58 @@
+"""Bundle a meta-trained loss into pretrained/NAME with its evaluation figures in the card.
+
+    python scripts/bundle_loss.py runs/clean100 sine-regression \
+        --eval "held-out sine tasks=runs/clean100-eval.json" \
+        --title "..." --description "..." --reproduce "learnedloss meta-train sine ..."
+
+Each --eval names a JSON file written by `learnedloss evaluate --json`; the card gets, per
+evaluation, each loss's tuned lr, geometric mean and ratio to MSE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from learnedloss import LearnedLoss
+
+
+def summarize(path: Path) -> dict:
+    """``{loss: "ratio (geo-mean, lr)"}`` from the first seed of an evaluation JSON."""
+    tuned = json.loads(path.read_text())[0]["tuned"]
+    return {
+        name: f"{s['ratio']:.3f} (geometric mean {s['geometric_mean']:.4g}, lr {s['lr']:.3g})"
+        for name, s in tuned["losses"].items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--eval", action="append", default=[], metavar="LABEL=JSON")
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--description", required=True)
+    parser.add_argument("--reproduce", required=True)
+    args = parser.parse_args()
+
+    loss = LearnedLoss.from_pretrained(args.run)
+    results = {}
+    for item in args.eval:
+        label, path = item.split("=", 1)
+        for name, text in summarize(Path(path)).items():
+            results[f"{label}: {name}"] = text
+    loss.metadata = {
+        **loss.metadata,
+        "title": args.title,
+        "description": args.description,
+        "results": results,
+        "reproduce": args.reproduce,
+    }
+    out = Path("pretrained") / args.name
+    loss.save_pretrained(out, repo_id=args.name)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
