@@ -26,7 +26,24 @@ TINY_TRAIN = [
 
 def test_meta_train_then_evaluate(tmp_path, capsys):
     out = tmp_path / "loss"
-    assert main(["meta-train", "sine", "--outliers", "0.2", "--out", str(out), *TINY_TRAIN]) == 0
+    assert (
+        main(
+            [
+                "meta-train",
+                "sine",
+                "--outliers",
+                "0.2",
+                "--inputs",
+                "input",
+                "target",
+                "residual",
+                "--out",
+                str(out),
+                *TINY_TRAIN,
+            ]
+        )
+        == 0
+    )
     assert "meta-trained 3 outer steps on the vmap path" in capsys.readouterr().out
     loss = LearnedLoss.from_pretrained(out)
     assert loss.config.inputs == ("input", "target", "residual")
