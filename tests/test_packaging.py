@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -39,6 +41,9 @@ def test_bundled_loss_loads_from_a_regular_wheel_install(tmp_path):
         for file in ("config.json", "model.safetensors", "README.md"):
             assert f"learnedloss/pretrained/{name}/{file}" in names
     assert "learnedloss/py.typed" in names
+    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "learnedloss").rglob("*.py")}
+    missing = sources - set(names)
+    assert not missing, f"modules missing from the wheel: {sorted(missing)}"
 
     site = tmp_path / "site"
     subprocess.run(
@@ -61,19 +66,22 @@ def test_bundled_loss_loads_from_a_regular_wheel_install(tmp_path):
     script = (
         "import learnedloss, torch\n"
         "print(learnedloss.__file__)\n"
+        "from learnedloss import MetaTrainer, evaluate\n"
         "loss = learnedloss.LearnedLoss.from_pretrained('mse-fit')\n"
         "print(float(loss(torch.zeros(3), torch.ones(3))))\n"
     )
-    # Run from an empty directory with only the installed copy importable: the import must
-    # not resolve to the source checkout, whose pretrained/ is outside the package.
+    # Run from an empty directory with only the installed copy importable. `-S` skips the
+    # .pth files of site-packages, so an editable install of the checkout cannot supply
+    # modules the wheel lacks; the dependencies come from this environment's site-packages.
+    dependencies = sysconfig.get_paths()["purelib"]
     env = {
-        "PYTHONPATH": str(site),
+        "PYTHONPATH": f"{site}{os.pathsep}{dependencies}",
         "PATH": "/usr/bin:/bin",
         "HF_HUB_OFFLINE": "1",
         "PYTHONNOUSERSITE": "1",
     }
     result = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-S", "-c", script],
         cwd=tmp_path,
         env=env,
         capture_output=True,
