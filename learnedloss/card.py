@@ -73,6 +73,7 @@ def render_model_card(
                 "activation": config.activation,
                 "output activation": config.output_activation,
                 "bias": config.bias,
+                "residual (starts as output_activation(input - target))": config.residual,
             }
         ),
     ]
