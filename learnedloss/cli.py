@@ -169,6 +169,7 @@ def _print_info(info: dict[str, Any]) -> None:
     print(f"  hidden sizes:      {config['hidden_sizes']}")
     print(f"  activation:        {config['activation']} -> {config['output_activation']}")
     print(f"  bias:              {config['bias']}")
+    print(f"  residual:          {config['residual']}")
     print(f"  parameters:        {info['parameters']}")
     for section in ("training", "results"):
         values = info["metadata"].get(section)

@@ -99,9 +99,10 @@ class LearnedLoss(nn.Module):
         param_dtype = self.network.layers[0].weight.dtype
         dtype = torch.promote_types(torch.promote_types(input.dtype, target.dtype), param_dtype)
         named = {"input": input.to(dtype), "target": target.to(dtype)}
-        named["residual"] = named["input"] - named["target"]
+        if self.config.residual or "residual" in self.config.inputs:  # only when used
+            named["residual"] = named["input"] - named["target"]
         features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
-        per_element = self.network(features, named["residual"])
+        per_element = self.network(features, named.get("residual"))
         if self.reduction == "mean":
             out = per_element.mean()
         elif self.reduction == "sum":
