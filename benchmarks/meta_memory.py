@@ -30,7 +30,7 @@ batch = tasks.sample(n_tasks, generator).to(device)
 template, params = initial_params(tasks.make_model, n_tasks, generator)
 params = {k: v.to(device) for k, v in params.items()}
 loss = LearnedLoss().to(device)
-inner = InnerLoop(template.to(device), learned_loss_apply(loss), tasks.objective,
+inner = InnerLoop(template.to(device), learned_loss_apply(loss), tasks.meta_objective,
                   make_inner_optimizer("sgd", 1e-3))
 if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats()

@@ -41,7 +41,7 @@ def time_meta_step(path: str, n_tasks: int, inner_steps: int, device, repeats: i
     inner = InnerLoop(
         template.to(device),
         learned_loss_apply(loss),
-        tasks.objective,
+        tasks.meta_objective,
         make_inner_optimizer("sgd", 1e-3),
         path=path,
     )

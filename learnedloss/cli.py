@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="directory to save the loss in")
     train.add_argument("--run-dir", help="trainer checkpoints (for --resume)")
     train.add_argument("--resume", action="store_true", help="continue from --run-dir")
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        help="wall-clock budget: stop early, save the best loss so far (resumable)",
+    )
     _add_recipe_arguments(train)
     train.add_argument("--device", default="cpu")
     train.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -91,9 +96,10 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     add("--x-range", type=float, nargs=2, default=defaults.x_range)
     add(
         "--start",
-        choices=["mse", "ml3"],
+        choices=["mse", "huber", "ml3"],
         default=defaults.start,
-        help="mse: a residual network equal to MSE; ml3: ML3's reference network",
+        help="mse / huber: a residual network equal to MSE / Huber (delta 1); "
+        "ml3: ML3's reference network",
     )
     add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
     add(
@@ -196,8 +202,13 @@ def _recipe(args: argparse.Namespace) -> SineRecipe:
 
 def _meta_train(args: argparse.Namespace) -> int:
     recipe = _recipe(args)
+    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     loss, trainer = meta_train_sine(
-        recipe, run_dir=args.run_dir, resume=args.resume, device=args.device
+        recipe,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        device=args.device,
+        max_seconds=max_seconds,
     )
     save_run(args.out, loss, trainer, recipe)
     print(

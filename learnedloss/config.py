@@ -8,6 +8,7 @@ names what was expected and what came.
 
 from __future__ import annotations
 
+import keyword
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,16 +23,24 @@ SUPPORTED_SCHEMA_VERSIONS = (1,)
 ACTIVATIONS = ("relu", "elu", "tanh", "softplus", "gelu", "silu")
 """Hidden-layer activations a loss network may use."""
 
-OUTPUT_ACTIVATIONS = ("softplus", "identity", "square")
+OUTPUT_ACTIVATIONS = ("softplus", "identity", "square", "huber")
 """Output activations: ``softplus`` (ML3's choice, keeps the loss positive), ``identity``,
-or ``square`` (non-negative with a zero minimum)."""
+``square`` (non-negative with a zero minimum) or ``huber`` (Huber's function with δ = 1:
+h²/2 for |h| <= 1, |h| - 1/2 beyond; non-negative, zero minimum, bounded slope)."""
 
 KINDS = ("regression",)
 """Loss kinds this release can build. A regression loss is a drop-in for ``nn.MSELoss``."""
 
 FEATURES_BY_KIND = {"regression": ("input", "target", "residual")}
-"""The per-element features a loss network of each kind may read: for regression the
-prediction (``input``), the ``target`` and the ``residual`` input - target."""
+"""The per-element features a loss network of each kind computes itself: for regression the
+prediction (``input``), the ``target`` and the ``residual`` input - target.
+
+Any other name in ``inputs`` (a Python identifier, e.g. ``"x"`` for the model's input) is a
+*side input*: the caller passes it by keyword, ``loss(input, target, x=x)``, with the
+input's shape. Side inputs are how a loss reads more than (prediction, target), e.g. for
+loss shaping (docs/shaping.md)."""
+
+_RESERVED_NAMES = {"input", "target", "residual", "self"}
 
 _TOP_LEVEL_KEYS = {
     "schema_version",
@@ -99,10 +108,14 @@ class LossConfig:
                 raise ConfigError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
         allowed = FEATURES_BY_KIND[self.kind]
         inputs = tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else None
-        if not inputs or len(set(inputs)) != len(inputs) or not set(inputs) <= set(allowed):
+        if (
+            not inputs
+            or len(set(inputs)) != len(inputs)
+            or not all(isinstance(name, str) and _is_feature_name(name) for name in inputs)
+        ):
             raise ConfigError(
-                f"inputs must be distinct features from {list(allowed)} for kind "
-                f"{self.kind!r}, got {self.inputs!r}"
+                f"inputs must be distinct feature names, each one of {list(allowed)} for kind "
+                f"{self.kind!r} or a side input named by a Python identifier, got {self.inputs!r}"
             )
         object.__setattr__(self, "inputs", inputs)
 
@@ -111,12 +124,21 @@ class LossConfig:
         """Number of per-element features the network reads."""
         return len(self.inputs)
 
+    @property
+    def side_inputs(self) -> tuple[str, ...]:
+        """The inputs the caller passes by keyword (those the loss does not compute)."""
+        return tuple(name for name in self.inputs if name not in FEATURES_BY_KIND[self.kind])
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready architecture fields (without schema version or metadata)."""
         out = asdict(self)
         out["hidden_sizes"] = list(self.hidden_sizes)
         out["inputs"] = list(self.inputs)
         return out
+
+
+def _is_feature_name(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -29,6 +29,7 @@ from learnedloss.meta.inner import (
     learned_loss_apply,
     make_inner_optimizer,
     plain_loss_apply,
+    plain_objective,
 )
 from learnedloss.tasks.base import TaskBatch, TaskFamily
 
@@ -183,7 +184,10 @@ def train_curves(
     else:
         apply, loss_params = plain_loss_apply(loss), {}
     inner = InnerLoop(
-        template.to(device), apply, tasks.objective, make_inner_optimizer(optimizer, lr)
+        template.to(device),
+        apply,
+        plain_objective(tasks.objective),
+        make_inner_optimizer(optimizer, lr),
     )
     return inner.curves(
         {k: v.to(device) for k, v in params.items()},

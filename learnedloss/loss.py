@@ -55,6 +55,8 @@ class LearnedLoss(nn.Module):
     Shape:
         - Input: :math:`(*)`, any number of dimensions, including 0-dim.
         - Target: :math:`(*)`, the same shape as the input. No broadcasting.
+        - Side inputs (only those the config declares, by keyword): :math:`(*)`, the
+          input's shape.
         - Output: scalar; with ``reduction='none'``, :math:`(*)`, the input's shape.
 
     Both must be floating point (float16, bfloat16, float32 or float64). The network runs in
@@ -91,14 +93,18 @@ class LearnedLoss(nn.Module):
         check_metadata(self.metadata)
         self.network = PointwiseMLP(self.config)
 
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input: torch.Tensor, target: torch.Tensor, **side_inputs: torch.Tensor
+    ) -> torch.Tensor:
         _check_pair(input, target)
+        _check_side_inputs(side_inputs, self.config.side_inputs, input)
         if self.check_finite and not torch.compiler.is_compiling():
-            _check_finite(input, "input")
-            _check_finite(target, "target")
+            for name, value in {"input": input, "target": target, **side_inputs}.items():
+                _check_finite(value, name)
         param_dtype = self.network.layers[0].weight.dtype
         dtype = torch.promote_types(torch.promote_types(input.dtype, target.dtype), param_dtype)
         named = {"input": input.to(dtype), "target": target.to(dtype)}
+        named.update({name: value.to(dtype) for name, value in side_inputs.items()})
         if self.config.residual or "residual" in self.config.inputs:  # only when used
             named["residual"] = named["input"] - named["target"]
         features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
@@ -321,6 +327,24 @@ def _check_pair(input: Any, target: Any) -> None:
             f"target {tuple(target.shape)}. LearnedLoss never broadcasts; reshape one of them "
             "(e.g. target.view_as(input)) if that is what you meant."
         )
+
+
+def _check_side_inputs(given: dict[str, Any], declared: tuple[str, ...], input) -> None:
+    if set(given) != set(declared):
+        call = ", ".join(["input", "target", *(f"{n}={n}" for n in declared)])
+        raise TypeError(
+            f"this loss reads the side inputs {list(declared)} (from its config), but got "
+            f"{sorted(given)}; call it as loss({call})"
+        )
+    for name, value in given.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            got = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
+            raise TypeError(f"side input {name!r} must be a floating-point tensor, got {got}")
+        if value.shape != input.shape:
+            raise ValueError(
+                f"side input {name!r} must have the input's shape {tuple(input.shape)}, got "
+                f"{tuple(value.shape)}"
+            )
 
 
 def _check_finite(tensor: torch.Tensor, name: str) -> None:

@@ -28,6 +28,7 @@ _OUTPUT_ACTIVATIONS = {
     "softplus": F.softplus,
     "identity": lambda h: h,
     "square": torch.square,
+    "huber": lambda h: F.huber_loss(h, torch.zeros_like(h), reduction="none", delta=1.0),
 }
 
 
@@ -41,8 +42,8 @@ class PointwiseMLP(nn.Module):
 
     With ``config.residual``, the residual prediction - target (passed as ``skip``) is
     added to the last pre-activation, and the last layer starts at zero, so the network
-    starts as ``output_activation(prediction - target)``: the squared error exactly, with a
-    ``square`` output.
+    starts as ``output_activation(prediction - target)``: the squared error exactly with a
+    ``square`` output, the Huber loss (δ = 1) exactly with a ``huber`` output.
 
     The computation runs in the dtype of the features: parameters are cast on the fly, so a
     float32 network evaluates a float64 batch in float64 and a float16 batch in float16.

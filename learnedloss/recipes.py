@@ -19,6 +19,17 @@ from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.tasks.sine import SineTasks
 
 
+def _residual_start_config(output_activation, hidden, inputs) -> LossConfig:
+    return LossConfig(
+        hidden_sizes=hidden,
+        activation="relu",
+        output_activation=output_activation,
+        bias=True,
+        residual=True,
+        inputs=inputs,
+    )
+
+
 def mse_start_config(
     hidden: tuple[int, ...] = (50, 50),
     inputs: tuple[str, ...] = ("input", "target", "residual"),
@@ -29,14 +40,19 @@ def mse_start_config(
     pre-activation and squares the result; its last layer starts at zero, so it starts as
     (prediction - target)² and learns a correction.
     """
-    return LossConfig(
-        hidden_sizes=hidden,
-        activation="relu",
-        output_activation="square",
-        bias=True,
-        residual=True,
-        inputs=inputs,
-    )
+    return _residual_start_config("square", hidden, inputs)
+
+
+def huber_start_config(
+    hidden: tuple[int, ...] = (50, 50),
+    inputs: tuple[str, ...] = ("input", "target", "residual"),
+) -> LossConfig:
+    """A loss network that equals the Huber loss (δ = 1, ``F.huber_loss``) exactly before
+    meta-training: as `mse_start_config`, with a ``huber`` output instead of a square."""
+    return _residual_start_config("huber", hidden, inputs)
+
+
+_STARTS = {"mse": mse_start_config, "huber": huber_start_config}
 
 
 @dataclass
@@ -51,7 +67,8 @@ class SineRecipe:
     amplitude: tuple[float, float] = (0.2, 5.0)
     phase: tuple[float, float] = (-math.pi, math.pi)
     x_range: tuple[float, float] = (-5.0, 5.0)
-    start: str = "mse"  # "mse": residual network equal to MSE; "ml3": ML3's reference network
+    # "mse" / "huber": a residual network equal to MSE / Huber(δ=1); "ml3": ML3's reference
+    start: str = "mse"
     hidden: tuple[int, ...] = (50, 50)
     inputs: tuple[str, ...] = ("input", "target")
     # Short inner horizons: the meta-gradient through 100 SGD steps near the edge of
@@ -80,11 +97,11 @@ class SineRecipe:
 
     def initial_loss(self) -> LearnedLoss:
         torch.manual_seed(self.seed)
-        if self.start == "mse":
-            return LearnedLoss(mse_start_config(self.hidden, self.inputs))
+        if self.start in _STARTS:
+            return LearnedLoss(_STARTS[self.start](self.hidden, self.inputs))
         if self.start == "ml3":
             return LearnedLoss(LossConfig(hidden_sizes=self.hidden, inputs=self.inputs))
-        raise ValueError(f"start must be 'mse' or 'ml3', got {self.start!r}")
+        raise ValueError(f"start must be 'mse', 'huber' or 'ml3', got {self.start!r}")
 
 
 _TRAINER_SETTINGS = (
@@ -109,8 +126,11 @@ def meta_train_sine(
     resume: bool = False,
     progress: bool = True,
     device: str = "cpu",
+    max_seconds: float | None = None,
 ) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a loss on sine tasks; returns (best loss, trainer)."""
+    """Meta-train a loss on sine tasks; returns (best loss, trainer).
+
+    ``max_seconds`` stops early (see `MetaTrainer.fit`)."""
     trainer = MetaTrainer(
         recipe.initial_loss(),
         recipe.tasks(),
@@ -120,7 +140,7 @@ def meta_train_sine(
         device=device,
         progress=progress,
     )
-    best = trainer.fit(recipe.outer_steps, resume=resume)
+    best = trainer.fit(recipe.outer_steps, resume=resume, max_seconds=max_seconds)
     return best, trainer
 
 

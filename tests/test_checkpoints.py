@@ -135,7 +135,7 @@ def test_saving_non_finite_weights_is_refused(small_loss, tmp_path):
         ({"activation": "swish"}, r"activation must be one of .* got 'swish'"),
         ({"colour": "blue"}, r"unknown keys \['colour'\]"),
         ({"library_name": "transformers"}, r"not a learnedloss checkpoint"),
-        ({"inputs": ["input", "target", "x"]}, r"inputs must be distinct features from"),
+        ({"inputs": ["input", "target", "2x"]}, r"inputs must be distinct feature names"),
         ({"input_convention": "rowwise"}, r"unknown input_convention 'rowwise'"),
         ({"metadata": {"score": float("nan")}}, r"metadata.score is nan"),
     ],

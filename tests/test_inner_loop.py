@@ -33,7 +33,7 @@ def meta_gradient(setup, path, optimizer="sgd", truncate=None, checkpointed=Fals
     inner = InnerLoop(
         template,
         learned_loss_apply(loss),
-        tasks.objective,
+        tasks.meta_objective,
         make_inner_optimizer(optimizer, 1e-2),
         path=path,
     )
@@ -99,7 +99,7 @@ def test_sgd_step_matches_a_hand_computed_update():
     inner = InnerLoop(
         model,
         plain_loss_apply(nn.MSELoss()),
-        lambda p, t: ((p - t) ** 2).mean(),
+        lambda params, p, t, extra: ((p - t) ** 2).mean(),
         make_inner_optimizer("sgd", 0.1),
     )
     new, _ = inner.steps(params, inner.init_state(params), {}, x, y, 1)
@@ -138,7 +138,7 @@ def test_meta_gradient_matches_finite_differences():
     inner = InnerLoop(
         template.double(),
         learned_loss_apply(loss),
-        tasks.objective,
+        tasks.meta_objective,
         make_inner_optimizer("sgd", 0.05),
     )
     loss_params = dict(loss.named_parameters())

@@ -35,8 +35,12 @@ from learnedloss.loss import finite_check_disabled
 from learnedloss.tasks.base import TaskBatch
 
 Params = dict[str, torch.Tensor]
-LossApply = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``loss_apply(loss_params, prediction, target) -> scalar``: the loss the inner loop uses."""
+LossApply = Callable[[Params, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``loss_apply(loss_params, prediction, target, x) -> scalar``: the loss the inner loop uses
+(``x`` is the model's input, for losses that read it as a side input)."""
+Objective = Callable[[Params, torch.Tensor, torch.Tensor, dict], torch.Tensor]
+"""``objective(params, prediction, target, extra) -> scalar``: how one trained model is
+scored (see `TaskFamily.meta_objective`)."""
 
 INNER_OPTIMIZERS = ("sgd", "adam")
 
@@ -54,12 +58,29 @@ def make_inner_optimizer(name: str, lr: float) -> torchopt.base.GradientTransfor
     raise ValueError(f"inner optimizer must be one of {list(INNER_OPTIMIZERS)}, got {name!r}")
 
 
-def learned_loss_apply(loss: nn.Module) -> LossApply:
-    """Call ``loss`` (an ``nn.Module``) with explicit parameters, for the inner loop."""
+SIDE_INPUTS_FROM_TASK = ("x",)
+"""Side inputs the inner loop can feed a loss: ``x``, the model's input (same shape as the
+prediction, e.g. 1-d regression)."""
 
-    def apply(loss_params: Params, prediction: torch.Tensor, target: torch.Tensor):
+
+def learned_loss_apply(loss: nn.Module) -> LossApply:
+    """Call ``loss`` (an ``nn.Module``) with explicit parameters, for the inner loop.
+
+    A loss that declares the side input ``x`` is given the model's input by keyword; the
+    inner loop has nothing else to give, so a loss with other side inputs is refused.
+    """
+    side = tuple(getattr(getattr(loss, "config", None), "side_inputs", ()))
+    unknown = sorted(set(side) - set(SIDE_INPUTS_FROM_TASK))
+    if unknown:
+        raise ValueError(
+            f"the inner loop can feed a loss the side inputs {list(SIDE_INPUTS_FROM_TASK)}, "
+            f"but this loss also reads {unknown}"
+        )
+
+    def apply(loss_params: Params, prediction, target, x):
+        side_inputs = {"x": x} if side else {}
         with finite_check_disabled(loss):
-            return functional_call(loss, loss_params, (prediction, target))
+            return functional_call(loss, loss_params, (prediction, target), side_inputs)
 
     return apply
 
@@ -67,10 +88,19 @@ def learned_loss_apply(loss: nn.Module) -> LossApply:
 def plain_loss_apply(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LossApply:
     """Wrap a parameter-free loss such as ``nn.MSELoss()`` for the inner loop."""
 
-    def apply(loss_params: Params, prediction: torch.Tensor, target: torch.Tensor):
+    def apply(loss_params: Params, prediction, target, x):
         return loss_fn(prediction, target)
 
     return apply
+
+
+def plain_objective(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Objective:
+    """Score trained models by ``fn(prediction, target)`` alone (e.g. a task's objective)."""
+
+    def objective(params: Params, prediction, target, extra):
+        return fn(prediction, target)
+
+    return objective
 
 
 def initial_params(
@@ -99,14 +129,15 @@ class InnerLoop:
     Args:
         model: a template module; its parameters are replaced per task.
         loss_apply: the loss the models are trained with (see `learned_loss_apply`).
-        objective: the true task objective ``(prediction, target) -> scalar`` for one task.
+        objective: scores one trained model, ``(params, prediction, target, extra) ->
+            scalar`` (see `plain_objective` and `TaskFamily.meta_objective`).
         optimizer: a torchopt functional optimizer (see `make_inner_optimizer`).
         path: ``"vmap"`` or ``"loop"``.
     """
 
     model: nn.Module
     loss_apply: LossApply
-    objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    objective: Objective
     optimizer: torchopt.base.GradientTransformation
     path: str = "vmap"
 
@@ -125,7 +156,7 @@ class InnerLoop:
         return functional_call(self.model, (params, buffers), (x,))
 
     def _train_loss(self, params, loss_params, buffers, x, y):
-        return self.loss_apply(loss_params, self._predict(params, buffers, x), y)
+        return self.loss_apply(loss_params, self._predict(params, buffers, x), y, x)
 
     def _step(self, params, state, loss_params, x, y):
         state, buffers = state
@@ -136,8 +167,8 @@ class InnerLoop:
             updates, state = self.optimizer.update(grads, state, params=params, inplace=False)
         return torchopt.apply_updates(params, updates, inplace=False), (state, buffers)
 
-    def _score(self, params, state, x, y):
-        return self.objective(self._predict(params, state[1], x), y)
+    def _score(self, params, state, x, y, extra):
+        return self.objective(params, self._predict(params, state[1], x), y, extra)
 
     # -- a meta-batch ---------------------------------------------------------------
 
@@ -172,9 +203,9 @@ class InnerLoop:
             params, state = step(params, state, loss_params, x, y)
         return params, state
 
-    def score(self, params: Params, state, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The task objective of every task's model: shape ``(T,)``."""
-        return self._batched(self._score, (0, 0, 0, 0))(params, state, x, y)
+    def score(self, params: Params, state, x, y, extra: dict | None = None) -> torch.Tensor:
+        """The objective of every task's model: shape ``(T,)``."""
+        return self._batched(self._score, (0, 0, 0, 0, 0))(params, state, x, y, extra or {})
 
     def run(
         self,
@@ -205,7 +236,7 @@ class InnerLoop:
         params, state = self.steps(
             params, state, loss_params, batch.x_train, batch.y_train, differentiated, checkpointed
         )
-        return self.score(params, state, *batch.scored(score_on))
+        return self.score(params, state, *batch.scored(score_on), batch.extra)
 
     def curves(
         self,
@@ -222,12 +253,12 @@ class InnerLoop:
         with torch.no_grad():
             state = self.init_state(params)
             x, y = batch.scored(score_on)
-            scores = [self.score(params, state, x, y)]
+            scores = [self.score(params, state, x, y, batch.extra)]
             for _ in range(n_steps // every):
                 params, state = self.steps(
                     params, state, loss_params, batch.x_train, batch.y_train, every
                 )
-                scores.append(self.score(params, state, x, y))
+                scores.append(self.score(params, state, x, y, batch.extra))
             return torch.stack(scores)
 
 

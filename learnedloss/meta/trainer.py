@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -157,12 +158,16 @@ class MetaTrainer:
 
     # ------------------------------------------------------------------ public
 
-    def fit(self, steps: int, resume: bool = False) -> LearnedLoss:
+    def fit(
+        self, steps: int, resume: bool = False, max_seconds: float | None = None
+    ) -> LearnedLoss:
         """Run outer steps until ``steps`` have been done in total.
 
         Args:
             steps: the total number of outer steps (a resumed run counts the earlier ones).
             resume: continue from the newest checkpoint in ``run_dir``.
+            max_seconds: a wall-clock budget: stop after the outer step that exceeds it
+                (and write a checkpoint, with ``run_dir``, so ``resume`` can continue).
 
         Returns:
             A frozen copy of the loss with the best meta-validation score (the final loss
@@ -170,6 +175,7 @@ class MetaTrainer:
         """
         if resume:
             self._restore()
+        deadline = math.inf if max_seconds is None else time.monotonic() + max_seconds
         with tqdm(
             total=steps, initial=self.step, disable=not self.progress, desc="meta-train"
         ) as bar:
@@ -181,8 +187,13 @@ class MetaTrainer:
                 )
                 for callback in self.callbacks:
                     callback(self, record)
-                if self.run_dir is not None and self.step % self.checkpoint_every == 0:
+                out_of_time = time.monotonic() > deadline
+                if self.run_dir is not None and (
+                    self.step % self.checkpoint_every == 0 or out_of_time
+                ):
                     self.save_checkpoint()
+                if out_of_time:
+                    break
         return self.best_loss()
 
     def best_loss(self) -> LearnedLoss:
@@ -254,7 +265,7 @@ class MetaTrainer:
         return InnerLoop(
             template,
             learned_loss_apply(self.loss),
-            family.objective,
+            family.meta_objective,
             self._inner_optimizer,
             path="loop" if self.path == "loop" else "vmap",
         )

@@ -107,6 +107,24 @@ class TaskFamily(ABC):
         """The true task objective for one task; MSE unless overridden."""
         return mse_objective(prediction, target)
 
+    def meta_objective(
+        self,
+        params: dict[str, torch.Tensor],
+        prediction: torch.Tensor,
+        target: torch.Tensor,
+        extra: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """What meta-training minimizes for one trained model; the task `objective` unless
+        overridden.
+
+        Override it to shape the loss with information that exists only at meta-train time
+        (docs/shaping.md): ``params`` are the trained model's parameters and ``extra`` the
+        task's `TaskBatch.extra` entries, both for one task (no task dimension). The learned
+        loss never sees them; they reach it only through the meta-gradient. Meta-testing
+        (`learnedloss.evaluate`) scores the plain `objective`.
+        """
+        return self.objective(prediction, target)
+
     def describe(self) -> dict:
         """The family's settings, JSON-ready, for configs and model cards."""
         return {"family": type(self).__name__}
