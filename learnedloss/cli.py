@@ -5,7 +5,10 @@ Subcommands:
 - ``learnedloss list``: the losses bundled with this installation.
 - ``learnedloss info NAME_OR_PATH``: a loss's config and model-card summary.
 - ``learnedloss meta-train sine ...``: meta-train a loss on sine regression tasks.
+- ``learnedloss meta-train shaped-sine ...``: meta-train a frequency-recovery loss, shaped
+  with the true frequency (or ``--unshaped``).
 - ``learnedloss evaluate NAME_OR_PATH ...``: score a loss against tuned baselines.
+- ``learnedloss evaluate-shaped LOSS ...``: frequency recovery against MSE, and landscapes.
 - ``learnedloss demo``: meta-train a robust sine loss and compare it with MSE, in minutes.
 """
 
@@ -21,7 +24,7 @@ from typing import Any
 
 import torch
 
-from learnedloss import hub
+from learnedloss import cli_shaping, hub
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.card import card_summary
@@ -55,22 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print one JSON object")
 
     train = commands.add_parser("meta-train", help="meta-train a loss on a task family")
-    train.add_argument("family", choices=["sine"], help="the task family")
-    train.add_argument("--out", required=True, help="directory to save the loss in")
-    train.add_argument("--run-dir", help="trainer checkpoints (for --resume)")
-    train.add_argument("--resume", action="store_true", help="continue from --run-dir")
-    train.add_argument(
-        "--max-minutes",
-        type=float,
-        help="wall-clock budget: stop early, save the best loss so far (resumable)",
+    families = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
+    sine = families.add_parser("sine", help="sine regression (optionally corrupted targets)")
+    _add_training_run_arguments(sine)
+    _add_recipe_arguments(sine)
+    shaped = families.add_parser(
+        "shaped-sine", help="frequency recovery, shaped with the true frequency (ML3 sec. V-C)"
     )
-    _add_recipe_arguments(train)
-    train.add_argument("--device", default="cpu")
-    train.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    _add_training_run_arguments(shaped)
+    cli_shaping.add_meta_train_arguments(shaped)
 
     ev = commands.add_parser("evaluate", help="score a loss on held-out tasks vs baselines")
     ev.add_argument("name_or_path", help="a directory, a bundled name or a Hub repo id")
     _add_evaluation_arguments(ev)
+
+    ev_shaped = commands.add_parser(
+        "evaluate-shaped", help="frequency recovery of shaped-sine losses against MSE"
+    )
+    cli_shaping.add_evaluate_arguments(ev_shaped)
 
     demo = commands.add_parser(
         "demo", help="meta-train a robust sine loss, compare it with MSE and tuned baselines"
@@ -79,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--outer-steps", type=int, default=400)
     demo.add_argument("--threads", type=int, default=1)
     return parser
+
+
+def _add_training_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--out", required=True, help="directory to save the loss in")
+    add("--run-dir", help="trainer checkpoints (for --resume)")
+    add("--resume", action="store_true", help="continue from --run-dir")
+    add(
+        "--max-minutes",
+        type=float,
+        help="wall-clock budget: stop early, save the best loss so far (resumable)",
+    )
+    add("--device", default="cpu")
+    add("--threads", type=int, default=1, help="torch intra-op threads")
 
 
 def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -201,8 +220,10 @@ def _recipe(args: argparse.Namespace) -> SineRecipe:
 
 
 def _meta_train(args: argparse.Namespace) -> int:
-    recipe = _recipe(args)
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
+    if args.family == "shaped-sine":
+        return cli_shaping.run_meta_train(args, max_seconds)
+    recipe = _recipe(args)
     loss, trainer = meta_train_sine(
         recipe,
         run_dir=args.run_dir,
@@ -321,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _meta_train(args)
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "evaluate-shaped":
+        return cli_shaping.run_evaluate(args)
     if args.command == "demo":
         return _demo(args)
     if args.command == "list":

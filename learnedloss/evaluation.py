@@ -25,6 +25,7 @@ from torch import nn
 
 from learnedloss.meta.inner import (
     InnerLoop,
+    Objective,
     initial_params,
     learned_loss_apply,
     make_inner_optimizer,
@@ -176,8 +177,11 @@ def train_curves(
     score_on: str = "query",
     every: int = 1,
     device: str | torch.device = "cpu",
+    objective: Objective | None = None,
 ) -> torch.Tensor:
-    """Train every model with ``loss``; the task objective every ``every`` steps, ``(S, T)``."""
+    """Train every model with ``loss``; the task objective every ``every`` steps, ``(S, T)``.
+
+    ``objective`` replaces the task objective as the score (see `InnerLoop`)."""
     if isinstance(loss, nn.Module) and any(True for _ in loss.parameters()):
         apply = learned_loss_apply(loss)
         loss_params = {k: v.detach().to(device) for k, v in loss.named_parameters()}
@@ -186,7 +190,7 @@ def train_curves(
     inner = InnerLoop(
         template.to(device),
         apply,
-        plain_objective(tasks.objective),
+        objective or plain_objective(tasks.objective),
         make_inner_optimizer(optimizer, lr),
     )
     return inner.curves(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from learnedloss.evaluation import Evaluation
 
 
@@ -69,6 +71,33 @@ def plot(
         )
         ax.set(xlabel="outer step", ylabel="meta-objective", title="meta-training")
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_landscapes(
+    curves: dict[str, torch.Tensor],
+    omegas: torch.Tensor,
+    omega_star: float,
+    path: str | Path,
+    title: str = "training loss over the model's frequency ω",
+) -> Path:
+    """Write a PNG of loss landscapes over ω (see `learnedloss.shaping.landscape`).
+
+    Each curve is scaled to [0, 1], since only its shape matters to gradient descent
+    (the learning rate absorbs the scale); a dashed line marks the target ω*.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, values in curves.items():
+        span = (values.max() - values.min()).clamp_min(1e-12)
+        ax.plot(omegas, (values - values.min()) / span, label=name)
+    ax.axvline(omega_star, color="k", linestyle="--", linewidth=1, label=f"ω* = {omega_star:g}")
+    ax.set(xlabel="ω", ylabel="loss (scaled to [0, 1])", title=title)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)

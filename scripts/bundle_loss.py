@@ -4,8 +4,9 @@
         --eval "held-out sine tasks=runs/clean100-eval.json" \
         --title "..." --description "..." --reproduce "learnedloss meta-train sine ..."
 
-Each --eval names a JSON file written by `learnedloss evaluate --json`; the card gets, per
-evaluation, each loss's tuned lr, geometric mean and ratio to MSE.
+Each --eval names a JSON file written by `learnedloss evaluate --json` (the card gets, per
+evaluation, each loss's tuned lr, geometric mean and ratio to MSE) or by
+`learnedloss evaluate-shaped --json` (fraction recovered and mean error per start and loss).
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ from learnedloss import LearnedLoss
 
 
 def summarize(path: Path) -> dict:
-    """``{loss: "ratio (geo-mean, lr)"}`` from the first seed of an evaluation JSON."""
-    tuned = json.loads(path.read_text())[0]["tuned"]
+    """``{loss: "ratio (geo-mean, lr)"}`` from the first seed of an evaluation JSON, or,
+    for `learnedloss evaluate-shaped --json`, ``{start: loss: "recovered, mean error"}``."""
+    first = json.loads(path.read_text())[0]
+    if "tuned" not in first:
+        return {
+            f"{start} start, {name}": f"{s['within']:.0%} within 0.1, mean |w - w*| "
+            f"{s['mean_error']:.3f} ± {s['std_error']:.3f} (lr {s['lr']:.3g})"
+            for start, rows in first.items()
+            for name, s in rows.items()
+        }
+    tuned = first["tuned"]
     return {
         name: f"{s['ratio']:.3f} (geometric mean {s['geometric_mean']:.4g}, lr {s['lr']:.3g})"
         for name, s in tuned["losses"].items()

@@ -98,3 +98,48 @@ def test_ml3_reference_result_reproduces():
     line = next(x for x in result.stdout.splitlines() if x.startswith("ratio learned / MSE"))
     ours = float(line.split("ours ")[1].split(",")[0])
     assert ours < 0.62
+
+
+def test_robust_headroom_example_compares_with_the_oracle():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "robust_headroom.py"),
+            "--outliers",
+            "0.2",
+            "--n-tasks",
+            "3",
+            "--tune-tasks",
+            "2",
+            "--steps",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = {line.split("|")[0].strip() for line in result.stdout.splitlines() if "|" in line}
+    assert {"oracle", "Huber d=0.5", "L1", "gated Huber d=0.5"} <= rows
+    assert "80 clean points" in result.stdout
+
+
+def test_shaped_sine_example_runs_and_plots(tmp_path):
+    png = tmp_path / "landscape.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "shaped_sine.py"),
+            "--outer-steps",
+            "20",
+            "--n-tasks",
+            "5",
+            "--plot",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = {line.split("|")[1].strip() for line in result.stdout.splitlines() if "|" in line}
+    assert {"shaped", "unshaped", "MSE (lr 1)", "MSE (tuned lr)"} <= names
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,10 +12,11 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from learnedloss import LearnedLoss, LossConfig, MetaTrainer, MetaTrainingDiverged
-from learnedloss.recipes import mse_start_config
+from learnedloss.recipes import huber_start_config, mse_start_config
 from learnedloss.tasks import SineTasks, TaskFamily
 
 TINY = dict(inner_steps=3, inner_lr=0.02, meta_batch_size=4, validation_size=4, progress=False)
@@ -59,6 +60,27 @@ def test_fit_moves_the_loss_and_records_history():
     assert not best.training and not any(p.requires_grad for p in best.parameters())
     assert best.metadata["training"]["outer_steps"] == 4
     assert best.metadata["training"]["tasks"]["outlier_fraction"] == 0.2
+
+
+def test_huber_start_network_starts_as_exact_huber():
+    torch.manual_seed(0)
+    loss = LearnedLoss(huber_start_config(hidden=(8, 8)), reduction="none")
+    x, y = torch.randn(200) * 3, torch.randn(200) * 3  # residuals on both sides of δ = 1
+    torch.testing.assert_close(loss(x, y), F.huber_loss(x, y, reduction="none"), atol=0, rtol=0)
+
+
+def test_parameters_without_a_meta_gradient_are_not_a_divergence():
+    """An output bias shifts the loss but not its gradient: its meta-gradient is None, which
+    must neither count as a non-finite step nor stop training."""
+    torch.manual_seed(0)
+    loss = LearnedLoss(LossConfig(hidden_sizes=(8,), output_activation="identity", bias=True))
+    bias = loss.network.layers[-1].bias.detach().clone()
+    trainer = MetaTrainer(loss, tiny_tasks(), validate_every=0, max_skips=1, **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.fit(3)
+    assert not any(r["skipped"] for r in trainer.history)
+    assert torch.equal(loss.network.layers[-1].bias, bias)
 
 
 def test_best_loss_is_a_real_copy_of_the_best_weights():

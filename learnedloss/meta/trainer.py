@@ -301,8 +301,10 @@ class MetaTrainer:
         objective.backward()
         objective = objective.detach()
         grads = [p.grad for p in self.loss.parameters()]
+        # A parameter with no gradient (e.g. an output bias, which shifts the loss but not
+        # its gradient, so the inner loop never feels it) simply is not updated.
         finite = math.isfinite(float(objective)) and all(
-            g is not None and bool(torch.isfinite(g).all()) for g in grads
+            g is None or bool(torch.isfinite(g).all()) for g in grads
         )
         self.step += 1
         record: dict[str, Any] = {"step": self.step, "meta_train": float(objective)}
