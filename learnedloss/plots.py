@@ -21,6 +21,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot(
     evaluation: Evaluation,
     path: str | Path,
@@ -71,11 +79,7 @@ def plot(
         )
         ax.set(xlabel="outer step", ylabel="meta-objective", title="meta-training")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_landscapes(
@@ -98,8 +102,4 @@ def plot_landscapes(
     ax.axvline(omega_star, color="k", linestyle="--", linewidth=1, label=f"ω* = {omega_star:g}")
     ax.set(xlabel="ω", ylabel="loss (scaled to [0, 1])", title=title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
