@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from learnedloss.recipes import save_run
 from learnedloss.shaping import (
     FrequencyRecipe,
     compare_recovery,
@@ -54,10 +55,7 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
         device=args.device,
         max_seconds=max_seconds,
     )
-    out = Path(args.out)
-    loss.save_pretrained(out)
-    (out / "history.json").write_text(json.dumps(trainer.history))
-    (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2))
+    out = save_run(args.out, loss, trainer, recipe)
     print(
         f"meta-trained {trainer.step} outer steps; best meta-validation "
         f"{trainer.best_score:.4g} at step {trainer.best_step}; saved to {out}"

@@ -185,8 +185,9 @@ def evaluate_against_baselines(
     return tuned, fixed
 
 
-def save_run(out: str | Path, loss: LearnedLoss, trainer: MetaTrainer, recipe: SineRecipe):
-    """Save the loss (save_pretrained) plus ``history.json`` and ``recipe.json`` beside it."""
+def save_run(out: str | Path, loss: LearnedLoss, trainer: MetaTrainer, recipe) -> Path:
+    """Save the loss (save_pretrained) plus ``history.json`` and ``recipe.json`` (the recipe
+    dataclass, e.g. `SineRecipe` or `learnedloss.shaping.FrequencyRecipe`) beside it."""
     out = Path(out)
     loss.save_pretrained(out)
     (out / "history.json").write_text(json.dumps(trainer.history))

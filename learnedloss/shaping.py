@@ -111,9 +111,7 @@ def frequency_errors(
     gives every loss the same tasks and starts. Diverged runs give ``inf``.
     """
     tasks = FrequencyTasks(start=start)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        template, batch, params = _held_out(tasks, n_tasks, 1, seed)
+    template, batch, params = _held_out(tasks, n_tasks, 1, seed)  # random starts too
     errors = train_curves(
         loss, tasks, template, batch, params, lr, steps, every=steps, objective=_frequency_error
     )[-1]
@@ -210,10 +208,10 @@ def landscape(
     x = torch.rand(n_points, generator=generator) * 10 - 5
     y = torch.sin(omega_star * x)
     model = FrequencyModel(0.0)
+    side = {"x": x} if "x" in getattr(getattr(loss, "config", None), "inputs", ()) else {}
     values = []
     with torch.no_grad():
         for omega in omegas.tolist():
             model.omega.fill_(omega)
-            side = {"x": x} if "x" in getattr(getattr(loss, "config", None), "inputs", ()) else {}
             values.append(float(loss(model(x), y, **side)))
     return torch.tensor(values)
