@@ -18,7 +18,8 @@ from sklearn.datasets import load_diabetes
 from torch import nn
 
 from learnedloss import LearnedLoss, MetaTrainer
-from learnedloss.evaluation import evaluate, lr_grid, standard_losses
+from learnedloss.baselines import standard_losses
+from learnedloss.evaluation import evaluate, lr_grid
 from learnedloss.recipes import mse_start_config
 from learnedloss.tasks import TaskBatch, TaskFamily
 

@@ -23,7 +23,8 @@ import statistics
 import torch
 from torch import nn
 
-from learnedloss.evaluation import evaluate, lr_grid, standard_losses
+from learnedloss.baselines import standard_losses
+from learnedloss.evaluation import evaluate, lr_grid
 from learnedloss.recipes import SineRecipe, meta_train_sine
 from learnedloss.tasks import SineTasks
 

@@ -19,7 +19,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from learnedloss.evaluation import evaluate, huber, lr_grid
+from learnedloss.baselines import huber
+from learnedloss.evaluation import evaluate, lr_grid
 from learnedloss.tasks import SineTasks
 
 

@@ -28,7 +28,15 @@ ML3_CITATION = """@inproceedings{bechtle2021ml3,
   note      = {arXiv:1906.05374}
 }"""
 
-_REPLACES = {"regression": "torch.nn.MSELoss"}
+_REPLACES = {"regression": "torch.nn.MSELoss", "classification": "torch.nn.CrossEntropyLoss"}
+_CALLS = {
+    "regression": "loss = loss_fn(prediction, target)  # same shapes, reduction='mean'",
+    "classification": "loss = loss_fn(logits, labels)  # (N, C) logits, (N,) class indices",
+}
+_STARTS_AS = {
+    "regression": "starts as output_activation(input - target)",
+    "classification": "starts as cross-entropy",
+}
 
 
 def card_tags(config: LossConfig) -> list[str]:
@@ -62,7 +70,7 @@ def render_model_card(
         "```python\n"
         "from learnedloss import LearnedLoss\n\n"
         f'loss_fn = LearnedLoss.from_pretrained("{name}")  # frozen, in eval mode\n'
-        "loss = loss_fn(prediction, target)  # same shapes, reduction='mean'\n"
+        f"{_CALLS[config.kind]}\n"
         "```",
         "## Architecture",
         _table(
@@ -73,7 +81,7 @@ def render_model_card(
                 "activation": config.activation,
                 "output activation": config.output_activation,
                 "bias": config.bias,
-                "residual (starts as output_activation(input - target))": config.residual,
+                f"residual ({_STARTS_AS[config.kind]})": config.residual,
             }
         ),
     ]

@@ -7,7 +7,10 @@ Subcommands:
 - ``learnedloss meta-train sine ...``: meta-train a loss on sine regression tasks.
 - ``learnedloss meta-train shaped-sine ...``: meta-train a frequency-recovery loss, shaped
   with the true frequency (or ``--unshaped``).
-- ``learnedloss evaluate NAME_OR_PATH ...``: score a loss against tuned baselines.
+- ``learnedloss meta-train digits ...``: meta-train a drop-in for ``nn.CrossEntropyLoss`` on
+  few-shot digits tasks, optionally with noisy labels.
+- ``learnedloss evaluate NAME_OR_PATH ...``: score a loss against tuned baselines (sine tasks
+  for regression losses, digits tasks for classification losses).
 - ``learnedloss evaluate-shaped LOSS ...``: frequency recovery against MSE, and landscapes.
 - ``learnedloss demo``: meta-train a robust sine loss and compare it with MSE, in minutes.
 """
@@ -24,11 +27,12 @@ from typing import Any
 
 import torch
 
-from learnedloss import cli_shaping, hub
+from learnedloss import cli_digits, cli_shaping, hub
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.card import card_summary
 from learnedloss.errors import CheckpointError, ConfigError
+from learnedloss.evaluation import mean_and_std
 from learnedloss.plots import plot
 from learnedloss.recipes import (
     SineRecipe,
@@ -67,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_training_run_arguments(shaped)
     cli_shaping.add_meta_train_arguments(shaped)
+    digits = families.add_parser(
+        "digits", help="few-shot classification of the bundled digits (drop-in for CE)"
+    )
+    _add_training_run_arguments(digits)
+    cli_digits.add_meta_train_arguments(digits)
 
     ev = commands.add_parser("evaluate", help="score a loss on held-out tasks vs baselines")
     ev.add_argument("name_or_path", help="a directory, a bundled name or a Hub repo id")
@@ -154,12 +163,22 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--outliers", type=float, default=0.2)
-    add("--steps", type=int, default=100, help="optimizer steps per model")
+    add("--outliers", type=float, default=0.2, help="sine losses: outlier fraction")
+    add(
+        "--steps",
+        type=int,
+        help="optimizer steps per model (default: 100 for sine, the meta-training horizon "
+        "for classification)",
+    )
     add("--n-tasks", type=int, default=100)
     add("--n-inits", type=int, default=3)
     add("--tune-tasks", type=int, default=32)
-    add("--lr-range", type=float, nargs=2, default=(1e-3, 0.5))
+    add(
+        "--lr-range",
+        type=float,
+        nargs=2,
+        help="the tuning grid's bounds (default: 1e-3 0.5 for sine, 0.05 3.2 for classification)",
+    )
     add("--same-lr", type=float, help="also compare with MSE at this one learning rate")
     add("--model-hidden", type=int, nargs="+", default=[100, 10])
     add("--model-activation", default="relu", choices=["relu", "tanh", "elu"])
@@ -168,6 +187,7 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     add("--plot", help="write the held-out curves to this PNG")
     add("--json", help="write the scores to this JSON file")
     add("--threads", type=int, default=1)
+    cli_digits.add_evaluate_arguments(parser)
 
 
 def describe(name_or_path: str, **resolve_kwargs: Any) -> dict[str, Any]:
@@ -223,6 +243,8 @@ def _meta_train(args: argparse.Namespace) -> int:
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     if args.family == "shaped-sine":
         return cli_shaping.run_meta_train(args, max_seconds)
+    if args.family == "digits":
+        return cli_digits.run_meta_train(args, max_seconds)
     recipe = _recipe(args)
     loss, trainer = meta_train_sine(
         recipe,
@@ -244,6 +266,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     from learnedloss.loss import LearnedLoss
 
     loss = LearnedLoss.from_pretrained(args.name_or_path)
+    if loss.config.kind == "classification":
+        results = cli_digits.run_evaluate(args, loss)
+    else:
+        results = _evaluate_regression(args, loss)
+    if args.seeds > 1:
+        print(summarize_seeds([r["tuned"] for r in results]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _evaluate_regression(args: argparse.Namespace, loss) -> list[dict]:
     tasks = SineTasks(
         outlier_fraction=args.outliers, hidden=args.model_hidden, activation=args.model_activation
     )
@@ -253,10 +287,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             loss,
             tasks,
             name="learned",
-            steps=args.steps,
+            steps=100 if args.steps is None else args.steps,
             n_tasks=args.n_tasks,
             n_inits=args.n_inits,
-            lr_range=tuple(args.lr_range),
+            lr_range=tuple(args.lr_range or (1e-3, 0.5)),
             tune_tasks=args.tune_tasks,
             same_lr=args.same_lr,
             seed=seed,
@@ -272,21 +306,22 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         if args.plot and seed == 0:
             plot(tuned, args.plot, title=f"held-out sine tasks, {args.outliers:.0%} outliers")
-    if args.seeds > 1:
-        print(summarize_seeds([r["tuned"] for r in results]))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0
+    return results
 
 
 def summarize_seeds(results: list[dict]) -> str:
-    """Mean ± std over seeds of each loss's ratio to the reference."""
-    lines = [f"{'loss':28s} | ratio to reference, mean ± std over {len(results)} seeds"]
+    """Mean ± std over seeds of each loss's ratio to the reference and of its metrics."""
+    first = next(iter(results[0]["losses"].values()))
+    not_summarized = ("lr", "geometric_mean", "ratio", "diverged")
+    columns = ["ratio", *(k for k in first if k not in not_summarized)]
+    header = f"{'loss':28s} | " + " | ".join(f"{c:>15}" for c in columns)
+    lines = [f"mean ± std over {len(results)} seeds", header]
     for name in results[0]["losses"]:
-        ratios = [r["losses"][name]["ratio"] for r in results]
-        mean = sum(ratios) / len(ratios)
-        std = (sum((x - mean) ** 2 for x in ratios) / max(1, len(ratios) - 1)) ** 0.5
-        lines.append(f"{name:28s} | {mean:.3f} ± {std:.3f}")
+        cells = []
+        for column in columns:
+            mean, std = mean_and_std([r["losses"][name][column] for r in results])
+            cells.append(f"{mean:7.4f} ± {std:.4f}")
+        lines.append(f"{name:28s} | " + " | ".join(cells))
     return "\n".join(lines)
 
 

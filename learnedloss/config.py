@@ -28,19 +28,28 @@ OUTPUT_ACTIVATIONS = ("softplus", "identity", "square", "huber")
 ``square`` (non-negative with a zero minimum) or ``huber`` (Huber's function with δ = 1:
 h²/2 for |h| <= 1, |h| - 1/2 beyond; non-negative, zero minimum, bounded slope)."""
 
-KINDS = ("regression",)
-"""Loss kinds this release can build. A regression loss is a drop-in for ``nn.MSELoss``."""
+KINDS = ("regression", "classification")
+"""Loss kinds this release can build. A regression loss is a drop-in for ``nn.MSELoss``, a
+classification loss for ``nn.CrossEntropyLoss``."""
 
-FEATURES_BY_KIND = {"regression": ("input", "target", "residual")}
-"""The per-element features a loss network of each kind computes itself: for regression the
-prediction (``input``), the ``target`` and the ``residual`` input - target.
+FEATURES_BY_KIND = {
+    "regression": ("input", "target", "residual"),
+    "classification": ("log_prob", "prob", "target"),
+}
+"""The per-element features a loss network of each kind computes itself.
+
+Regression: the prediction (``input``), the ``target`` and the ``residual`` input - target.
+Classification (one element per class of each sample): the predicted ``log_prob`` (log-softmax
+of the logits), the ``prob`` (softmax) and the ``target`` probability of that class (1 for
+the labelled class and 0 for the others when targets are class indices).
 
 Any other name in ``inputs`` (a Python identifier, e.g. ``"x"`` for the model's input) is a
 *side input*: the caller passes it by keyword, ``loss(input, target, x=x)``, with the
 input's shape. Side inputs are how a loss reads more than (prediction, target), e.g. for
 loss shaping (docs/shaping.md)."""
 
-_RESERVED_NAMES = {"input", "target", "residual", "self"}
+DEFAULT_INPUTS = {"regression": ("input", "target"), "classification": ("log_prob", "target")}
+"""The features a network reads when ``inputs`` is not given."""
 
 _TOP_LEVEL_KEYS = {
     "schema_version",
@@ -66,18 +75,24 @@ class LossConfig:
     (prediction, target) for a regression loss, as in ML3 (Bechtle et al., ICPR 2021).
 
     Args:
-        kind: what the loss replaces; ``"regression"`` is a drop-in for ``nn.MSELoss``.
+        kind: what the loss replaces: ``"regression"`` is a drop-in for ``nn.MSELoss``,
+            ``"classification"`` for ``nn.CrossEntropyLoss`` (docs/classification.md).
         hidden_sizes: widths of the hidden layers; ML3's regression reference uses (50, 50).
         activation: hidden activation, one of `ACTIVATIONS`.
         output_activation: output activation, one of `OUTPUT_ACTIVATIONS`.
         bias: whether the linear layers have biases (ML3's reference: no bias).
         inputs: the per-element features the network reads, in order, from
-            `FEATURES_BY_KIND` (default: ML3's (input, target)). Adding ``"residual"`` makes
-            shapes that depend on input - target (robust losses) easy to learn.
-        residual: add ``input - target`` to the network's last pre-activation and start the
-            last layer at zero. With ``output_activation="square"`` the loss then equals
-            the squared error exactly before any training, so meta-training starts from
-            MSE; the network learns a correction (e.g. a clipped residual, a robust loss).
+            `FEATURES_BY_KIND` (default `DEFAULT_INPUTS`: ML3's (input, target) for
+            regression, (log_prob, target) for classification). Adding ``"residual"`` makes
+            shapes that depend on input - target (robust losses) easy to learn. Regression
+            losses may also name side inputs (see `FEATURES_BY_KIND`).
+        residual: add the standard loss's own term to the network's last pre-activation and
+            start the last layer at zero, so the loss starts as exactly the standard loss and
+            the network learns a correction (e.g. a clipped residual, a robust loss). The
+            term is ``input - target`` for regression (with ``output_activation="square"``
+            the loss equals the squared error, with ``"huber"`` the Huber loss) and
+            ``-target * log_prob`` for classification (with ``"identity"`` the loss equals
+            ``F.cross_entropy``).
 
     Example:
         >>> from learnedloss import LossConfig
@@ -91,7 +106,7 @@ class LossConfig:
     output_activation: str = "softplus"
     bias: bool = False
     residual: bool = False
-    inputs: tuple[str, ...] = ("input", "target")
+    inputs: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         _check_choice("kind", self.kind, KINDS)
@@ -107,6 +122,8 @@ class LossConfig:
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
         allowed = FEATURES_BY_KIND[self.kind]
+        if self.inputs is None:
+            object.__setattr__(self, "inputs", DEFAULT_INPUTS[self.kind])
         inputs = tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else None
         if (
             not inputs
@@ -118,6 +135,11 @@ class LossConfig:
                 f"{self.kind!r} or a side input named by a Python identifier, got {self.inputs!r}"
             )
         object.__setattr__(self, "inputs", inputs)
+        if self.kind == "classification" and self.side_inputs:
+            raise ConfigError(
+                f"inputs {list(self.side_inputs)} are not classification features "
+                f"{list(allowed)}; side inputs are supported by regression losses only"
+            )
 
     @property
     def in_features(self) -> int:

@@ -16,13 +16,13 @@ The measuring stick (see docs/evaluation.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from learnedloss.baselines import LossLike
 from learnedloss.meta.inner import (
     InnerLoop,
     Objective,
@@ -34,35 +34,8 @@ from learnedloss.meta.inner import (
 )
 from learnedloss.tasks.base import TaskBatch, TaskFamily
 
-LossLike = nn.Module | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
 EVALUATION_SEED_OFFSET = 10_000
 TUNING_SEED_OFFSET = 20_000
-
-
-def scaled_mse(scale: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``scale * MSE``: a control whose gap to MSE measures the noise of lr tuning."""
-    return lambda prediction, target: scale * F.mse_loss(prediction, target)
-
-
-def huber(delta: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Huber loss with threshold ``delta`` (Huber, 1964)."""
-    return lambda prediction, target: F.huber_loss(prediction, target, delta=delta)
-
-
-def standard_losses(robust: bool = False) -> dict[str, LossLike]:
-    """The baselines: MSE, the c·MSE controls and, with ``robust``, L1 and Huber δ ∈
-    {0.25, 0.5, 1, 2}."""
-    losses: dict[str, LossLike] = {
-        "MSE": nn.MSELoss(),
-        "1.1 x MSE": scaled_mse(1.1),
-        "1.5 x MSE": scaled_mse(1.5),
-    }
-    if robust:
-        losses["L1"] = nn.L1Loss()
-        for delta in (0.25, 0.5, 1.0, 2.0):
-            losses[f"Huber d={delta:g}"] = huber(delta)
-    return losses
 
 
 def lr_grid(low: float = 1e-4, high: float = 1.0, per_octave: int = 4) -> list[float]:
@@ -86,6 +59,8 @@ class LossScore:
             exponential is the geometric mean curve the score is the end of.
         diverged: runs whose final objective was not finite.
         tuning: ``{lr: tuning-task score}`` for every lr tried.
+        metrics: the final value of each of the family's `TaskFamily.metrics` for every
+            run, ``{name: (n_tasks * n_inits,)}`` (e.g. the error rate of a classifier).
     """
 
     name: str
@@ -98,6 +73,7 @@ class LossScore:
     curve_log_std: torch.Tensor
     diverged: int
     tuning: dict[float, float] = field(default_factory=dict)
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,13 +91,17 @@ class Evaluation:
         return self.scores[name].score / self.scores[self.reference].score
 
     def table(self) -> str:
-        """A plain-text table: lr, score, ratio to the reference, diverged runs."""
-        lines = [f"{'loss':28s} | {'lr':>9} | {'geo-mean':>9} | {'ratio':>6} | diverged"]
-        lines.append("-" * len(lines[0]))
+        """A plain-text table: lr, score, ratio to the reference, the mean of each metric
+        and diverged runs."""
+        metric_names = list(next(iter(self.scores.values())).metrics)
+        header = f"{'loss':28s} | {'lr':>9} | {'geo-mean':>9} | {'ratio':>6} | "
+        header += "".join(f"{name:>9} | " for name in metric_names)
+        lines = [header + "diverged", "-" * (len(header) + 8)]
         for name, s in self.scores.items():
+            metrics = "".join(f"{float(v.mean()):9.4f} | " for v in s.metrics.values())
             lines.append(
                 f"{name:28s} | {s.lr:9.3g} | {s.score:9.4g} | {self.ratio(name):6.3f} | "
-                f"{s.diverged}/{len(s.finals)}"
+                f"{metrics}{s.diverged}/{len(s.finals)}"
             )
         return "\n".join(lines)
 
@@ -136,6 +116,7 @@ class Evaluation:
                     "geometric_mean": s.score,
                     "ratio": self.ratio(name),
                     "diverged": s.diverged,
+                    **{metric: float(v.mean()) for metric, v in s.metrics.items()},
                 }
                 for name, s in self.scores.items()
             },
@@ -148,6 +129,12 @@ def geometric_mean(values: torch.Tensor) -> float:
     if not torch.isfinite(values).all():
         return math.inf
     return float(values.clamp_min(1e-30).log().mean().exp())
+
+
+def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (0 for a single value)."""
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
 
 
 def _held_out(tasks: TaskFamily, n_tasks: int, n_inits: int, seed: int):
@@ -203,6 +190,18 @@ def train_curves(
     ).cpu()
 
 
+def with_metrics(tasks: TaskFamily) -> Objective:
+    """An objective scoring one task by ``[objective, *metrics]`` (a vector), so one training
+    run records the task objective and the family's `TaskFamily.metrics` together."""
+
+    def objective(params, prediction, target, extra):
+        values = [tasks.objective(prediction, target)]
+        values += list(tasks.metrics(prediction, target).values())
+        return torch.stack([v.to(values[0].dtype) for v in values])
+
+    return objective
+
+
 def evaluate(
     losses: Mapping[str, LossLike],
     tasks: TaskFamily,
@@ -214,6 +213,7 @@ def evaluate(
     lr: float | None = None,
     lrs: Sequence[float] | None = None,
     tune_tasks: int = 32,
+    select_by: str = "objective",
     reference: str | None = None,
     score_on: str = "query",
     every: int = 1,
@@ -233,6 +233,10 @@ def evaluate(
         lr: score every loss at this one learning rate (no tuning).
         lrs: the grid each loss's lr is tuned over (default `lr_grid()`: 1e-4 to 1, 2^(1/4)
             spacing), on ``tune_tasks`` separate tasks (seed ``20000 + seed``, one init each).
+        select_by: what the tuning minimizes: ``"objective"`` (the geometric mean of the
+            final task objective) or the name of one of the family's metrics (its mean), e.g.
+            ``"error"`` for classifiers, so that losses whose models are accurate but not
+            calibrated are not tuned against.
         reference: the label ratios are taken against (default: the first loss).
         score_on: ``"query"`` or ``"train"``.
         every: record the objective every this many steps.
@@ -240,42 +244,34 @@ def evaluate(
         device: where the models train.
     """
     reference = reference or next(iter(losses))
+    metric_names = list(tasks.metrics(*_probe(tasks)))
+    if select_by != "objective" and select_by not in metric_names:
+        raise ValueError(
+            f"select_by must be 'objective' or one of the family's metrics {metric_names}, "
+            f"got {select_by!r}"
+        )
+    column = 0 if select_by == "objective" else 1 + metric_names.index(select_by)
+    scored = with_metrics(tasks)
     template, batch, params = _held_out(tasks, n_tasks, n_inits, EVALUATION_SEED_OFFSET + seed)
     if lr is None:
         grid = list(lrs) if lrs is not None else lr_grid()
         tune = _held_out(tasks, tune_tasks, 1, TUNING_SEED_OFFSET + seed)
+    run = dict(optimizer=optimizer, score_on=score_on, device=device, objective=scored)
     scores = {}
     for name, loss in losses.items():
         tuning: dict[float, float] = {}
         chosen = lr
         if chosen is None:
             for candidate in grid:
-                finals = train_curves(
-                    loss,
-                    tasks,
-                    *tune,
-                    candidate,
-                    steps,
-                    optimizer,
-                    score_on,
-                    every=steps,
-                    device=device,
-                )[-1]
-                tuning[candidate] = geometric_mean(finals)
+                finals = train_curves(loss, tasks, *tune, candidate, steps, every=steps, **run)
+                finals = finals[-1, :, column]
+                tuning[candidate] = geometric_mean(finals) if column == 0 else _mean_or_inf(finals)
             chosen = min(tuning, key=tuning.get)
         curves = train_curves(
-            loss,
-            tasks,
-            template,
-            batch,
-            params,
-            chosen,
-            steps,
-            optimizer,
-            score_on,
-            every=every,
-            device=device,
+            loss, tasks, template, batch, params, chosen, steps, every=every, **run
         )
+        metrics = {metric: curves[-1, :, 1 + i] for i, metric in enumerate(metric_names)}
+        curves = curves[..., 0]
         finals = curves[-1]
         finite = torch.where(torch.isfinite(curves), curves, torch.nan)
         scores[name] = LossScore(
@@ -289,6 +285,7 @@ def evaluate(
             curve_log_std=_nanstd(finite.clamp_min(1e-30).log()),
             diverged=int((~torch.isfinite(finals)).sum()),
             tuning=tuning,
+            metrics=metrics,
         )
     protocol = {
         "tasks": tasks.describe(),
@@ -299,10 +296,22 @@ def evaluate(
         "lr": "tuned per loss" if lr is None else lr,
         "lr_grid": None if lr is not None else [grid[0], grid[-1], len(grid)],
         "tune_tasks": None if lr is not None else tune_tasks,
+        "select_by": select_by,
         "score_on": score_on,
         "seed": seed,
     }
     return Evaluation(scores, reference, steps, every, protocol)
+
+
+def _probe(tasks: TaskFamily) -> tuple[torch.Tensor, torch.Tensor]:
+    """One task's query predictions (from a fresh model) and targets, to learn metric names."""
+    batch = tasks.sample(1, torch.Generator().manual_seed(0))
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        return tasks.make_model()(batch.x_query[0]), batch.y_query[0]
+
+
+def _mean_or_inf(values: torch.Tensor) -> float:
+    return float(values.mean()) if torch.isfinite(values).all() else math.inf
 
 
 def _nanstd(values: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from torch import nn
 
 from learnedloss import hub
 from learnedloss._version import __version__
+from learnedloss.classification import class_features, reduce_per_sample
 from learnedloss.config import LossConfig, check_metadata
 from learnedloss.errors import CheckpointError
 from learnedloss.networks import PointwiseMLP
@@ -23,44 +24,70 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 class LearnedLoss(nn.Module):
-    r"""A learned loss function that works wherever ``nn.MSELoss`` works.
+    r"""A learned loss function that works wherever ``nn.MSELoss`` or ``nn.CrossEntropyLoss``
+    works.
 
-    A small MLP :math:`\ell_\phi` scores each element from its prediction and target, and the
-    scores are reduced like a standard PyTorch loss (ML3, Bechtle et al., ICPR 2021):
+    A small MLP :math:`\ell_\phi` scores each element from its features, and the scores are
+    reduced like a standard PyTorch loss (ML3, Bechtle et al., ICPR 2021).
+
+    **Regression** (``config.kind == "regression"``, a drop-in for ``nn.MSELoss``):
 
     .. math::
-        \ell(x, y) = L = \{l_1, \dots, l_N\}, \quad l_n = \ell_\phi(x_n, y_n),
+        l_n = \ell_\phi(x_n, y_n)
 
     over all elements :math:`n` of ``input`` and ``target``; ``reduction='mean'`` returns
     :math:`\frac{1}{N}\sum_n l_n`, ``'sum'`` returns :math:`\sum_n l_n`, ``'none'`` returns
-    :math:`L` with the input's shape. Because the network is applied per element, one loss
-    serves any output width or shape.
+    the :math:`l_n` with the input's shape. Because the network is applied per element, one
+    loss serves any output width or shape.
+
+    **Classification** (``config.kind == "classification"``, a drop-in for
+    ``nn.CrossEntropyLoss``): with :math:`p_{n,c}` the softmax of the logits over the class
+    dimension and :math:`y_{n,c}` the target probability (one-hot for class indices),
+
+    .. math::
+        l_n = \sum_{c=1}^{C} \ell_\phi(\log p_{n,c}, y_{n,c}),
+
+    so the same network serves any number of classes. ``reduction`` and ``ignore_index``
+    behave as in ``nn.CrossEntropyLoss``: ignored samples count 0 and ``'mean'`` divides by
+    the number of samples not ignored. See docs/classification.md.
 
     A loss from `from_pretrained` is frozen (``eval()``, parameters with
     ``requires_grad=False``), so ``optimizer = SGD(model.parameters())`` lines stay as they
     are. Call `unfreeze` to meta-train it further. A freshly constructed loss starts from
     PyTorch's default ``nn.Linear`` initialization, drawn from the global RNG (seed it with
-    ``torch.manual_seed``).
+    ``torch.manual_seed``), or, with ``config.residual``, from exactly MSE or cross-entropy.
 
     Args:
         config: the network architecture; defaults to ML3's regression reference
             (hidden sizes (50, 50), ReLU, Softplus output, no bias).
-        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``, as in ``nn.MSELoss``.
-        check_finite: raise on NaN or infinite ``input``/``target`` values in eager mode
-            (default True). Costs one pass over the data and a host sync; set False in hot
-            loops on accelerators. Skipped inside ``torch.compile``.
+        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``, as in the standard losses.
+        ignore_index: classification only: samples whose class-index target equals it are
+            ignored (default -100, as in ``nn.CrossEntropyLoss``).
+        check_finite: raise on NaN or infinite ``input``/``target`` values, and on class
+            indices out of range, in eager mode (default True). Costs one pass over the data
+            and a host sync; set False in hot loops on accelerators. Skipped inside
+            ``torch.compile``.
         metadata: JSON-serializable provenance written to ``config.json`` and the model card
             (keys such as ``description``, ``training``, ``results``, ``reproduce``).
 
-    Shape:
+    Shape (regression):
         - Input: :math:`(*)`, any number of dimensions, including 0-dim.
         - Target: :math:`(*)`, the same shape as the input. No broadcasting.
         - Side inputs (only those the config declares, by keyword): :math:`(*)`, the
           input's shape.
         - Output: scalar; with ``reduction='none'``, :math:`(*)`, the input's shape.
 
-    Both must be floating point (float16, bfloat16, float32 or float64). The network runs in
-    the wider of the input's and the parameters' dtype, and the result has the input's dtype.
+    Shape (classification):
+        - Input: logits :math:`(C)`, :math:`(N, C)` or :math:`(N, C, d_1, ..., d_K)`.
+        - Target: class indices (an integer dtype) of shape :math:`()`, :math:`(N)` or
+          :math:`(N, d_1, ..., d_K)`, each in :math:`[0, C)` or ``ignore_index``; or class
+          probabilities (floating point) of the input's shape.
+        - Output: scalar; with ``reduction='none'``, the target's shape for class indices,
+          the input's shape without the class dimension for probabilities.
+
+    Inputs must be floating point (float16, bfloat16, float32 or float64). The network runs
+    in the wider of the input's and the parameters' dtype, and the result has the input's
+    dtype.
 
     Example:
         >>> import torch
@@ -78,6 +105,7 @@ class LearnedLoss(nn.Module):
         config: LossConfig | None = None,
         *,
         reduction: str = "mean",
+        ignore_index: int = -100,
         check_finite: bool = True,
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -87,7 +115,15 @@ class LearnedLoss(nn.Module):
         self.config = config if config is not None else LossConfig()
         if not isinstance(self.config, LossConfig):
             raise TypeError(f"config must be a LossConfig, got {type(config).__name__}")
+        if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
+            raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+        if ignore_index != -100 and self.config.kind != "classification":
+            raise ValueError(
+                f"ignore_index applies to classification losses; this loss is of kind "
+                f"{self.config.kind!r}"
+            )
         self.reduction = reduction
+        self.ignore_index = ignore_index
         self.check_finite = check_finite
         self.metadata = dict(metadata or {})
         check_metadata(self.metadata)
@@ -96,29 +132,60 @@ class LearnedLoss(nn.Module):
     def forward(
         self, input: torch.Tensor, target: torch.Tensor, **side_inputs: torch.Tensor
     ) -> torch.Tensor:
+        if self.config.kind == "classification":
+            return self._classification_loss(input, target, side_inputs)
+        return self._regression_loss(input, target, side_inputs)
+
+    def _network_dtype(self, *tensors: torch.Tensor) -> torch.dtype:
+        dtype = self.network.layers[0].weight.dtype
+        for tensor in tensors:
+            dtype = torch.promote_types(dtype, tensor.dtype)
+        return dtype
+
+    def _regression_loss(self, input, target, side_inputs) -> torch.Tensor:
         _check_pair(input, target)
         _check_side_inputs(side_inputs, self.config.side_inputs, input)
         if self.check_finite and not torch.compiler.is_compiling():
             for name, value in {"input": input, "target": target, **side_inputs}.items():
                 _check_finite(value, name)
-        param_dtype = self.network.layers[0].weight.dtype
-        dtype = torch.promote_types(torch.promote_types(input.dtype, target.dtype), param_dtype)
+        dtype = self._network_dtype(input, target)
         named = {"input": input.to(dtype), "target": target.to(dtype)}
         named.update({name: value.to(dtype) for name, value in side_inputs.items()})
         if self.config.residual or "residual" in self.config.inputs:  # only when used
             named["residual"] = named["input"] - named["target"]
         features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
         per_element = self.network(features, named.get("residual"))
-        if self.reduction == "mean":
-            out = per_element.mean()
-        elif self.reduction == "sum":
-            out = per_element.sum()
-        else:
-            out = per_element
-        return out.to(input.dtype)
+        return _reduce(per_element, self.reduction).to(input.dtype)
+
+    def _classification_loss(self, input, target, side_inputs) -> torch.Tensor:
+        if side_inputs:
+            raise TypeError(
+                f"a classification loss takes no side inputs, got {sorted(side_inputs)}; "
+                "call it as loss(input, target)"
+            )
+        floating = isinstance(input, torch.Tensor) and input.is_floating_point()
+        logits = input.to(self._network_dtype(input)) if floating else input
+        named, valid = class_features(logits, target, self.ignore_index, self.check_finite)
+        if self.check_finite and not torch.compiler.is_compiling():
+            _check_finite(input, "input")
+            if target.is_floating_point():
+                _check_finite(target, "target")
+        features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
+        skip = None
+        if self.config.residual:  # the cross-entropy term of each class
+            skip = torch.where(
+                named["target"] != 0,
+                -named["target"] * named["log_prob"],
+                torch.zeros_like(named["log_prob"]),
+            )
+        per_sample = self.network(features, skip).sum(dim=-1)
+        return reduce_per_sample(per_sample, valid, self.reduction).to(input.dtype)
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
+        out = f"kind={self.config.kind!r}, reduction={self.reduction!r}"
+        if self.config.kind == "classification":
+            out += f", ignore_index={self.ignore_index}"
+        return out
 
     # ----------------------------------------------------------------- freezing
 
@@ -178,6 +245,7 @@ class LearnedLoss(nn.Module):
         token: str | bool | None = None,
         force_download: bool = False,
         reduction: str = "mean",
+        ignore_index: int = -100,
         check_finite: bool = True,
         map_location: str | torch.device = "cpu",
     ) -> LearnedLoss:
@@ -196,6 +264,7 @@ class LearnedLoss(nn.Module):
             token: Hub token for private repos.
             force_download: re-download even when cached.
             reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+            ignore_index: see `LearnedLoss` (classification losses).
             check_finite: see `LearnedLoss`.
             map_location: device to put the weights on.
 
@@ -220,6 +289,7 @@ class LearnedLoss(nn.Module):
         loss = cls(
             checkpoint.config,
             reduction=reduction,
+            ignore_index=ignore_index,
             check_finite=check_finite,
             metadata=checkpoint.metadata,
         )
@@ -345,6 +415,14 @@ def _check_side_inputs(given: dict[str, Any], declared: tuple[str, ...], input) 
                 f"side input {name!r} must have the input's shape {tuple(input.shape)}, got "
                 f"{tuple(value.shape)}"
             )
+
+
+def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
 
 
 def _check_finite(tensor: torch.Tensor, name: str) -> None:

@@ -5,6 +5,7 @@ Each recipe is a plain function of documented arguments; the CLI only parses the
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import torch
 
+from learnedloss.baselines import standard_losses
 from learnedloss.config import LossConfig
-from learnedloss.evaluation import Evaluation, evaluate, lr_grid, standard_losses
+from learnedloss.evaluation import Evaluation, evaluate, lr_grid
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.tasks.sine import SineTasks
@@ -50,6 +52,28 @@ def huber_start_config(
     """A loss network that equals the Huber loss (δ = 1, ``F.huber_loss``) exactly before
     meta-training: as `mse_start_config`, with a ``huber`` output instead of a square."""
     return _residual_start_config("huber", hidden, inputs)
+
+
+def cross_entropy_start_config(
+    hidden: tuple[int, ...] = (50, 50),
+    inputs: tuple[str, ...] = ("log_prob", "prob", "target"),
+    activation: str = "relu",
+) -> LossConfig:
+    """A classification loss network that equals ``F.cross_entropy`` before meta-training.
+
+    Each class's term is ``-target * log_prob`` plus the network's output, and the network's
+    last layer starts at zero, so the loss starts as cross-entropy (to float rounding) and
+    learns a correction per class.
+    """
+    return LossConfig(
+        kind="classification",
+        hidden_sizes=hidden,
+        activation=activation,
+        output_activation="identity",
+        bias=True,
+        residual=True,
+        inputs=inputs,
+    )
 
 
 _STARTS = {"mse": mse_start_config, "huber": huber_start_config}
@@ -104,44 +128,39 @@ class SineRecipe:
         raise ValueError(f"start must be 'mse', 'huber' or 'ml3', got {self.start!r}")
 
 
-_TRAINER_SETTINGS = (
-    "inner_steps",
-    "inner_lr",
-    "inner_optimizer",
-    "meta_lr",
-    "meta_batch_size",
-    "truncate",
-    "score_on",
-    "aggregate",
-    "validate_every",
-    "validation_size",
-    "seed",
-)
-"""`SineRecipe` fields passed to `MetaTrainer` under the same names."""
-
-
-def meta_train_sine(
-    recipe: SineRecipe,
+def meta_train(
+    recipe,
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
     device: str = "cpu",
     max_seconds: float | None = None,
 ) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a loss on sine tasks; returns (best loss, trainer).
+    """Meta-train a loss as a recipe says; returns (best loss, trainer).
 
-    ``max_seconds`` stops early (see `MetaTrainer.fit`)."""
+    A recipe is a dataclass with ``tasks()``, ``initial_loss()`` and ``outer_steps``; its
+    fields named like `MetaTrainer` arguments (``inner_steps``, ``meta_lr``, ...) are passed
+    on. Checkpoints are written at every validation. ``max_seconds`` stops early (see
+    `MetaTrainer.fit`).
+    """
+    accepted = set(inspect.signature(MetaTrainer).parameters)
+    settings = {k: v for k, v in asdict(recipe).items() if k in accepted}
     trainer = MetaTrainer(
         recipe.initial_loss(),
         recipe.tasks(),
-        **{name: getattr(recipe, name) for name in _TRAINER_SETTINGS},
+        **settings,
         run_dir=run_dir,
-        checkpoint_every=max(1, recipe.validate_every),
+        checkpoint_every=max(1, settings.get("validate_every", 100)),
         device=device,
         progress=progress,
     )
     best = trainer.fit(recipe.outer_steps, resume=resume, max_seconds=max_seconds)
     return best, trainer
+
+
+def meta_train_sine(recipe: SineRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
+    """Meta-train a loss on sine tasks; `meta_train` with a `SineRecipe`."""
+    return meta_train(recipe, **kwargs)
 
 
 def evaluate_against_baselines(

@@ -18,6 +18,7 @@ from learnedloss.config import LossConfig
 from learnedloss.evaluation import LossLike, _held_out, lr_grid, train_curves
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
+from learnedloss.recipes import meta_train
 from learnedloss.tasks.frequency import FrequencyModel, FrequencyTasks
 
 WITHIN = 0.1
@@ -71,23 +72,14 @@ def meta_train_frequency(
     max_seconds: float | None = None,
 ) -> tuple[LearnedLoss, MetaTrainer]:
     """Meta-train a shaped or unshaped frequency-recovery loss; returns (best loss, trainer)."""
-    trainer = MetaTrainer(
-        recipe.initial_loss(),
-        recipe.tasks(),
-        inner_steps=recipe.inner_steps,
-        inner_lr=recipe.inner_lr,
-        meta_batch_size=recipe.meta_batch_size,
-        meta_lr=recipe.meta_lr,
-        aggregate="mean",
-        validate_every=recipe.validate_every,
-        validation_size=recipe.validation_size,
+    best, trainer = meta_train(
+        recipe,
         run_dir=run_dir,
-        checkpoint_every=recipe.validate_every,
-        seed=recipe.seed,
-        device=device,
+        resume=resume,
         progress=progress,
+        device=device,
+        max_seconds=max_seconds,
     )
-    best = trainer.fit(recipe.outer_steps, resume=resume, max_seconds=max_seconds)
     best.metadata["recipe"] = {"family": "shaped-sine", **asdict(recipe)}
     return best, trainer
 

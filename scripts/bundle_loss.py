@@ -5,8 +5,10 @@
         --title "..." --description "..." --reproduce "learnedloss meta-train sine ..."
 
 Each --eval names a JSON file written by `learnedloss evaluate --json` (the card gets, per
-evaluation, each loss's tuned lr, geometric mean and ratio to MSE) or by
-`learnedloss evaluate-shaped --json` (fraction recovered and mean error per start and loss).
+evaluation, each loss's tuned lr, geometric mean and ratio to MSE), by
+`learnedloss evaluate-shaped --json` (fraction recovered and mean error per start and loss)
+or by `examples/classification_report.py --json` (test accuracy and cross-entropy, mean ± std
+over seeds, per condition and loss).
 """
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ import json
 from pathlib import Path
 
 from learnedloss import LearnedLoss
+from learnedloss.evaluation import mean_and_std
 
 
 def summarize(path: Path) -> dict:
     """``{loss: "ratio (geo-mean, lr)"}`` from the first seed of an evaluation JSON, or,
     for `learnedloss evaluate-shaped --json`, ``{start: loss: "recovered, mean error"}``."""
-    first = json.loads(path.read_text())[0]
+    data = json.loads(path.read_text())
+    if isinstance(data, dict):  # examples/classification_report.py
+        return {
+            f"{condition}, {name}": f"accuracy {_spread(row['accuracy'])}, "
+            f"cross-entropy {_spread(row['ce'])}"
+            for condition, report in data.items()
+            for name, row in report["losses"].items()
+        }
+    first = data[0]
     if "tuned" not in first:
         return {
             f"{start} start, {name}": f"{s['within']:.0%} within 0.1, mean |w - w*| "
@@ -34,6 +45,10 @@ def summarize(path: Path) -> dict:
         name: f"{s['ratio']:.3f} (geometric mean {s['geometric_mean']:.4g}, lr {s['lr']:.3g})"
         for name, s in tuned["losses"].items()
     }
+
+
+def _spread(values: list[float]) -> str:
+    return "{:.4f} ± {:.4f}".format(*mean_and_std(values))
 
 
 def main() -> None:

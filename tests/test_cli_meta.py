@@ -132,3 +132,29 @@ def test_residual_input_feature():
     x = torch.randn(5)
     # A loss of the residual alone is shift invariant.
     torch.testing.assert_close(loss(x, x * 0.5), loss(x + 3, x * 0.5 + 3))
+
+
+def test_meta_train_digits_then_evaluate_on_other_settings(tmp_path, capsys):
+    out = tmp_path / "digits"
+    args = ["meta-train", "digits", "--label-noise", "0.2", "--n-way", "3", "--n-shot", "5"]
+    args += ["--n-query", "5", "--out", str(out), *TINY_TRAIN]
+    assert main(args) == 0
+    assert "meta-trained 3 outer steps on the vmap path" in capsys.readouterr().out
+    loss = LearnedLoss.from_pretrained(out)
+    assert loss.config.kind == "classification"
+    assert loss.metadata["recipe"]["label_noise"] == 0.2
+    assert loss.metadata["training"]["tasks"]["meta_objective"] == "calibrated-cross-entropy"
+
+    scores = tmp_path / "eval.json"
+    evaluate = ["evaluate", str(out), "--steps", "3", "--n-tasks", "3", "--n-inits", "1"]
+    evaluate += ["--tune-tasks", "2", "--lr-range", "0.1", "0.2", "--same-lr", "0.1"]
+    evaluate += ["--n-way", "4", "--model", "cnn", "--seeds", "2", "--json", str(scores)]
+    assert main(evaluate) == 0
+    printed = capsys.readouterr().out
+    assert "4-way 5-shot, 20% flipped labels, SmallCNN" in printed
+    assert "mean ± std over 2 seeds" in printed and "GCE q=0.7" in printed
+    first = json.loads(scores.read_text())[0]
+    assert first["tuned"]["protocol"]["select_by"] == "error"
+    assert first["tuned"]["protocol"]["tasks"]["split"] == "meta-test"
+    assert 0 <= first["tuned"]["losses"]["learned"]["error"] <= 1
+    assert set(first["same_lr"]["losses"]) == {"CE", "learned"}

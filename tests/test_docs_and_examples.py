@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,79 @@ def test_shaped_sine_example_runs_and_plots(tmp_path):
     names = {line.split("|")[1].strip() for line in result.stdout.splitlines() if "|" in line}
     assert {"shaped", "unshaped", "MSE (lr 1)", "MSE (tuned lr)"} <= names
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_classification_benchmark_compares_with_cross_entropy():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "loss_overhead.py"),
+            "--kind",
+            "classification",
+            "--sizes",
+            "32x10",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--no-compile",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    header, row = result.stdout.splitlines()[1:3]
+    assert "CrossEntropyLoss (ms)" in header and row.split("|")[0].strip() == "32x10"
+
+
+def test_swap_cross_entropy_example_runs_both_losses():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "swap_cross_entropy.py"),
+            "--epochs",
+            "1",
+            "--seeds",
+            "2",
+            "--lrs",
+            "0.1",
+            "--label-noise",
+            "0.4",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = {line.split("|")[0].strip(): line for line in result.stdout.splitlines() if "|" in line}
+    assert {"nn.CrossEntropyLoss", "digits-classification"} <= set(rows)
+    accuracy = float(rows["digits-classification"].split("|")[2].split("±")[0])
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_classification_report_gives_mean_and_std_over_seeds(tmp_path):
+    report = tmp_path / "report.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "classification_report.py"),
+            "digits-classification",
+            "digits-classification",
+            "--conditions",
+            "n_way=2,n_shot=5",
+            "--steps",
+            "5",
+            "--n-tasks",
+            "2",
+            "--tune-tasks",
+            "2",
+            "--json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = json.loads(report.read_text())["n_way=2,n_shot=5"]["losses"]
+    assert {"learned", "CE", "GCE q=0.7", "CE, smoothing 0.1", "1.5 x CE"} <= set(rows)
+    assert len(rows["learned"]["accuracy"]) == 2  # one per loss (seed)
+    assert any(name.startswith("learned at lr") for name in rows)

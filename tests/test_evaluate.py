@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from learnedloss.evaluation import evaluate, geometric_mean, lr_grid, scaled_mse, standard_losses
+from learnedloss.baselines import scaled_mse, standard_losses
+from learnedloss.evaluation import evaluate, geometric_mean, lr_grid
 from learnedloss.tasks import SineTasks
 
 SMALL = dict(steps=10, n_tasks=6, n_inits=2)

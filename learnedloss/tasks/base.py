@@ -107,6 +107,11 @@ class TaskFamily(ABC):
         """The true task objective for one task; MSE unless overridden."""
         return mse_objective(prediction, target)
 
+    def metrics(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra scores `learnedloss.evaluate` reports for one task, ``{name: scalar}``,
+        each lower-is-better (e.g. an error rate); none unless overridden."""
+        return {}
+
     def meta_objective(
         self,
         params: dict[str, torch.Tensor],

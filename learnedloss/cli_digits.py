@@ -1,0 +1,138 @@
+"""The classification parts of the ``learnedloss`` command (see `learnedloss.cli`).
+
+- ``learnedloss meta-train digits ...``: meta-train a drop-in for ``nn.CrossEntropyLoss`` on
+  few-shot tasks of scikit-learn's bundled digits, optionally with noisy training labels.
+- ``learnedloss evaluate LOSS`` of a classification loss: held-out digits tasks against
+  cross-entropy and its baselines (``evaluate`` dispatches here by the loss's kind).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from learnedloss.digits_recipe import (
+    META_OBJECTIVES,
+    DigitsRecipe,
+    evaluate_classification,
+    meta_train_digits,
+    recipe_of,
+)
+from learnedloss.loss import LearnedLoss
+from learnedloss.plots import plot
+from learnedloss.recipes import save_run
+from learnedloss.tasks.digits import MODELS
+
+
+def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = DigitsRecipe()
+    add = parser.add_argument
+    add(
+        "--label-noise",
+        type=float,
+        default=defaults.label_noise,
+        help="fraction of training labels flipped to another class (query labels stay clean)",
+    )
+    add("--n-way", type=int, default=defaults.n_way, help="classes per task")
+    add("--n-shot", type=int, default=defaults.n_shot, help="training images per class")
+    add("--n-query", type=int, default=defaults.n_query, help="query images per class")
+    add("--model", choices=MODELS, default=defaults.model, help="the model each task trains")
+    add(
+        "--meta-objective",
+        choices=META_OBJECTIVES,
+        default=defaults.meta_objective,
+        help="how a trained model is scored on its clean query set",
+    )
+    add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
+    add(
+        "--inputs",
+        nargs="+",
+        default=list(defaults.inputs),
+        choices=["log_prob", "prob", "target"],
+        help="per-class features the loss network reads",
+    )
+    add("--outer-steps", type=int, default=defaults.outer_steps)
+    add("--inner-steps", type=int, default=defaults.inner_steps)
+    add("--inner-lr", type=float, default=defaults.inner_lr)
+    add("--meta-batch", dest="meta_batch_size", type=int, default=defaults.meta_batch_size)
+    add("--meta-lr", type=float, default=defaults.meta_lr)
+    add("--validate-every", type=int, default=defaults.validate_every)
+    add("--validation-size", type=int, default=defaults.validation_size)
+    add("--seed", type=int, default=defaults.seed)
+
+
+def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
+    values = {f.name: getattr(args, f.name) for f in fields(DigitsRecipe)}
+    recipe = DigitsRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    loss, trainer = meta_train_digits(
+        recipe,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        device=args.device,
+        max_seconds=max_seconds,
+    )
+    out = save_run(args.out, loss, trainer, recipe)
+    print(
+        f"meta-trained {trainer.step} outer steps on the {trainer.path} path; best "
+        f"meta-validation {trainer.best_score:.4g} at step {trainer.best_step}"
+    )
+    print(f"saved to {out}")
+    return 0
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``learnedloss evaluate`` that apply to classification losses only."""
+    group = parser.add_argument_group(
+        "classification losses (default: the settings the loss was meta-trained with)"
+    )
+    add = group.add_argument
+    add("--label-noise", type=float, help="fraction of flipped training labels")
+    add("--n-way", type=int, help="classes per task (any count: the loss is per class)")
+    add("--n-shot", type=int, help="training images per class")
+    add("--model", choices=MODELS, help="the model each task trains (cnn: unseen architecture)")
+
+
+def run_evaluate(args: argparse.Namespace, loss: LearnedLoss) -> list[dict]:
+    """Evaluate a classification loss on meta-test digits tasks (see `evaluate_classification`);
+    prints the tables and returns one result dict per seed."""
+    recipe = recipe_of(loss)
+    changes = {
+        name: getattr(args, name)
+        for name in ("label_noise", "n_way", "n_shot", "model")
+        if getattr(args, name) is not None
+    }
+    tasks = recipe.test_tasks(**changes)
+    steps = args.steps if args.steps is not None else recipe.inner_steps
+    lr_range = tuple(args.lr_range) if args.lr_range else (0.05, 3.2)
+    results = []
+    for seed in range(args.seeds):
+        tuned, fixed = evaluate_classification(
+            loss,
+            tasks,
+            steps=steps,
+            n_tasks=args.n_tasks,
+            n_inits=args.n_inits,
+            lr_range=lr_range,
+            tune_tasks=args.tune_tasks,
+            same_lr=args.same_lr,
+            seed=seed,
+        )
+        print(f"seed {seed}: {_describe(tasks)}, each loss at its lr tuned for query error")
+        print(tuned.table())
+        if fixed is not None:
+            print(f"seed {seed}: the learned loss and CE at lr {args.same_lr}")
+            print(fixed.table())
+        results.append(
+            {"tuned": tuned.to_dict(), "same_lr": None if fixed is None else fixed.to_dict()}
+        )
+        if args.plot and seed == 0:
+            plot(tuned, args.plot, title=f"held-out digits tasks: {_describe(tasks)}")
+    return results
+
+
+def _describe(tasks) -> str:
+    info = tasks.describe()
+    return (
+        f"{info['n_way']}-way {info['n_shot']}-shot, {info['label_noise']:.0%} flipped labels, "
+        f"{info['model']}"
+    )
