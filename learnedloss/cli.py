@@ -31,6 +31,11 @@ from learnedloss import cli_digits, cli_shaping, hub
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.card import card_summary
+from learnedloss.cli_common import (
+    add_schedule_arguments,
+    evaluate_over_seeds,
+    print_training_summary,
+)
 from learnedloss.errors import CheckpointError, ConfigError
 from learnedloss.evaluation import mean_and_std
 from learnedloss.plots import plot
@@ -137,9 +142,6 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["input", "target", "residual"],
         help="per-element features the loss network reads",
     )
-    add("--outer-steps", type=int, default=defaults.outer_steps)
-    add("--inner-steps", type=int, default=defaults.inner_steps)
-    add("--inner-lr", type=float, default=defaults.inner_lr)
     add("--inner-optimizer", choices=["sgd", "adam"], default=defaults.inner_optimizer)
     add(
         "--truncate",
@@ -147,8 +149,6 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.truncate,
         help="backpropagate through the last N inner steps (0: all)",
     )
-    add("--meta-batch", dest="meta_batch_size", type=int, default=defaults.meta_batch_size)
-    add("--meta-lr", type=float, default=defaults.meta_lr)
     add("--score-on", choices=["query", "train"], default=defaults.score_on)
     add(
         "--aggregate",
@@ -156,9 +156,7 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.aggregate,
         help="combine task objectives by their mean or the mean of their logs",
     )
-    add("--validate-every", type=int, default=defaults.validate_every)
-    add("--validation-size", type=int, default=defaults.validation_size)
-    add("--seed", type=int, default=defaults.seed)
+    add_schedule_arguments(parser, defaults)
 
 
 def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -254,11 +252,7 @@ def _meta_train(args: argparse.Namespace) -> int:
         max_seconds=max_seconds,
     )
     save_run(args.out, loss, trainer, recipe)
-    print(
-        f"meta-trained {trainer.step} outer steps on the {trainer.path} path; best "
-        f"meta-validation {trainer.best_score:.4g} at step {trainer.best_step}"
-    )
-    print(f"saved to {args.out}")
+    print_training_summary(trainer, args.out)
     return 0
 
 
@@ -281,9 +275,9 @@ def _evaluate_regression(args: argparse.Namespace, loss) -> list[dict]:
     tasks = SineTasks(
         outlier_fraction=args.outliers, hidden=args.model_hidden, activation=args.model_activation
     )
-    results = []
-    for seed in range(args.seeds):
-        tuned, fixed = evaluate_against_baselines(
+    return evaluate_over_seeds(
+        args,
+        lambda seed: evaluate_against_baselines(
             loss,
             tasks,
             name="learned",
@@ -295,18 +289,10 @@ def _evaluate_regression(args: argparse.Namespace, loss) -> list[dict]:
             same_lr=args.same_lr,
             seed=seed,
             optimizer=args.optimizer,
-        )
-        print(f"seed {seed}: each loss at its own tuned lr")
-        print(tuned.table())
-        if fixed is not None:
-            print(f"seed {seed}: every loss at lr {args.same_lr}")
-            print(fixed.table())
-        results.append(
-            {"tuned": tuned.to_dict(), "same_lr": None if fixed is None else fixed.to_dict()}
-        )
-        if args.plot and seed == 0:
-            plot(tuned, args.plot, title=f"held-out sine tasks, {args.outliers:.0%} outliers")
-    return results
+        ),
+        "each loss at its own tuned lr",
+        f"held-out sine tasks, {args.outliers:.0%} outliers",
+    )
 
 
 def summarize_seeds(results: list[dict]) -> str:

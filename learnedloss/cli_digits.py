@@ -11,6 +11,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from learnedloss.cli_common import (
+    add_schedule_arguments,
+    evaluate_over_seeds,
+    print_training_summary,
+)
 from learnedloss.digits_recipe import (
     META_OBJECTIVES,
     DigitsRecipe,
@@ -19,7 +24,6 @@ from learnedloss.digits_recipe import (
     recipe_of,
 )
 from learnedloss.loss import LearnedLoss
-from learnedloss.plots import plot
 from learnedloss.recipes import save_run
 from learnedloss.tasks.digits import MODELS
 
@@ -51,14 +55,7 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["log_prob", "prob", "target"],
         help="per-class features the loss network reads",
     )
-    add("--outer-steps", type=int, default=defaults.outer_steps)
-    add("--inner-steps", type=int, default=defaults.inner_steps)
-    add("--inner-lr", type=float, default=defaults.inner_lr)
-    add("--meta-batch", dest="meta_batch_size", type=int, default=defaults.meta_batch_size)
-    add("--meta-lr", type=float, default=defaults.meta_lr)
-    add("--validate-every", type=int, default=defaults.validate_every)
-    add("--validation-size", type=int, default=defaults.validation_size)
-    add("--seed", type=int, default=defaults.seed)
+    add_schedule_arguments(parser, defaults)
 
 
 def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
@@ -72,11 +69,7 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
         max_seconds=max_seconds,
     )
     out = save_run(args.out, loss, trainer, recipe)
-    print(
-        f"meta-trained {trainer.step} outer steps on the {trainer.path} path; best "
-        f"meta-validation {trainer.best_score:.4g} at step {trainer.best_step}"
-    )
-    print(f"saved to {out}")
+    print_training_summary(trainer, out)
     return 0
 
 
@@ -104,9 +97,9 @@ def run_evaluate(args: argparse.Namespace, loss: LearnedLoss) -> list[dict]:
     tasks = recipe.test_tasks(**changes)
     steps = args.steps if args.steps is not None else recipe.inner_steps
     lr_range = tuple(args.lr_range) if args.lr_range else (0.05, 3.2)
-    results = []
-    for seed in range(args.seeds):
-        tuned, fixed = evaluate_classification(
+    return evaluate_over_seeds(
+        args,
+        lambda seed: evaluate_classification(
             loss,
             tasks,
             steps=steps,
@@ -116,18 +109,10 @@ def run_evaluate(args: argparse.Namespace, loss: LearnedLoss) -> list[dict]:
             tune_tasks=args.tune_tasks,
             same_lr=args.same_lr,
             seed=seed,
-        )
-        print(f"seed {seed}: {_describe(tasks)}, each loss at its lr tuned for query error")
-        print(tuned.table())
-        if fixed is not None:
-            print(f"seed {seed}: the learned loss and CE at lr {args.same_lr}")
-            print(fixed.table())
-        results.append(
-            {"tuned": tuned.to_dict(), "same_lr": None if fixed is None else fixed.to_dict()}
-        )
-        if args.plot and seed == 0:
-            plot(tuned, args.plot, title=f"held-out digits tasks: {_describe(tasks)}")
-    return results
+        ),
+        f"{_describe(tasks)}, each loss at its lr tuned for query error",
+        f"held-out digits tasks: {_describe(tasks)}",
+    )
 
 
 def _describe(tasks) -> str:

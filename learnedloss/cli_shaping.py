@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from learnedloss.cli_common import add_schedule_arguments, print_training_summary
 from learnedloss.recipes import save_run
 from learnedloss.shaping import (
     FrequencyRecipe,
@@ -33,15 +34,8 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="meta-objective: the MSE instead of (w - w*)^2",
     )
-    add("--outer-steps", type=int, default=defaults.outer_steps)
-    add("--inner-steps", type=int, default=defaults.inner_steps)
-    add("--inner-lr", type=float, default=defaults.inner_lr)
-    add("--meta-batch", dest="meta_batch_size", type=int, default=defaults.meta_batch_size)
-    add("--meta-lr", type=float, default=defaults.meta_lr)
     add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
-    add("--validate-every", type=int, default=defaults.validate_every)
-    add("--validation-size", type=int, default=defaults.validation_size)
-    add("--seed", type=int, default=defaults.seed)
+    add_schedule_arguments(parser, defaults)
 
 
 def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
@@ -56,10 +50,7 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
         max_seconds=max_seconds,
     )
     out = save_run(args.out, loss, trainer, recipe)
-    print(
-        f"meta-trained {trainer.step} outer steps; best meta-validation "
-        f"{trainer.best_score:.4g} at step {trainer.best_step}; saved to {out}"
-    )
+    print_training_summary(trainer, out)
     return 0
 
 

@@ -7,7 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(path: str, *args: str) -> str:
+    """Run a repository script as a user would; return its standard output."""
+    command = [sys.executable, str(ROOT / path), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
 def test_docs_build_strict(tmp_path):
@@ -25,169 +33,101 @@ def test_docs_build_strict(tmp_path):
 
 def test_swap_example_runs_and_plots(tmp_path):
     png = tmp_path / "swap.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "swap_mse.py"),
-            "--steps",
-            "60",
-            "--seeds",
-            "2",
-            "--plot",
-            str(png),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    stdout = run_script(
+        "examples/swap_mse.py",
+        "--steps",
+        "60",
+        "--seeds",
+        "2",
+        "--plot",
+        str(png),
     )
-    lines = result.stdout.splitlines()
+    lines = stdout.splitlines()
     assert any(line.startswith("nn.MSELoss()") for line in lines)
     assert any("LearnedLoss.from_pretrained('mse-fit')" in line for line in lines)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_benchmark_prints_a_table():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "loss_overhead.py"),
-            "--sizes",
-            "64x1",
-            "--repeats",
-            "2",
-            "--warmup",
-            "1",
-            "--no-compile",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    header, row = result.stdout.splitlines()[1:3]
-    assert "MSELoss (ms)" in header and row.split("|")[0].strip() == "64x1"
+@pytest.mark.parametrize(
+    ("kind", "size", "standard"),
+    [("regression", "64x1", "MSELoss"), ("classification", "32x10", "CrossEntropyLoss")],
+)
+def test_benchmark_prints_a_table(kind, size, standard):
+    quick = ["--repeats", "2", "--warmup", "1", "--no-compile"]
+    stdout = run_script("benchmarks/loss_overhead.py", "--kind", kind, "--sizes", size, *quick)
+    header, row = stdout.splitlines()[1:3]
+    assert f"{standard} (ms)" in header and row.split("|")[0].strip() == size
 
 
 def test_custom_tasks_example_meta_trains_on_real_data(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "custom_tasks.py"),
-            "--outer-steps",
-            "2",
-            "--inner-steps",
-            "3",
-            "--out",
-            str(tmp_path / "loss"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    stdout = run_script(
+        "examples/custom_tasks.py",
+        "--outer-steps",
+        "2",
+        "--inner-steps",
+        "3",
+        "--out",
+        str(tmp_path / "loss"),
     )
-    assert "the loss started as MSE" in result.stdout
-    assert "learned" in result.stdout and "1.5 x MSE" in result.stdout
+    assert "the loss started as MSE" in stdout
+    assert "learned" in stdout and "1.5 x MSE" in stdout
     assert (tmp_path / "loss" / "model.safetensors").is_file()
 
 
 def test_ml3_reference_result_reproduces():
     """ML3's protocol: the learned loss beats MSE at the shared lr 1e-3 (reference 0.62)."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "reproduce_ml3_sine.py"), "--seeds", "2"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    line = next(x for x in result.stdout.splitlines() if x.startswith("ratio learned / MSE"))
+    stdout = run_script("examples/reproduce_ml3_sine.py", "--seeds", "2")
+    line = next(x for x in stdout.splitlines() if x.startswith("ratio learned / MSE"))
     ours = float(line.split("ours ")[1].split(",")[0])
     assert ours < 0.62
 
 
 def test_robust_headroom_example_compares_with_the_oracle():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "robust_headroom.py"),
-            "--outliers",
-            "0.2",
-            "--n-tasks",
-            "3",
-            "--tune-tasks",
-            "2",
-            "--steps",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    stdout = run_script(
+        "examples/robust_headroom.py",
+        "--outliers",
+        "0.2",
+        "--n-tasks",
+        "3",
+        "--tune-tasks",
+        "2",
+        "--steps",
+        "5",
     )
-    rows = {line.split("|")[0].strip() for line in result.stdout.splitlines() if "|" in line}
+    rows = {line.split("|")[0].strip() for line in stdout.splitlines() if "|" in line}
     assert {"oracle", "Huber d=0.5", "L1", "gated Huber d=0.5"} <= rows
-    assert "80 clean points" in result.stdout
+    assert "80 clean points" in stdout
 
 
 def test_shaped_sine_example_runs_and_plots(tmp_path):
     png = tmp_path / "landscape.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "shaped_sine.py"),
-            "--outer-steps",
-            "20",
-            "--n-tasks",
-            "5",
-            "--plot",
-            str(png),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    stdout = run_script(
+        "examples/shaped_sine.py",
+        "--outer-steps",
+        "20",
+        "--n-tasks",
+        "5",
+        "--plot",
+        str(png),
     )
-    names = {line.split("|")[1].strip() for line in result.stdout.splitlines() if "|" in line}
+    names = {line.split("|")[1].strip() for line in stdout.splitlines() if "|" in line}
     assert {"shaped", "unshaped", "MSE (lr 1)", "MSE (tuned lr)"} <= names
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_classification_benchmark_compares_with_cross_entropy():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "loss_overhead.py"),
-            "--kind",
-            "classification",
-            "--sizes",
-            "32x10",
-            "--repeats",
-            "2",
-            "--warmup",
-            "1",
-            "--no-compile",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    header, row = result.stdout.splitlines()[1:3]
-    assert "CrossEntropyLoss (ms)" in header and row.split("|")[0].strip() == "32x10"
-
-
 def test_swap_cross_entropy_example_runs_both_losses():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "swap_cross_entropy.py"),
-            "--epochs",
-            "1",
-            "--seeds",
-            "2",
-            "--lrs",
-            "0.1",
-            "--label-noise",
-            "0.4",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    stdout = run_script(
+        "examples/swap_cross_entropy.py",
+        "--epochs",
+        "1",
+        "--seeds",
+        "2",
+        "--lrs",
+        "0.1",
+        "--label-noise",
+        "0.4",
     )
-    rows = {line.split("|")[0].strip(): line for line in result.stdout.splitlines() if "|" in line}
+    rows = {line.split("|")[0].strip(): line for line in stdout.splitlines() if "|" in line}
     assert {"nn.CrossEntropyLoss", "digits-classification"} <= set(rows)
     accuracy = float(rows["digits-classification"].split("|")[2].split("±")[0])
     assert 0.0 <= accuracy <= 1.0
@@ -195,26 +135,20 @@ def test_swap_cross_entropy_example_runs_both_losses():
 
 def test_classification_report_gives_mean_and_std_over_seeds(tmp_path):
     report = tmp_path / "report.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "classification_report.py"),
-            "digits-classification",
-            "digits-classification",
-            "--conditions",
-            "n_way=2,n_shot=5",
-            "--steps",
-            "5",
-            "--n-tasks",
-            "2",
-            "--tune-tasks",
-            "2",
-            "--json",
-            str(report),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    run_script(
+        "examples/classification_report.py",
+        "digits-classification",
+        "digits-classification",
+        "--conditions",
+        "n_way=2,n_shot=5",
+        "--steps",
+        "5",
+        "--n-tasks",
+        "2",
+        "--tune-tasks",
+        "2",
+        "--json",
+        str(report),
     )
     rows = json.loads(report.read_text())["n_way=2,n_shot=5"]["losses"]
     assert {"learned", "CE", "GCE q=0.7", "CE, smoothing 0.1", "1.5 x CE"} <= set(rows)

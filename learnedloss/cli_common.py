@@ -1,0 +1,58 @@
+"""Pieces the ``learnedloss`` subcommands share (see `learnedloss.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from learnedloss.evaluation import Evaluation
+from learnedloss.plots import plot
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The meta-training schedule options, with a recipe dataclass's values as defaults:
+    ``--outer-steps``, ``--inner-steps``, ``--inner-lr``, ``--meta-batch``, ``--meta-lr``,
+    ``--validate-every``, ``--validation-size`` and ``--seed``."""
+    add = parser.add_argument
+    add("--outer-steps", type=int, default=defaults.outer_steps)
+    add("--inner-steps", type=int, default=defaults.inner_steps)
+    add("--inner-lr", type=float, default=defaults.inner_lr)
+    add("--meta-batch", dest="meta_batch_size", type=int, default=defaults.meta_batch_size)
+    add("--meta-lr", type=float, default=defaults.meta_lr)
+    add("--validate-every", type=int, default=defaults.validate_every)
+    add("--validation-size", type=int, default=defaults.validation_size)
+    add("--seed", type=int, default=defaults.seed)
+
+
+def print_training_summary(trainer, out: str | Path) -> None:
+    """What ``learnedloss meta-train`` prints when it is done."""
+    print(
+        f"meta-trained {trainer.step} outer steps on the {trainer.path} path; best "
+        f"meta-validation {trainer.best_score:.4g} at step {trainer.best_step}"
+    )
+    print(f"saved to {out}")
+
+
+def evaluate_over_seeds(
+    args: argparse.Namespace,
+    evaluate_seed: Callable[[int], tuple[Evaluation, Evaluation | None]],
+    tuned_label: str,
+    plot_title: str,
+) -> list[dict]:
+    """Run ``evaluate_seed(seed)`` for ``args.seeds`` seeds, print each tuned (and shared-lr)
+    table, plot seed 0 to ``args.plot``; return one result dict per seed."""
+    results = []
+    for seed in range(args.seeds):
+        tuned, fixed = evaluate_seed(seed)
+        print(f"seed {seed}: {tuned_label}")
+        print(tuned.table())
+        if fixed is not None:
+            print(f"seed {seed}: {', '.join(fixed.scores)} at lr {args.same_lr}")
+            print(fixed.table())
+        results.append(
+            {"tuned": tuned.to_dict(), "same_lr": None if fixed is None else fixed.to_dict()}
+        )
+        if args.plot and seed == 0:
+            plot(tuned, args.plot, title=plot_title)
+    return results
