@@ -10,7 +10,7 @@ cross-entropy, each at its own learning rate tuned on separate meta-test tasks.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -122,9 +122,7 @@ def meta_train_digits(recipe: DigitsRecipe, **kwargs) -> tuple[LearnedLoss, Meta
     """Meta-train a classification loss (`learnedloss.recipes.meta_train` with a
     `DigitsRecipe`); the recipe is recorded in the loss's metadata, so that
     ``learnedloss evaluate`` can rebuild its tasks."""
-    best, trainer = meta_train(recipe, **kwargs)
-    best.metadata["recipe"] = {"family": "digits", **asdict(recipe)}
-    return best, trainer
+    return meta_train(recipe, family="digits", **kwargs)
 
 
 def recipe_of(loss: LearnedLoss) -> DigitsRecipe:

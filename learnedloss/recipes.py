@@ -135,13 +135,15 @@ def meta_train(
     progress: bool = True,
     device: str = "cpu",
     max_seconds: float | None = None,
+    family: str | None = None,
 ) -> tuple[LearnedLoss, MetaTrainer]:
     """Meta-train a loss as a recipe says; returns (best loss, trainer).
 
     A recipe is a dataclass with ``tasks()``, ``initial_loss()`` and ``outer_steps``; its
     fields named like `MetaTrainer` arguments (``inner_steps``, ``meta_lr``, ...) are passed
     on. Checkpoints are written at every validation. ``max_seconds`` stops early (see
-    `MetaTrainer.fit`).
+    `MetaTrainer.fit`). With ``family``, the recipe is recorded in the loss's metadata as
+    ``{"family": family, **recipe}``, so that commands can rebuild its tasks.
     """
     accepted = set(inspect.signature(MetaTrainer).parameters)
     settings = {k: v for k, v in asdict(recipe).items() if k in accepted}
@@ -155,6 +157,8 @@ def meta_train(
         progress=progress,
     )
     best = trainer.fit(recipe.outer_steps, resume=resume, max_seconds=max_seconds)
+    if family is not None:
+        best.metadata["recipe"] = {"family": family, **asdict(recipe)}
     return best, trainer
 
 

@@ -8,8 +8,7 @@ meta-objective (*shaped*) or with the MSE (*unshaped*); at test time it only eve
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -63,25 +62,11 @@ class FrequencyRecipe:
         return LearnedLoss(config)
 
 
-def meta_train_frequency(
-    recipe: FrequencyRecipe,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    device: str = "cpu",
-    max_seconds: float | None = None,
-) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a shaped or unshaped frequency-recovery loss; returns (best loss, trainer)."""
-    best, trainer = meta_train(
-        recipe,
-        run_dir=run_dir,
-        resume=resume,
-        progress=progress,
-        device=device,
-        max_seconds=max_seconds,
-    )
-    best.metadata["recipe"] = {"family": "shaped-sine", **asdict(recipe)}
-    return best, trainer
+def meta_train_frequency(recipe: FrequencyRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
+    """Meta-train a shaped or unshaped frequency-recovery loss; returns (best loss, trainer).
+
+    `learnedloss.recipes.meta_train` with a `FrequencyRecipe`, recorded in the metadata."""
+    return meta_train(recipe, family="shaped-sine", **kwargs)
 
 
 def _frequency_error(params, prediction, target, extra) -> torch.Tensor:
