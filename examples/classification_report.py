@@ -87,13 +87,10 @@ def main() -> None:
     results = {}
     for text in args.conditions:
         changes = parse_condition(text) if text else {}
-        tasks = recipe_of(losses[0]).test_tasks(**changes).describe()
-        title = (
-            f"{tasks['n_way']}-way {tasks['n_shot']}-shot, {tasks['label_noise']:.0%} flipped "
-            f"labels, {tasks['model']} (mean ± std over {len(losses)} seeds)"
-        )
+        tasks = recipe_of(losses[0]).test_tasks(**changes)
+        title = f"{tasks.summary()} (mean ± std over {len(losses)} seeds)"
         rows = report(losses, changes, args)
-        results[text or "meta-training tasks"] = {"tasks": tasks, "losses": rows}
+        results[text or "meta-training tasks"] = {"tasks": tasks.describe(), "losses": rows}
         print(f"\n{title}")
         print(f"{'loss':28s} | {'test accuracy':>17} | {'test CE':>17} | lr per seed")
         for name, row in rows.items():

@@ -2,8 +2,7 @@
 
 `LearnedLoss` of kind ``"classification"`` scores every (sample, class) pair with its network
 and sums over classes; this module turns logits and targets into those per-class features
-and reduces the per-sample values the way ``F.cross_entropy`` does. It knows nothing about
-the network.
+and the mask of samples ``ignore_index`` leaves in. It knows nothing about the network.
 """
 
 from __future__ import annotations
@@ -43,25 +42,6 @@ def class_features(
         safe = torch.where(valid, target, torch.zeros_like(target)).long()
         probs = torch.zeros_like(log_prob).scatter(-1, safe.unsqueeze(-1), 1.0)
     return {"log_prob": log_prob, "prob": log_prob.exp(), "target": probs}, valid
-
-
-def reduce_per_sample(
-    per_sample: torch.Tensor, valid: torch.Tensor | None, reduction: str
-) -> torch.Tensor:
-    """Reduce ``(...)`` per-sample losses as ``F.cross_entropy`` does.
-
-    Ignored samples contribute 0; ``'mean'`` divides by the number of samples not ignored
-    (NaN when every sample is ignored, as in PyTorch).
-    """
-    if valid is not None:
-        per_sample = torch.where(valid, per_sample, torch.zeros_like(per_sample))
-    if reduction == "none":
-        return per_sample
-    total = per_sample.sum()
-    if reduction == "sum":
-        return total
-    count = per_sample.numel() if valid is None else valid.sum()
-    return total / count
 
 
 def _check_classification_pair(input: object, target: object) -> None:

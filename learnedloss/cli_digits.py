@@ -110,14 +110,6 @@ def run_evaluate(args: argparse.Namespace, loss: LearnedLoss) -> list[dict]:
             same_lr=args.same_lr,
             seed=seed,
         ),
-        f"{_describe(tasks)}, each loss at its lr tuned for query error",
-        f"held-out digits tasks: {_describe(tasks)}",
-    )
-
-
-def _describe(tasks) -> str:
-    info = tasks.describe()
-    return (
-        f"{info['n_way']}-way {info['n_shot']}-shot, {info['label_noise']:.0%} flipped labels, "
-        f"{info['model']}"
+        f"{tasks.summary()}, each loss at its lr tuned for query error",
+        f"held-out digits tasks: {tasks.summary()}",
     )

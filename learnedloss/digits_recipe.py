@@ -52,11 +52,9 @@ class MetaTrainingDigits(DigitsTasks):
         if self.meta_objective_name == "cross-entropy":
             return self.objective(prediction, target)
         if self.meta_objective_name == "calibrated-cross-entropy":
-            scaled = torch.stack([prediction / t for t in TEMPERATURES])
-            losses = F.cross_entropy(
-                scaled.flatten(0, 1), target.repeat(len(TEMPERATURES)), reduction="none"
-            )
-            return losses.view(len(TEMPERATURES), -1).mean(dim=1).min()
+            return torch.stack(
+                [F.cross_entropy(prediction / t, target) for t in TEMPERATURES]
+            ).min()
         probabilities = F.softmax(prediction, dim=-1)
         return 1.0 - probabilities.gather(-1, target.unsqueeze(-1)).mean()
 
@@ -92,26 +90,16 @@ class DigitsRecipe:
     validation_size: int = 64
     seed: int = 0
 
+    def _task_settings(self) -> dict:
+        names = ("n_way", "n_shot", "n_query", "label_noise", "model")
+        return {name: getattr(self, name) for name in names}
+
     def tasks(self) -> MetaTrainingDigits:
-        return MetaTrainingDigits(
-            meta_objective=self.meta_objective,
-            n_way=self.n_way,
-            n_shot=self.n_shot,
-            n_query=self.n_query,
-            label_noise=self.label_noise,
-            model=self.model,
-        )
+        return MetaTrainingDigits(meta_objective=self.meta_objective, **self._task_settings())
 
     def test_tasks(self, **changes) -> DigitsTasks:
         """Tasks from the meta-test image pool, as meta-training's unless ``changes`` say."""
-        settings = dict(
-            n_way=self.n_way,
-            n_shot=self.n_shot,
-            n_query=self.n_query,
-            label_noise=self.label_noise,
-            model=self.model,
-        )
-        return DigitsTasks(split="meta-test", **{**settings, **changes})
+        return DigitsTasks(split="meta-test", **{**self._task_settings(), **changes})
 
     def initial_loss(self) -> LearnedLoss:
         torch.manual_seed(self.seed)

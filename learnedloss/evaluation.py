@@ -244,7 +244,9 @@ def evaluate(
         device: where the models train.
     """
     reference = reference or next(iter(losses))
-    metric_names = list(tasks.metrics(*_probe(tasks)))
+    template, batch, params = _held_out(tasks, n_tasks, n_inits, EVALUATION_SEED_OFFSET + seed)
+    with torch.no_grad():  # the metric names, from one fresh model's query predictions
+        metric_names = list(tasks.metrics(template(batch.x_query[0]), batch.y_query[0]))
     if select_by != "objective" and select_by not in metric_names:
         raise ValueError(
             f"select_by must be 'objective' or one of the family's metrics {metric_names}, "
@@ -252,7 +254,6 @@ def evaluate(
         )
     column = 0 if select_by == "objective" else 1 + metric_names.index(select_by)
     scored = with_metrics(tasks)
-    template, batch, params = _held_out(tasks, n_tasks, n_inits, EVALUATION_SEED_OFFSET + seed)
     if lr is None:
         grid = list(lrs) if lrs is not None else lr_grid()
         tune = _held_out(tasks, tune_tasks, 1, TUNING_SEED_OFFSET + seed)
@@ -301,13 +302,6 @@ def evaluate(
         "seed": seed,
     }
     return Evaluation(scores, reference, steps, every, protocol)
-
-
-def _probe(tasks: TaskFamily) -> tuple[torch.Tensor, torch.Tensor]:
-    """One task's query predictions (from a fresh model) and targets, to learn metric names."""
-    batch = tasks.sample(1, torch.Generator().manual_seed(0))
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        return tasks.make_model()(batch.x_query[0]), batch.y_query[0]
 
 
 def _mean_or_inf(values: torch.Tensor) -> float:

@@ -15,7 +15,7 @@ from torch import nn
 
 from learnedloss import hub
 from learnedloss._version import __version__
-from learnedloss.classification import class_features, reduce_per_sample
+from learnedloss.classification import class_features
 from learnedloss.config import LossConfig, check_metadata
 from learnedloss.errors import CheckpointError
 from learnedloss.networks import PointwiseMLP
@@ -179,7 +179,7 @@ class LearnedLoss(nn.Module):
                 torch.zeros_like(named["log_prob"]),
             )
         per_sample = self.network(features, skip).sum(dim=-1)
-        return reduce_per_sample(per_sample, valid, self.reduction).to(input.dtype)
+        return _reduce(per_sample, self.reduction, valid).to(input.dtype)
 
     def extra_repr(self) -> str:
         out = f"kind={self.config.kind!r}, reduction={self.reduction!r}"
@@ -417,12 +417,21 @@ def _check_side_inputs(given: dict[str, Any], declared: tuple[str, ...], input) 
             )
 
 
-def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return values.mean()
+def _reduce(
+    values: torch.Tensor, reduction: str, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Reduce per-element (or per-sample) losses as PyTorch's losses do.
+
+    ``valid`` masks out ignored samples (``ignore_index``): they count 0, and ``'mean'``
+    divides by the number left (NaN when none is, as ``F.cross_entropy`` does).
+    """
+    if valid is not None:
+        values = torch.where(valid, values, torch.zeros_like(values))
+    if reduction == "none":
+        return values
     if reduction == "sum":
         return values.sum()
-    return values
+    return values.mean() if valid is None else values.sum() / valid.sum()
 
 
 def _check_finite(tensor: torch.Tensor, name: str) -> None:

@@ -166,6 +166,13 @@ class DigitsTasks(TaskFamily):
         """``{"error": fraction of query images misclassified}``."""
         return {"error": (prediction.argmax(dim=-1) != target).float().mean()}
 
+    def summary(self) -> str:
+        """One line for tables and plots, e.g. "5-way 40-shot, 40% flipped labels, ..."."""
+        return (
+            f"{self.n_way}-way {self.n_shot}-shot, {self.label_noise:.0%} flipped labels, "
+            f"{self.describe()['model']}"
+        )
+
     def describe(self) -> dict:
         """The family's settings, JSON-ready (for configs and model cards)."""
         model = (
