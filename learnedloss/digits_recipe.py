@@ -126,7 +126,7 @@ def evaluate_classification(
     tasks: DigitsTasks,
     *,
     name: str = "learned",
-    steps: int = 50,
+    steps: int = 100,  # DigitsRecipe.inner_steps
     n_tasks: int = 100,
     n_inits: int = 1,
     lr_range: tuple[float, float] = (0.05, 3.2),
