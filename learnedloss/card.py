@@ -8,6 +8,8 @@ checkpoint cannot disagree. Metadata keys the card understands (all optional):
 - ``training``: a dict describing how the loss was made (rendered as a table).
 - ``results``: a dict of figures the loss scored (rendered as a table).
 - ``reproduce``: the command that reproduces the checkpoint and its figures.
+- ``recipe``: the full meta-training recipe (written by `learnedloss.recipes.meta_train`;
+  rendered as a table).
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ _STARTS_AS = {
 }
 
 
+def _call(config: LossConfig) -> str:
+    """The usage line, with the side inputs the loss reads passed by keyword."""
+    if not config.side_inputs:
+        return _CALLS[config.kind]
+    side = ", ".join(f"{name}={name}" for name in config.side_inputs)
+    return f"loss = loss_fn(prediction, target, {side})  # side inputs: the prediction's shape"
+
+
 def card_tags(config: LossConfig) -> list[str]:
     """The Hub tags of a loss with this config."""
     return ["learnedloss", "learned-loss", "loss-function", "ml3", "pytorch", config.kind]
@@ -66,11 +76,13 @@ def render_model_card(
         f"# {title}",
         metadata.get("description", "A learned loss function for PyTorch (learnedloss)."),
         "## Usage",
-        f"A drop-in replacement for `{_REPLACES[config.kind]}()`:\n\n"
+        f"A drop-in replacement for `{_REPLACES[config.kind]}()`"
+        + (f" that also reads {', '.join(config.side_inputs)}" if config.side_inputs else "")
+        + ":\n\n"
         "```python\n"
         "from learnedloss import LearnedLoss\n\n"
         f'loss_fn = LearnedLoss.from_pretrained("{name}")  # frozen, in eval mode\n'
-        f"{_CALLS[config.kind]}\n"
+        f"{_call(config)}\n"
         "```",
         "## Architecture",
         _table(
@@ -82,11 +94,14 @@ def render_model_card(
                 "output activation": config.output_activation,
                 "bias": config.bias,
                 f"residual ({_STARTS_AS[config.kind]})": config.residual,
+                **({"residual form": config.residual_form} if config.residual else {}),
             }
         ),
     ]
     if metadata.get("training"):
         sections += ["## How it was made", _table(metadata["training"])]
+    if metadata.get("recipe"):
+        sections += ["## Recipe", _table(metadata["recipe"])]
     if metadata.get("results"):
         sections += ["## Results", _table(metadata["results"])]
     if metadata.get("reproduce"):

@@ -12,6 +12,10 @@ Subcommands:
 - ``learnedloss evaluate NAME_OR_PATH ...``: score a loss against tuned baselines (sine tasks
   for regression losses, digits tasks for classification losses).
 - ``learnedloss evaluate-shaped LOSS ...``: frequency recovery against MSE, and landscapes.
+- ``learnedloss meta-train mountain-car ...``: meta-train a mountain-car loss, shaped with a
+  waypoint (or ``--unshaped``).
+- ``learnedloss evaluate-mountain-car LOSS ...``: success rates against the task cost, and
+  trajectories.
 - ``learnedloss demo``: meta-train a robust sine loss and compare it with MSE, in minutes.
 """
 
@@ -27,7 +31,7 @@ from typing import Any
 
 import torch
 
-from learnedloss import cli_digits, cli_shaping, hub
+from learnedloss import cli_control, cli_digits, cli_shaping, hub
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.card import card_summary
@@ -76,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_training_run_arguments(shaped)
     cli_shaping.add_meta_train_arguments(shaped)
+    car = families.add_parser(
+        "mountain-car", help="mountain car, shaped with a waypoint (ML3 sec. V-C)"
+    )
+    _add_training_run_arguments(car)
+    cli_control.add_meta_train_arguments(car)
     digits = families.add_parser(
         "digits", help="few-shot classification of the bundled digits (drop-in for CE)"
     )
@@ -90,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate-shaped", help="frequency recovery of shaped-sine losses against MSE"
     )
     cli_shaping.add_evaluate_arguments(ev_shaped)
+    ev_car = commands.add_parser(
+        "evaluate-mountain-car", help="mountain-car success of learned losses vs the task cost"
+    )
+    cli_control.add_evaluate_arguments(ev_car)
 
     demo = commands.add_parser(
         "demo", help="meta-train a robust sine loss, compare it with MSE and tuned baselines"
@@ -243,6 +256,8 @@ def _meta_train(args: argparse.Namespace) -> int:
         return cli_shaping.run_meta_train(args, max_seconds)
     if args.family == "digits":
         return cli_digits.run_meta_train(args, max_seconds)
+    if args.family == "mountain-car":
+        return cli_control.run_meta_train(args, max_seconds)
     recipe = _recipe(args)
     loss, trainer = meta_train_sine(
         recipe,
@@ -365,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _evaluate(args)
     if args.command == "evaluate-shaped":
         return cli_shaping.run_evaluate(args)
+    if args.command == "evaluate-mountain-car":
+        return cli_control.run_evaluate(args)
     if args.command == "demo":
         return _demo(args)
     if args.command == "list":

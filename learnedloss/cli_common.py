@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 from learnedloss.evaluation import Evaluation
 from learnedloss.plots import plot
+from learnedloss.recipes import save_run
 
 
 def add_schedule_arguments(parser: argparse.ArgumentParser, defaults) -> None:
@@ -23,6 +25,36 @@ def add_schedule_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     add("--validate-every", type=int, default=defaults.validate_every)
     add("--validation-size", type=int, default=defaults.validation_size)
     add("--seed", type=int, default=defaults.seed)
+
+
+def run_recipe(args: argparse.Namespace, recipe_class, train, max_seconds: float | None) -> int:
+    """``learnedloss meta-train FAMILY``: build ``recipe_class`` from the parsed options
+    named like its fields (lists become tuples), meta-train it with ``train(recipe,
+    **run options)``, save the run to ``args.out`` and print a summary."""
+    values = {f.name: getattr(args, f.name) for f in fields(recipe_class) if hasattr(args, f.name)}
+    recipe = recipe_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    loss, trainer = train(
+        recipe,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        device=args.device,
+        max_seconds=max_seconds,
+    )
+    out = save_run(args.out, loss, trainer, recipe)
+    print_training_summary(trainer, out)
+    return 0
+
+
+def named_losses(specs: list[str]) -> dict:
+    """``NAME=PATH_OR_NAME`` pairs (or plain paths and bundled names, named after their last
+    path component) loaded as ``{name: LearnedLoss}``."""
+    from learnedloss.loss import LearnedLoss
+
+    losses = {}
+    for spec in specs:
+        name, _, source = spec.rpartition("=")
+        losses[name or Path(source).name] = LearnedLoss.from_pretrained(source)
+    return losses
 
 
 def print_training_summary(trainer, out: str | Path) -> None:

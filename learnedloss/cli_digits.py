@@ -9,12 +9,11 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 
 from learnedloss.cli_common import (
     add_schedule_arguments,
     evaluate_over_seeds,
-    print_training_summary,
+    run_recipe,
 )
 from learnedloss.digits_recipe import (
     META_OBJECTIVES,
@@ -24,7 +23,6 @@ from learnedloss.digits_recipe import (
     recipe_of,
 )
 from learnedloss.loss import LearnedLoss
-from learnedloss.recipes import save_run
 from learnedloss.tasks.digits import MODELS
 
 
@@ -59,18 +57,7 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
-    values = {f.name: getattr(args, f.name) for f in fields(DigitsRecipe)}
-    recipe = DigitsRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-    loss, trainer = meta_train_digits(
-        recipe,
-        run_dir=args.run_dir,
-        resume=args.resume,
-        device=args.device,
-        max_seconds=max_seconds,
-    )
-    out = save_run(args.out, loss, trainer, recipe)
-    print_training_summary(trainer, out)
-    return 0
+    return run_recipe(args, DigitsRecipe, meta_train_digits, max_seconds)
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:

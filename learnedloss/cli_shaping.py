@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from learnedloss.cli_common import add_schedule_arguments, print_training_summary
-from learnedloss.recipes import save_run
+from learnedloss.cli_common import add_schedule_arguments, named_losses, run_recipe
 from learnedloss.shaping import (
     FrequencyRecipe,
     compare_recovery,
@@ -35,23 +34,23 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="meta-objective: the MSE instead of (w - w*)^2",
     )
     add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
+    add(
+        "--residual-form",
+        choices=["scale", "add"],
+        default=defaults.residual_form,
+        help="how the network corrects the squared error: (1 + h)(y' - y) or h + y' - y",
+    )
+    add(
+        "--finetune-steps",
+        type=int,
+        default=defaults.finetune_steps,
+        help="outer steps of the second stage, on the test protocol (0: none)",
+    )
     add_schedule_arguments(parser, defaults)
 
 
 def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
-    names = set(FrequencyRecipe.__dataclass_fields__)
-    values = {k: v for k, v in vars(args).items() if k in names}
-    recipe = FrequencyRecipe(**{**values, "hidden": tuple(args.hidden)})
-    loss, trainer = meta_train_frequency(
-        recipe,
-        run_dir=args.run_dir,
-        resume=args.resume,
-        device=args.device,
-        max_seconds=max_seconds,
-    )
-    out = save_run(args.out, loss, trainer, recipe)
-    print_training_summary(trainer, out)
-    return 0
+    return run_recipe(args, FrequencyRecipe, meta_train_frequency, max_seconds)
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,18 +65,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--threads", type=int, default=1)
 
 
-def _named_losses(specs: list[str]) -> dict:
-    from learnedloss.loss import LearnedLoss
-
-    losses = {}
-    for spec in specs:
-        name, _, source = spec.rpartition("=")
-        losses[name or Path(source).name] = LearnedLoss.from_pretrained(source)
-    return losses
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
-    losses = _named_losses(args.losses)
+    losses = named_losses(args.losses)
     results = []
     for seed in range(args.seeds):
         result = compare_recovery(losses, lr=args.lr, n_tasks=args.n_tasks, seed=10000 + seed)

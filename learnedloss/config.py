@@ -28,6 +28,10 @@ OUTPUT_ACTIVATIONS = ("softplus", "identity", "square", "huber")
 ``square`` (non-negative with a zero minimum) or ``huber`` (Huber's function with δ = 1:
 h²/2 for |h| <= 1, |h| - 1/2 beyond; non-negative, zero minimum, bounded slope)."""
 
+RESIDUAL_FORMS = ("add", "scale")
+"""How a residual network combines the standard loss's term with its own output (see
+`LossConfig.residual_form`)."""
+
 KINDS = ("regression", "classification")
 """Loss kinds this release can build. A regression loss is a drop-in for ``nn.MSELoss``, a
 classification loss for ``nn.CrossEntropyLoss``."""
@@ -63,6 +67,7 @@ _TOP_LEVEL_KEYS = {
     "output_activation",
     "bias",
     "residual",
+    "residual_form",
     "metadata",
 }
 
@@ -93,6 +98,11 @@ class LossConfig:
             the loss equals the squared error, with ``"huber"`` the Huber loss) and
             ``-target * log_prob`` for classification (with ``"identity"`` the loss equals
             ``F.cross_entropy``).
+        residual_form: with ``residual``, how the network's output ``h`` corrects the
+            standard term ``r``: ``"add"`` (``r + h``, the default) or ``"scale"``
+            (``(1 + h) * r``). A scaled correction vanishes where ``r`` does, so the loss
+            keeps the standard loss's minimum at a perfect prediction, wherever the
+            network moves the rest of the landscape (docs/shaping.md).
 
     Example:
         >>> from learnedloss import LossConfig
@@ -107,6 +117,7 @@ class LossConfig:
     bias: bool = False
     residual: bool = False
     inputs: tuple[str, ...] | None = None
+    residual_form: str = "add"
 
     def __post_init__(self) -> None:
         _check_choice("kind", self.kind, KINDS)
@@ -121,6 +132,12 @@ class LossConfig:
         for flag in ("bias", "residual"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+        _check_choice("residual_form", self.residual_form, RESIDUAL_FORMS)
+        if self.residual_form != "add" and not self.residual:
+            raise ConfigError(
+                f"residual_form {self.residual_form!r} needs residual=True; without a residual "
+                "there is no standard term to scale"
+            )
         allowed = FEATURES_BY_KIND[self.kind]
         if self.inputs is None:
             object.__setattr__(self, "inputs", DEFAULT_INPUTS[self.kind])
@@ -152,10 +169,15 @@ class LossConfig:
         return tuple(name for name in self.inputs if name not in FEATURES_BY_KIND[self.kind])
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready architecture fields (without schema version or metadata)."""
+        """The JSON-ready architecture fields (without schema version or metadata).
+
+        ``residual_form`` is written only when it is not the default ``"add"``, so files of
+        losses that do not use it stay readable by releases that predate it."""
         out = asdict(self)
         out["hidden_sizes"] = list(self.hidden_sizes)
         out["inputs"] = list(self.inputs)
+        if self.residual_form == "add":
+            del out["residual_form"]
         return out
 
 
@@ -230,6 +252,7 @@ def config_from_json_dict(data: Any, source: str = "config.json") -> tuple[LossC
             bias=data["bias"],
             residual=data["residual"],
             inputs=data["inputs"],
+            residual_form=data.get("residual_form", "add"),
         )
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None

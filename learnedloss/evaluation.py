@@ -179,6 +179,7 @@ def train_curves(
         apply,
         objective or plain_objective(tasks.objective),
         make_inner_optimizer(optimizer, lr),
+        loss_arguments=tasks.loss_arguments,
     )
     return inner.curves(
         {k: v.to(device) for k, v in params.items()},

@@ -40,10 +40,14 @@ class PointwiseMLP(nn.Module):
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and biases from the same range), drawn from the
     global torch RNG, so ``torch.manual_seed`` makes it reproducible.
 
-    With ``config.residual``, the residual prediction - target (passed as ``skip``) is
-    added to the last pre-activation, and the last layer starts at zero, so the network
-    starts as ``output_activation(prediction - target)``: the squared error exactly with a
-    ``square`` output, the Huber loss (δ = 1) exactly with a ``huber`` output.
+    With ``config.residual``, the standard loss's term (passed as ``skip``; for regression
+    the residual prediction - target) is combined with the last pre-activation ``h``, and
+    the last layer starts at zero (``h = 0``), so the network starts as
+    ``output_activation(skip)``: the squared error exactly with a ``square`` output, the
+    Huber loss (δ = 1) exactly with a ``huber`` output. ``config.residual_form`` says how:
+    ``"add"`` gives ``output_activation(skip + h)``, ``"scale"`` gives
+    ``output_activation((1 + h) * skip)``, which vanishes wherever ``skip`` does, so a
+    perfect prediction stays a minimum of the loss whatever the network learns.
 
     The computation runs in the dtype of the features: parameters are cast on the fly, so a
     float32 network evaluates a float64 batch in float64 and a float16 batch in float16.
@@ -60,6 +64,7 @@ class PointwiseMLP(nn.Module):
             nn.Linear(fan_in, fan_out, bias=config.bias) for fan_in, fan_out in pairwise(sizes)
         )
         self.residual = config.residual
+        self.scale_residual = config.residual_form == "scale"
         if self.residual:
             nn.init.zeros_(self.layers[-1].weight)
             if self.layers[-1].bias is not None:
@@ -78,5 +83,5 @@ class PointwiseMLP(nn.Module):
                 h = self._activation(h)
         h = h.squeeze(-1)
         if self.residual:
-            h = h + skip
+            h = (1 + h) * skip if self.scale_residual else h + skip
         return self._output_activation(h)

@@ -8,7 +8,9 @@ meta-objective (*shaped*) or with the MSE (*unshaped*); at test time it only eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,6 +18,7 @@ from torch import nn
 from learnedloss.config import LossConfig
 from learnedloss.evaluation import LossLike, _held_out, lr_grid, train_curves
 from learnedloss.loss import LearnedLoss
+from learnedloss.meta.state import has_checkpoint
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.recipes import meta_train
 from learnedloss.tasks.frequency import FrequencyModel, FrequencyTasks
@@ -26,13 +29,21 @@ WITHIN = 0.1
 
 @dataclass
 class FrequencyRecipe:
-    """Meta-training settings for frequency recovery.
+    """Meta-training settings for frequency recovery, in two stages.
 
-    The loss starts as exactly the squared error (a residual network over (x, ŷ, y)). The
-    inner loop is ML3's: SGD at lr 1.0. Meta-training uses a one-step horizon from random
-    starting frequencies, which is what ML3's reference code does in effect (it updates the
-    loss after every inner step and then carries the model on), and it covers the
-    frequencies the test-time trajectories visit. Meta-testing runs 10 steps.
+    The loss starts as exactly the squared error (a residual network over (x, ŷ, y)) and
+    learns a *scaled* correction, ((1 + h(x, ŷ, y)) (ŷ - y))², so a perfect fit (ω = ω*)
+    stays a minimum: with an added correction, (h + ŷ - y)², the learned minimum drifted
+    about 0.1 from ω* and most runs stopped short of it (docs/shaping.md). The inner loop
+    is ML3's: SGD at lr 1.0.
+
+    1. *One step* (``outer_steps``): a one-step horizon from random starting frequencies
+       ω ~ U[-5, 5], which shapes the whole landscape.
+    2. *On the test protocol* (``finetune_steps``): 10 steps from ω = 0.1, the
+       meta-gradient taken through the last one only (``truncate=1``). This is what ML3's
+       reference code does in effect (it updates the loss after every inner step and carries
+       the model on): the loss is refined where its own runs go. It takes the share of
+       held-out runs within 0.1 of ω* from about 90% to about 95%.
     """
 
     shaped: bool = True
@@ -42,12 +53,19 @@ class FrequencyRecipe:
     meta_batch_size: int = 32
     meta_lr: float = 3e-3
     hidden: tuple[int, ...] = (50, 50)
+    residual_form: str = "scale"
+    finetune_steps: int = 3000
+    finetune_inner_steps: int = 10
+    finetune_meta_lr: float = 1e-3
     validate_every: int = 250
     validation_size: int = 256
     seed: int = 0
 
     def tasks(self) -> FrequencyTasks:
         return FrequencyTasks(shaped=self.shaped, start=None)
+
+    def finetune_tasks(self) -> FrequencyTasks:
+        return FrequencyTasks(shaped=self.shaped, start=0.1)
 
     def initial_loss(self) -> LearnedLoss:
         torch.manual_seed(self.seed)
@@ -57,16 +75,68 @@ class FrequencyRecipe:
             output_activation="square",
             bias=True,
             residual=True,
+            residual_form=self.residual_form,
             inputs=("x", "input", "target"),
         )
         return LearnedLoss(config)
 
 
-def meta_train_frequency(recipe: FrequencyRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a shaped or unshaped frequency-recovery loss; returns (best loss, trainer).
+def meta_train_frequency(
+    recipe: FrequencyRecipe,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    device: str = "cpu",
+    max_seconds: float | None = None,
+) -> tuple[LearnedLoss, MetaTrainer]:
+    """Meta-train a shaped or unshaped frequency-recovery loss in the recipe's two stages;
+    returns (best loss, the trainer of the last stage run).
 
-    `learnedloss.recipes.meta_train` with a `FrequencyRecipe`, recorded in the metadata."""
-    return meta_train(recipe, family="shaped-sine", **kwargs)
+    Stage one is `learnedloss.recipes.meta_train`; stage two continues from its best loss.
+    The trainer's ``history`` holds both stages (``"stage"`` in each record, steps counted
+    on). With ``run_dir``, each stage checkpoints in its own subfolder, and ``resume``
+    continues whichever stage was interrupted. ``max_seconds`` is a budget for both.
+    """
+    started = time.monotonic()
+    sub = (lambda name: Path(run_dir) / name) if run_dir is not None else (lambda name: None)
+    common = dict(resume=resume, progress=progress, device=device)
+    loss, trainer = meta_train(
+        recipe,
+        run_dir=sub("one-step"),
+        max_seconds=max_seconds,
+        family="shaped-sine",
+        **common,
+    )
+    history = [{**r, "stage": "one-step"} for r in trainer.history]
+    if recipe.finetune_steps and trainer.step >= recipe.outer_steps:
+        left = None if max_seconds is None else max_seconds - (time.monotonic() - started)
+        trainer = MetaTrainer(
+            loss.unfreeze(),
+            recipe.finetune_tasks(),
+            inner_steps=recipe.finetune_inner_steps,
+            inner_lr=recipe.inner_lr,
+            truncate=1,
+            meta_lr=recipe.finetune_meta_lr,
+            meta_batch_size=recipe.meta_batch_size,
+            validate_every=recipe.validate_every,
+            validation_size=recipe.validation_size,
+            run_dir=sub("on-test-protocol"),
+            checkpoint_every=recipe.validate_every,
+            seed=recipe.seed,
+            device=device,
+            progress=progress,
+        )
+        stage_two_started = has_checkpoint(sub("on-test-protocol"))
+        loss = trainer.fit(
+            recipe.finetune_steps, resume=resume and stage_two_started, max_seconds=left
+        )
+        loss.metadata["recipe"] = {"family": "shaped-sine", **asdict(recipe)}
+        history += [
+            {**r, "step": r["step"] + recipe.outer_steps, "stage": "on-test-protocol"}
+            for r in trainer.history
+        ]
+    trainer.history = history
+    return loss, trainer
 
 
 def _frequency_error(params, prediction, target, extra) -> torch.Tensor:

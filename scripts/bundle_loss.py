@@ -33,18 +33,28 @@ def summarize(path: Path) -> dict:
             for name, row in report["losses"].items()
         }
     first = data[0]
-    if "tuned" not in first:
+    if "tuned" not in first:  # learnedloss evaluate-shaped: mean ± std over its seeds
         return {
-            f"{start} start, {name}": f"{s['within']:.0%} within 0.1, mean |w - w*| "
-            f"{s['mean_error']:.3f} ± {s['std_error']:.3f} (lr {s['lr']:.3g})"
+            f"{start} start, {name}": _recovery(data, start, name)
             for start, rows in first.items()
-            for name, s in rows.items()
+            for name in rows
         }
     tuned = first["tuned"]
     return {
         name: f"{s['ratio']:.3f} (geometric mean {s['geometric_mean']:.4g}, lr {s['lr']:.3g})"
         for name, s in tuned["losses"].items()
     }
+
+
+def _recovery(seeds: list[dict], start: str, name: str) -> str:
+    within = mean_and_std([100 * seed[start][name]["within"] for seed in seeds])
+    error = mean_and_std([seed[start][name]["mean_error"] for seed in seeds])
+    lrs = sorted({f"{seed[start][name]['lr']:.3g}" for seed in seeds})
+    return (
+        "{:.0f}% ± {:.0f}% within 0.1, ".format(*within)
+        + "mean |w - w*| {:.3f} ± {:.3f} ".format(*error)
+        + f"(lr {', '.join(lrs)}; {len(seeds)} evaluation seeds)"
+    )
 
 
 def _spread(values: list[float]) -> str:

@@ -138,6 +138,7 @@ def test_saving_non_finite_weights_is_refused(small_loss, tmp_path):
         ({"inputs": ["input", "target", "2x"]}, r"inputs must be distinct feature names"),
         ({"input_convention": "rowwise"}, r"unknown input_convention 'rowwise'"),
         ({"metadata": {"score": float("nan")}}, r"metadata.score is nan"),
+        ({"residual_form": "multiply"}, r"residual_form must be one of \['add', 'scale'\]"),
     ],
 )
 def test_bad_configs_are_errors(saved, change, message):
@@ -253,3 +254,17 @@ def test_bundled_sine_regression_is_meta_trained_and_says_how_it_scored():
         torch.tensor([0.0, 1.0, 3.0]), target
     )
     assert values[0] < 0.05 and values[0] < values[1] < values[2]
+
+
+def test_scaled_residual_form_round_trips_and_the_default_is_not_written(tmp_path):
+    torch.manual_seed(0)
+    scaled = LearnedLoss(LossConfig(hidden_sizes=(4,), residual=True, residual_form="scale"))
+    torch.nn.init.normal_(scaled.network.layers[-1].weight)  # away from the exact-MSE start
+    scaled.save_pretrained(tmp_path / "scaled")
+    assert json.loads((tmp_path / "scaled" / "config.json").read_text())["residual_form"] == "scale"
+    loaded = LearnedLoss.from_pretrained(tmp_path / "scaled")
+    assert loaded.config.residual_form == "scale"
+    x, y = torch.randn(20), torch.randn(20)
+    torch.testing.assert_close(loaded(x, y), scaled(x, y), rtol=0, atol=0)
+    LearnedLoss(LossConfig(hidden_sizes=(4,), residual=True)).save_pretrained(tmp_path / "added")
+    assert "residual_form" not in json.loads((tmp_path / "added" / "config.json").read_text())

@@ -105,6 +105,8 @@ def test_shaped_sine_example_runs_and_plots(tmp_path):
         "examples/shaped_sine.py",
         "--outer-steps",
         "20",
+        "--finetune-steps",
+        "5",
         "--n-tasks",
         "5",
         "--plot",
@@ -112,6 +114,16 @@ def test_shaped_sine_example_runs_and_plots(tmp_path):
     )
     names = {line.split("|")[1].strip() for line in stdout.splitlines() if "|" in line}
     assert {"shaped", "unshaped", "MSE (lr 1)", "MSE (tuned lr)"} <= names
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mountain_car_example_runs_and_plots(tmp_path):
+    png = tmp_path / "trajectories.png"
+    stdout = run_script(
+        "examples/mountain_car.py", "--outer-steps", "1", "--n-random", "2", "--plot", str(png)
+    )
+    names = {line.split("|")[1].strip() for line in stdout.splitlines() if "|" in line}
+    assert {"shaped", "unshaped", "task cost (lr 1)", "task cost (tuned lr)"} <= names
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

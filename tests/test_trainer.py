@@ -69,6 +69,34 @@ def test_huber_start_network_starts_as_exact_huber():
     torch.testing.assert_close(loss(x, y), F.huber_loss(x, y, reduction="none"), atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("output", ["square", "huber"])
+def test_scaled_residual_starts_as_the_standard_loss_and_always_vanishes_at_the_target(output):
+    torch.manual_seed(0)
+    config = LossConfig(
+        hidden_sizes=(8, 8),
+        output_activation=output,
+        bias=True,
+        residual=True,
+        residual_form="scale",
+        inputs=("input", "target", "residual"),
+    )
+    loss = LearnedLoss(config, reduction="none")
+    x, y = torch.randn(200) * 3, torch.randn(200) * 3
+    standard = F.mse_loss if output == "square" else F.huber_loss
+    torch.testing.assert_close(loss(x, y), standard(x, y, reduction="none"), atol=0, rtol=0)
+    for layer in loss.network.layers:  # any weights: a perfect prediction costs nothing
+        nn.init.normal_(layer.weight)
+        nn.init.normal_(layer.bias)
+    assert not torch.allclose(loss(x, y), standard(x, y, reduction="none"))
+    prediction = y.clone().requires_grad_()
+    value = loss(prediction, y)
+    assert torch.equal(value, torch.zeros_like(y))
+    (slope,) = torch.autograd.grad(value.sum(), prediction)
+    assert torch.equal(slope, torch.zeros_like(y))  # and it is a stationary point
+    with pytest.raises(ValueError, match="residual_form 'scale' needs residual=True"):
+        LossConfig(residual_form="scale")
+
+
 def test_parameters_without_a_meta_gradient_are_not_a_divergence():
     """An output bias shifts the loss but not its gradient: its meta-gradient is None, which
     must neither count as a non-finite step nor stop training."""

@@ -32,12 +32,20 @@ from torch.utils.checkpoint import checkpoint
 from torchopt import pytree
 
 from learnedloss.loss import finite_check_disabled
-from learnedloss.tasks.base import TaskBatch
+from learnedloss.tasks.base import TaskBatch, default_loss_arguments
 
 Params = dict[str, torch.Tensor]
-LossApply = Callable[[Params, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``loss_apply(loss_params, prediction, target, x) -> scalar``: the loss the inner loop uses
-(``x`` is the model's input, for losses that read it as a side input)."""
+LossArguments = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor],
+    tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]],
+]
+"""``loss_arguments(prediction, target, x) -> (input, target, side_inputs)``: what a loss is
+called with, given one task's model output, targets and model input (see
+`TaskFamily.loss_arguments`)."""
+LossApply = Callable[[Params, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
+"""``loss_apply(loss_params, input, target, side_inputs) -> scalar``: the loss the inner loop
+uses; ``side_inputs`` are what the task offers (e.g. ``x``, the model's input), of which a
+learned loss takes those it declares."""
 Objective = Callable[[Params, torch.Tensor, torch.Tensor, dict], torch.Tensor]
 """``objective(params, prediction, target, extra) -> scalar``: how one trained model is
 scored (see `TaskFamily.meta_objective`)."""
@@ -58,38 +66,34 @@ def make_inner_optimizer(name: str, lr: float) -> torchopt.base.GradientTransfor
     raise ValueError(f"inner optimizer must be one of {list(INNER_OPTIMIZERS)}, got {name!r}")
 
 
-SIDE_INPUTS_FROM_TASK = ("x",)
-"""Side inputs the inner loop can feed a loss: ``x``, the model's input (same shape as the
-prediction, e.g. 1-d regression)."""
-
-
 def learned_loss_apply(loss: nn.Module) -> LossApply:
     """Call ``loss`` (an ``nn.Module``) with explicit parameters, for the inner loop.
 
-    A loss that declares the side input ``x`` is given the model's input by keyword; the
-    inner loop has nothing else to give, so a loss with other side inputs is refused.
+    A loss that declares side inputs is given them from what the task offers (see
+    `TaskFamily.loss_arguments`); one the task does not offer is a clear error.
     """
     side = tuple(getattr(getattr(loss, "config", None), "side_inputs", ()))
-    unknown = sorted(set(side) - set(SIDE_INPUTS_FROM_TASK))
-    if unknown:
-        raise ValueError(
-            f"the inner loop can feed a loss the side inputs {list(SIDE_INPUTS_FROM_TASK)}, "
-            f"but this loss also reads {unknown}"
-        )
 
-    def apply(loss_params: Params, prediction, target, x):
-        side_inputs = {"x": x} if side else {}
+    def apply(loss_params: Params, input, target, offered):
+        missing = sorted(set(side) - set(offered))
+        if missing:
+            raise ValueError(
+                f"this loss reads the side inputs {missing}, but the tasks offer only "
+                f"{sorted(offered)} (see TaskFamily.loss_arguments)"
+            )
+        side_inputs = {name: offered[name] for name in side}
         with finite_check_disabled(loss):
-            return functional_call(loss, loss_params, (prediction, target), side_inputs)
+            return functional_call(loss, loss_params, (input, target), side_inputs)
 
     return apply
 
 
 def plain_loss_apply(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LossApply:
-    """Wrap a parameter-free loss such as ``nn.MSELoss()`` for the inner loop."""
+    """Wrap a parameter-free loss such as ``nn.MSELoss()`` for the inner loop; it sees
+    (input, target) only."""
 
-    def apply(loss_params: Params, prediction, target, x):
-        return loss_fn(prediction, target)
+    def apply(loss_params: Params, input, target, offered):
+        return loss_fn(input, target)
 
     return apply
 
@@ -133,6 +137,7 @@ class InnerLoop:
             scalar`` (see `plain_objective` and `TaskFamily.meta_objective`).
         optimizer: a torchopt functional optimizer (see `make_inner_optimizer`).
         path: ``"vmap"`` or ``"loop"``.
+        loss_arguments: what the loss is called with (see `TaskFamily.loss_arguments`).
     """
 
     model: nn.Module
@@ -140,6 +145,7 @@ class InnerLoop:
     objective: Objective
     optimizer: torchopt.base.GradientTransformation
     path: str = "vmap"
+    loss_arguments: LossArguments = default_loss_arguments
 
     def __post_init__(self) -> None:
         if self.path not in ("vmap", "loop"):
@@ -156,7 +162,8 @@ class InnerLoop:
         return functional_call(self.model, (params, buffers), (x,))
 
     def _train_loss(self, params, loss_params, buffers, x, y):
-        return self.loss_apply(loss_params, self._predict(params, buffers, x), y, x)
+        input, target, offered = self.loss_arguments(self._predict(params, buffers, x), y, x)
+        return self.loss_apply(loss_params, input, target, offered)
 
     def _step(self, params, state, loss_params, x, y):
         state, buffers = state

@@ -77,6 +77,11 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(handle.fileno())
 
 
+def has_checkpoint(run_dir: str | os.PathLike | None) -> bool:
+    """Whether a run directory holds a trainer checkpoint to resume from."""
+    return run_dir is not None and (Path(run_dir) / "latest").is_file()
+
+
 def read_state(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Read the newest checkpoint of a run directory."""
     run_dir = Path(run_dir)

@@ -268,6 +268,7 @@ class MetaTrainer:
             family.meta_objective,
             self._inner_optimizer,
             path="loop" if self.path == "loop" else "vmap",
+            loss_arguments=family.loss_arguments,
         )
 
     def _use_path(self, path: str) -> None:

@@ -72,6 +72,12 @@ def mse_objective(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return ((prediction - target) ** 2).mean()
 
 
+def default_loss_arguments(prediction, target, x):
+    """A loss sees (prediction, target), and may read the model's input ``x`` as a side
+    input (same shape as the prediction, e.g. 1-d regression)."""
+    return prediction, target, {"x": x}
+
+
 class TaskFamily(ABC):
     """A distribution over tasks. Subclass it to meta-train a loss on your own problems.
 
@@ -106,6 +112,21 @@ class TaskFamily(ABC):
     def objective(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The true task objective for one task; MSE unless overridden."""
         return mse_objective(prediction, target)
+
+    def loss_arguments(
+        self, prediction: torch.Tensor, target: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """What the inner loop calls a loss with, for one task: ``(input, target,
+        side_inputs)``.
+
+        The default passes the model's output and the targets, and offers the model's input
+        as the side input ``x``. Override it when the model's output is more than a
+        prediction, e.g. a policy roll-out from which the loss reads a position as its
+        input and the velocities and actions as side inputs (`MountainCarTasks`). A
+        standard loss gets ``(input, target)``; a learned loss also gets the side inputs
+        its config declares.
+        """
+        return default_loss_arguments(prediction, target, x)
 
     def metrics(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Extra scores `learnedloss.evaluate` reports for one task, ``{name: scalar}``,

@@ -1,0 +1,70 @@
+"""The mountain-car parts of the ``learnedloss`` command (see `learnedloss.cli`).
+
+- ``learnedloss meta-train mountain-car [--unshaped] ...``: meta-train a mountain-car loss.
+- ``learnedloss evaluate-mountain-car LOSS [LOSS ...]``: success rates against the task cost,
+  and a plot of the trajectories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from learnedloss.cli_common import add_schedule_arguments, named_losses, run_recipe
+from learnedloss.control import (
+    MountainCarRecipe,
+    compare_driving,
+    driving_table,
+    meta_train_mountain_car,
+)
+
+
+def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = MountainCarRecipe()
+    add = parser.add_argument
+    add(
+        "--unshaped",
+        dest="shaped",
+        action="store_false",
+        help="meta-objective: the task cost instead of the waypoint, then the goal",
+    )
+    add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
+    add("--inner-optimizer", choices=["adam", "sgd"], default=defaults.inner_optimizer)
+    add_schedule_arguments(parser, defaults)
+
+
+def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
+    return run_recipe(args, MountainCarRecipe, meta_train_mountain_car, max_seconds)
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("losses", nargs="+", help="NAME=PATH_OR_NAME pairs, or plain paths/bundled names")
+    add("--lr", type=float, default=1.0, help="policy lr (SGD) for the learned losses")
+    add("--steps", type=int, default=10, help="policy updates")
+    add("--n-random", type=int, default=20, help="random starts (and policies per start)")
+    add("--seeds", type=int, default=1, help="repeat with this many evaluation seeds")
+    add("--plot", help="write the trajectories from the reference start to this PNG")
+    add("--json", help="write the results to this JSON file")
+    add("--threads", type=int, default=1)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    losses = named_losses(args.losses)
+    results = []
+    for seed in range(args.seeds):
+        scores, trajectories = compare_driving(
+            losses, lr=args.lr, steps=args.steps, n_random=args.n_random, seed=10000 + seed
+        )
+        print(f"seed {seed}: policies trained {args.steps} steps, then rolled out")
+        print(driving_table(scores))
+        results.append({s: {n: asdict(r) for n, r in rows.items()} for s, rows in scores.items()})
+        if args.plot and seed == 0:
+            from learnedloss.plots import plot_trajectories
+
+            print(f"wrote {plot_trajectories(trajectories, args.plot)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
