@@ -22,10 +22,10 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ from learnedloss.card import card_summary
 from learnedloss.cli_common import (
     add_schedule_arguments,
     evaluate_over_seeds,
-    print_training_summary,
+    recipe_from_args,
+    train_and_save,
 )
 from learnedloss.errors import CheckpointError, ConfigError
 from learnedloss.evaluation import mean_and_std
@@ -245,9 +246,8 @@ def _print_info(info: dict[str, Any]) -> None:
 
 def _recipe(args: argparse.Namespace) -> SineRecipe:
     """The recipe from parsed arguments, whose ``dest`` names are the recipe's fields."""
-    values = {f.name: getattr(args, f.name) for f in fields(SineRecipe)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return SineRecipe(**{**values, "truncate": values["truncate"] or None})
+    recipe = recipe_from_args(SineRecipe, args)
+    return dataclasses.replace(recipe, truncate=recipe.truncate or None)
 
 
 def _meta_train(args: argparse.Namespace) -> int:
@@ -258,17 +258,7 @@ def _meta_train(args: argparse.Namespace) -> int:
         return cli_digits.run_meta_train(args, max_seconds)
     if args.family == "mountain-car":
         return cli_control.run_meta_train(args, max_seconds)
-    recipe = _recipe(args)
-    loss, trainer = meta_train_sine(
-        recipe,
-        run_dir=args.run_dir,
-        resume=args.resume,
-        device=args.device,
-        max_seconds=max_seconds,
-    )
-    save_run(args.out, loss, trainer, recipe)
-    print_training_summary(trainer, args.out)
-    return 0
+    return train_and_save(args, _recipe(args), meta_train_sine, max_seconds)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

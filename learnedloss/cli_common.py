@@ -27,12 +27,42 @@ def add_schedule_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     add("--seed", type=int, default=defaults.seed)
 
 
-def run_recipe(args: argparse.Namespace, recipe_class, train, max_seconds: float | None) -> int:
-    """``learnedloss meta-train FAMILY``: build ``recipe_class`` from the parsed options
-    named like its fields (lists become tuples), meta-train it with ``train(recipe,
-    **run options)``, save the run to ``args.out`` and print a summary."""
+def add_shaping_arguments(parser: argparse.ArgumentParser, defaults, unshaped: str) -> None:
+    """``--unshaped`` (meta-objective: ``unshaped`` instead of the shaped one) and
+    ``--hidden`` (the loss network's hidden sizes), with a recipe's values as defaults."""
+    add = parser.add_argument
+    add("--unshaped", dest="shaped", action="store_false", help=f"meta-objective: {unshaped}")
+    add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
+
+
+def add_comparison_arguments(parser: argparse.ArgumentParser, lr_help: str, plot_help: str) -> None:
+    """The options every ``learnedloss evaluate-*`` command takes: the losses
+    (``NAME=PATH_OR_NAME``), ``--lr`` (``lr_help``), ``--seeds``, ``--plot`` (``plot_help``),
+    ``--json`` and ``--threads``."""
+    add = parser.add_argument
+    add("losses", nargs="+", help="NAME=PATH_OR_NAME pairs, or plain paths/bundled names")
+    add("--lr", type=float, default=1.0, help=lr_help)
+    add("--seeds", type=int, default=1, help="repeat with this many evaluation seeds")
+    add("--plot", help=plot_help)
+    add("--json", help="write the results to this JSON file")
+    add("--threads", type=int, default=1)
+
+
+def recipe_from_args(recipe_class, args: argparse.Namespace):
+    """``recipe_class`` built from the parsed options named like its fields (lists become
+    tuples)."""
     values = {f.name: getattr(args, f.name) for f in fields(recipe_class) if hasattr(args, f.name)}
-    recipe = recipe_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    return recipe_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def run_recipe(args: argparse.Namespace, recipe_class, train, max_seconds: float | None) -> int:
+    """``learnedloss meta-train FAMILY``: `train_and_save` the recipe the options give."""
+    return train_and_save(args, recipe_from_args(recipe_class, args), train, max_seconds)
+
+
+def train_and_save(args: argparse.Namespace, recipe, train, max_seconds: float | None) -> int:
+    """Meta-train ``recipe`` with ``train(recipe, **run options)``, save the run to
+    ``args.out`` and print a summary."""
     loss, trainer = train(
         recipe,
         run_dir=args.run_dir,
@@ -59,8 +89,9 @@ def named_losses(specs: list[str]) -> dict:
 
 def print_training_summary(trainer, out: str | Path) -> None:
     """What ``learnedloss meta-train`` prints when it is done."""
+    steps = trainer.history[-1]["step"] if trainer.history else trainer.step
     print(
-        f"meta-trained {trainer.step} outer steps on the {trainer.path} path; best "
+        f"meta-trained {steps} outer steps on the {trainer.path} path; best "
         f"meta-validation {trainer.best_score:.4g} at step {trainer.best_step}"
     )
     print(f"saved to {out}")

@@ -12,7 +12,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from learnedloss.cli_common import add_schedule_arguments, named_losses, run_recipe
+from learnedloss.cli_common import (
+    add_comparison_arguments,
+    add_schedule_arguments,
+    add_shaping_arguments,
+    named_losses,
+    run_recipe,
+)
 from learnedloss.control import (
     MountainCarRecipe,
     compare_driving,
@@ -24,13 +30,9 @@ from learnedloss.control import (
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = MountainCarRecipe()
     add = parser.add_argument
-    add(
-        "--unshaped",
-        dest="shaped",
-        action="store_false",
-        help="meta-objective: the task cost instead of the waypoint, then the goal",
+    add_shaping_arguments(
+        parser, defaults, unshaped="the task cost instead of the waypoint, then the goal"
     )
-    add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
     add("--inner-optimizer", choices=["adam", "sgd"], default=defaults.inner_optimizer)
     add_schedule_arguments(parser, defaults)
 
@@ -40,15 +42,14 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    add_comparison_arguments(
+        parser,
+        "policy lr (SGD) for the learned losses",
+        "write the trajectories from the reference start to this PNG",
+    )
     add = parser.add_argument
-    add("losses", nargs="+", help="NAME=PATH_OR_NAME pairs, or plain paths/bundled names")
-    add("--lr", type=float, default=1.0, help="policy lr (SGD) for the learned losses")
     add("--steps", type=int, default=10, help="policy updates")
     add("--n-random", type=int, default=20, help="random starts (and policies per start)")
-    add("--seeds", type=int, default=1, help="repeat with this many evaluation seeds")
-    add("--plot", help="write the trajectories from the reference start to this PNG")
-    add("--json", help="write the results to this JSON file")
-    add("--threads", type=int, default=1)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import torch
 
-from learnedloss.cli_common import add_schedule_arguments, named_losses, run_recipe
+from learnedloss.cli_common import (
+    add_comparison_arguments,
+    add_schedule_arguments,
+    add_shaping_arguments,
+    named_losses,
+    run_recipe,
+)
 from learnedloss.shaping import (
     FrequencyRecipe,
     compare_recovery,
@@ -27,13 +33,7 @@ from learnedloss.shaping import (
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = FrequencyRecipe()
     add = parser.add_argument
-    add(
-        "--unshaped",
-        dest="shaped",
-        action="store_false",
-        help="meta-objective: the MSE instead of (w - w*)^2",
-    )
-    add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
+    add_shaping_arguments(parser, defaults, unshaped="the MSE instead of (w - w*)^2")
     add(
         "--residual-form",
         choices=["scale", "add"],
@@ -54,15 +54,12 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    add_comparison_arguments(
+        parser, "inner lr for the learned losses", "write the loss landscapes to this PNG"
+    )
     add = parser.add_argument
-    add("losses", nargs="+", help="NAME=PATH_OR_NAME pairs, or plain paths/bundled names")
-    add("--lr", type=float, default=1.0, help="inner lr for the learned losses")
     add("--n-tasks", type=int, default=50)
-    add("--seeds", type=int, default=1, help="repeat with this many evaluation seeds")
     add("--landscape-omega", type=float, default=2.0, help="target ω* of the landscape plot")
-    add("--plot", help="write the loss landscapes to this PNG")
-    add("--json", help="write the results to this JSON file")
-    add("--threads", type=int, default=1)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from learnedloss.config import LossConfig
 from learnedloss.envs.mountain_car import GOAL_POSITION
-from learnedloss.evaluation import LossLike, _held_out, lr_grid, train_curves
+from learnedloss.evaluation import LossLike, _held_out, lr_grid, pick_lr, train_curves
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
-from learnedloss.recipes import meta_train
+from learnedloss.recipes import meta_train, mse_start_config
 from learnedloss.tasks.mountain_car import MountainCarTasks
 
 REFERENCE_START = -0.55
@@ -65,16 +64,8 @@ class MountainCarRecipe:
 
     def initial_loss(self) -> LearnedLoss:
         torch.manual_seed(self.seed)
-        config = LossConfig(
-            hidden_sizes=self.hidden,
-            activation="relu",
-            output_activation="square",
-            bias=True,
-            residual=True,
-            residual_form="scale",
-            inputs=("input", "target", "residual", "velocity", "action"),
-        )
-        return LearnedLoss(config)
+        inputs = ("input", "target", "residual", "velocity", "action")
+        return LearnedLoss(mse_start_config(self.hidden, inputs, residual_form="scale"))
 
 
 def meta_train_mountain_car(recipe: MountainCarRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
@@ -163,13 +154,12 @@ def tune_lr(loss: LossLike, lrs=None, *, steps: int = 10, n_tasks: int = 20) -> 
     """The lr with the most successes (then the lowest task cost) on tuning starts and
     policies drawn apart from the held-out ones; by default over a 2× grid from 0.01 to
     100 (SGD)."""
-    best = None
-    for lr in lrs or lr_grid(1e-2, 100.0, per_octave=1):
+
+    def key(lr: float) -> tuple[float, float]:
         score = DriveScore.of(drive(loss, lr=lr, steps=steps, n_tasks=n_tasks, seed=20000), lr)
-        key = (-score.success, score.cost)
-        if best is None or key < best[0]:
-            best = (key, lr)
-    return best[1]
+        return -score.success, score.cost
+
+    return pick_lr(lrs or lr_grid(1e-2, 100.0, per_octave=1), key)
 
 
 def compare_driving(

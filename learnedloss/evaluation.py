@@ -44,6 +44,12 @@ def lr_grid(low: float = 1e-4, high: float = 1.0, per_octave: int = 4) -> list[f
     return [low * 2 ** (k / per_octave) for k in range(count)]
 
 
+def pick_lr(lrs: Sequence[float], key) -> float:
+    """The learning rate with the smallest ``key(lr)`` (any comparable, e.g. a tuple); the
+    first one on ties."""
+    return min(lrs, key=key)
+
+
 @dataclass
 class LossScore:
     """How one loss did on the held-out tasks.

@@ -21,13 +21,16 @@ from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.tasks.sine import SineTasks
 
 
-def _residual_start_config(output_activation, hidden, inputs) -> LossConfig:
+def _residual_start_config(
+    output_activation, hidden, inputs, residual_form: str = "add"
+) -> LossConfig:
     return LossConfig(
         hidden_sizes=hidden,
         activation="relu",
         output_activation=output_activation,
         bias=True,
         residual=True,
+        residual_form=residual_form,
         inputs=inputs,
     )
 
@@ -35,14 +38,16 @@ def _residual_start_config(output_activation, hidden, inputs) -> LossConfig:
 def mse_start_config(
     hidden: tuple[int, ...] = (50, 50),
     inputs: tuple[str, ...] = ("input", "target", "residual"),
+    residual_form: str = "add",
 ) -> LossConfig:
     """A loss network that equals MSE exactly before meta-training.
 
-    The network reads (prediction, target, residual), adds the residual to its last
-    pre-activation and squares the result; its last layer starts at zero, so it starts as
-    (prediction - target)² and learns a correction.
+    The network reads (prediction, target, residual), combines the residual with its last
+    pre-activation (``residual_form``: added, or scaling it, see `LossConfig`) and squares
+    the result; its last layer starts at zero, so it starts as (prediction - target)² and
+    learns a correction.
     """
-    return _residual_start_config("square", hidden, inputs)
+    return _residual_start_config("square", hidden, inputs, residual_form)
 
 
 def huber_start_config(

@@ -15,12 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from learnedloss.config import LossConfig
-from learnedloss.evaluation import LossLike, _held_out, lr_grid, train_curves
+from learnedloss.evaluation import LossLike, _held_out, lr_grid, pick_lr, train_curves
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.state import has_checkpoint
 from learnedloss.meta.trainer import MetaTrainer
-from learnedloss.recipes import meta_train
+from learnedloss.recipes import meta_train, mse_start_config
 from learnedloss.tasks.frequency import FrequencyModel, FrequencyTasks
 
 WITHIN = 0.1
@@ -69,16 +68,8 @@ class FrequencyRecipe:
 
     def initial_loss(self) -> LearnedLoss:
         torch.manual_seed(self.seed)
-        config = LossConfig(
-            hidden_sizes=self.hidden,
-            activation="relu",
-            output_activation="square",
-            bias=True,
-            residual=True,
-            residual_form=self.residual_form,
-            inputs=("x", "input", "target"),
-        )
-        return LearnedLoss(config)
+        inputs = ("x", "input", "target")
+        return LearnedLoss(mse_start_config(self.hidden, inputs, self.residual_form))
 
 
 def meta_train_frequency(
@@ -193,13 +184,12 @@ class RecoveryScore:
 def tune_lr(loss: LossLike, lrs=None, *, start: float | None = 0.1, n_tasks: int = 50) -> float:
     """The lr with the most recoveries (then the lowest mean error) on tuning tasks, which
     are drawn apart from the held-out ones."""
-    best = None
-    for lr in lrs or lr_grid(1e-3, 4.0):
+
+    def key(lr: float) -> tuple[float, float]:
         errors = frequency_errors(loss, lr=lr, start=start, n_tasks=n_tasks, seed=20000)
-        key = (-float((errors < WITHIN).float().mean()), float(errors.mean()))
-        if best is None or key < best[0]:
-            best = (key, lr)
-    return best[1]
+        return -float((errors < WITHIN).float().mean()), float(errors.mean())
+
+    return pick_lr(lrs or lr_grid(1e-3, 4.0), key)
 
 
 def compare_recovery(

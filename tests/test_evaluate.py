@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from learnedloss.baselines import scaled_mse, standard_losses
-from learnedloss.evaluation import evaluate, geometric_mean, lr_grid
+from learnedloss.evaluation import evaluate, geometric_mean, lr_grid, pick_lr
 from learnedloss.tasks import SineTasks
 
 SMALL = dict(steps=10, n_tasks=6, n_inits=2)
@@ -76,3 +76,15 @@ def test_curves_have_a_point_every_k_steps_and_shrink_with_training():
     curve = result.scores["MSE"].curve_mean
     assert curve.shape == (3,)  # steps 0, 5, 10
     assert curve[-1] < curve[0]
+
+
+def test_pick_lr_takes_the_smallest_key_and_the_first_on_ties():
+    calls = []
+
+    def key(lr):
+        calls.append(lr)
+        return (-float(lr >= 0.1), abs(lr - 0.3))  # most successes, then the closest to 0.3
+
+    assert pick_lr([0.01, 0.1, 0.3, 1.0], key) == 0.3
+    assert calls == [0.01, 0.1, 0.3, 1.0]  # each lr scored once
+    assert pick_lr([0.5, 0.2, 0.4], lambda lr: 0) == 0.5

@@ -186,3 +186,13 @@ def test_cli_meta_trains_and_evaluates_mountain_car(tmp_path, capsys):
     assert set(rows) == {"reference", "random"}
     assert set(rows["random"]) == {"shaped", "task cost (lr 1)", "task cost (tuned lr)"}
     assert rows["reference"]["task cost (lr 1)"]["success"] == 0.0
+
+
+def test_a_loss_reading_side_inputs_the_tasks_do_not_offer_is_refused():
+    from learnedloss import MetaTrainer
+    from learnedloss.tasks import SineTasks
+
+    loss = MountainCarRecipe(hidden=(4,)).initial_loss()  # reads velocity and action
+    trainer = MetaTrainer(loss, SineTasks(), meta_batch_size=2, progress=False, path="vmap")
+    with pytest.raises(ValueError, match=r"reads the side inputs \['action', 'velocity'\].*"):
+        trainer.fit(1)
