@@ -10,6 +10,7 @@ learning rate. See docs/mountain-car.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +21,7 @@ from learnedloss.evaluation import LossLike, _held_out, lr_grid, pick_lr, train_
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.recipes import meta_train, mse_start_config
-from learnedloss.tasks.mountain_car import MountainCarTasks
+from learnedloss.tasks.mountain_car import MountainCarTasks, reached
 
 REFERENCE_START = -0.55
 """ML3's start position (the velocity starts at 0)."""
@@ -115,21 +116,17 @@ def drive(
     return curves[-1]
 
 
-def reached(positions: torch.Tensor) -> torch.Tensor:
-    """Whether each roll-out ``(*, horizon)`` got to the goal position."""
-    return (positions >= GOAL_POSITION - 1e-6).any(dim=-1)
-
-
 @dataclass
 class DriveScore:
     """How one loss did from one kind of start.
 
     Attributes:
         lr: the policy learning rate used.
-        success: fraction of runs that reached the goal.
+        success: fraction of runs that reached the goal (a diverged run did not).
         cost: mean task cost (squared distance of the position to the goal) of the trained
-            policies' roll-outs.
-        leftmost, rightmost: mean over runs of the extreme positions reached.
+            policies' roll-outs that did not diverge (NaN if all did).
+        leftmost, rightmost: mean over those runs of the extreme positions reached.
+        diverged: fraction of runs whose training diverged (NaN positions).
     """
 
     lr: float
@@ -137,27 +134,31 @@ class DriveScore:
     cost: float
     leftmost: float
     rightmost: float
+    diverged: float = 0.0
 
     @classmethod
     def of(cls, positions: torch.Tensor, lr: float) -> DriveScore:
-        positions = torch.nan_to_num(positions, nan=REFERENCE_START)
+        finite = positions.isfinite().all(dim=-1)
+        kept = positions[finite]
         return cls(
             lr,
             float(reached(positions).double().mean()),
-            float(((positions - GOAL_POSITION) ** 2).mean()),
-            float(positions.min(dim=-1).values.mean()),
-            float(positions.max(dim=-1).values.mean()),
+            float(((kept - GOAL_POSITION) ** 2).mean()),
+            float(kept.min(dim=-1).values.mean()) if len(kept) else float("nan"),
+            float(kept.max(dim=-1).values.mean()) if len(kept) else float("nan"),
+            float((~finite).double().mean()),
         )
 
 
 def tune_lr(loss: LossLike, lrs=None, *, steps: int = 10, n_tasks: int = 20) -> float:
-    """The lr with the most successes (then the lowest task cost) on tuning starts and
-    policies drawn apart from the held-out ones; by default over a 2× grid from 0.01 to
-    100 (SGD)."""
+    """The lr with the most successes (then the fewest diverged runs, then the lowest task
+    cost) on tuning starts and policies drawn apart from the held-out ones; by default over
+    a 2× grid from 0.01 to 100 (SGD)."""
 
-    def key(lr: float) -> tuple[float, float]:
+    def key(lr: float) -> tuple[float, float, float]:
         score = DriveScore.of(drive(loss, lr=lr, steps=steps, n_tasks=n_tasks, seed=20000), lr)
-        return -score.success, score.cost
+        cost = score.cost if math.isfinite(score.cost) else math.inf
+        return -score.success, score.diverged, cost
 
     return pick_lr(lrs or lr_grid(1e-2, 100.0, per_octave=1), key)
 
@@ -198,13 +199,14 @@ def compare_driving(
 def driving_table(results: dict[str, dict[str, DriveScore]]) -> str:
     """A text table of `compare_driving`'s results."""
     lines = [
-        f"{'start':9} | {'loss':22} | {'lr':>6} | reached goal | task cost | leftmost | rightmost"
+        f"{'start':9} | {'loss':22} | {'lr':>6} | reached goal | task cost | leftmost | "
+        "rightmost | diverged"
     ]
     lines.append("-" * len(lines[0]))
     for start, rows in results.items():
         for name, s in rows.items():
             lines.append(
                 f"{start:9} | {name:22} | {s.lr:6.3g} | {s.success:12.0%} | {s.cost:9.3f} | "
-                f"{s.leftmost:8.3f} | {s.rightmost:9.3f}"
+                f"{s.leftmost:8.3f} | {s.rightmost:9.3f} | {s.diverged:8.0%}"
             )
     return "\n".join(lines)

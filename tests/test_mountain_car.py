@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import gymnasium
 import numpy as np
@@ -13,15 +14,15 @@ from torch import nn
 from learnedloss import LearnedLoss
 from learnedloss.cli import main
 from learnedloss.control import (
+    DriveScore,
     MountainCarRecipe,
     drive,
     meta_train_mountain_car,
-    reached,
 )
 from learnedloss.envs import MountainCar
 from learnedloss.envs.mountain_car import GOAL_POSITION
 from learnedloss.evaluation import _held_out
-from learnedloss.tasks.mountain_car import MountainCarTasks, PolicyRollout
+from learnedloss.tasks.mountain_car import MountainCarTasks, PolicyRollout, reached
 
 
 def gym_rollout(start: float, policy, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -196,3 +197,15 @@ def test_a_loss_reading_side_inputs_the_tasks_do_not_offer_is_refused():
     trainer = MetaTrainer(loss, SineTasks(), meta_batch_size=2, progress=False, path="vmap")
     with pytest.raises(ValueError, match=r"reads the side inputs \['action', 'velocity'\].*"):
         trainer.fit(1)
+
+
+def test_drive_scores_count_diverged_runs_as_failures_not_as_data():
+    positions = torch.full((4, 6), -0.5)
+    positions[0, 3] = GOAL_POSITION + 0.01  # reached
+    positions[1] = math.nan  # diverged
+    positions[2, 5] = math.inf  # diverged too
+    score = DriveScore.of(positions, lr=0.5)
+    assert score.success == 0.25 and score.diverged == 0.5
+    kept = positions[[0, 3]]
+    assert score.cost == pytest.approx(float(((kept - GOAL_POSITION) ** 2).mean()))
+    assert score.rightmost == pytest.approx((GOAL_POSITION + 0.01 - 0.5) / 2)

@@ -30,6 +30,12 @@ WAYPOINT_POSITION = -0.947
 """The intermediate point on the left slope, from ML3's reference code."""
 
 
+def reached(positions: torch.Tensor) -> torch.Tensor:
+    """Whether each roll-out's positions ``(*, horizon)`` got to the goal; a roll-out with a
+    non-finite position (a diverged policy) did not."""
+    return (positions >= GOAL_POSITION - 1e-6).any(dim=-1) & positions.isfinite().all(dim=-1)
+
+
 class MountainCarPolicy(nn.Module):
     """A small policy: (position, velocity) -> force in [-1, 1].
 
@@ -129,8 +135,7 @@ class MountainCarTasks(TaskFamily):
 
     def metrics(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """``missed``: 1 if the car never reached the goal in the roll-out, else 0."""
-        reached = (prediction[..., 0] >= target - 1e-6).any(dim=-1)
-        return {"missed": 1.0 - reached.to(prediction.dtype).mean()}
+        return {"missed": 1.0 - reached(prediction[..., 0]).to(prediction.dtype).mean()}
 
     def meta_objective(self, params, prediction, target, extra) -> torch.Tensor:
         if not self.shaped:
