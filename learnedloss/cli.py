@@ -226,7 +226,8 @@ def _print_info(info: dict[str, Any]) -> None:
     print(f"  hidden sizes:      {config['hidden_sizes']}")
     print(f"  activation:        {config['activation']} -> {config['output_activation']}")
     print(f"  bias:              {config['bias']}")
-    print(f"  residual:          {config['residual']}")
+    form = f" ({config['residual_form']} form)" if "residual_form" in config else ""
+    print(f"  residual:          {config['residual']}{form}")
     print(f"  parameters:        {info['parameters']}")
     for section in ("training", "results"):
         values = info["metadata"].get(section)
