@@ -59,6 +59,15 @@ def test_benchmark_prints_a_table(kind, size, standard):
     assert f"{standard} (ms)" in header and row.split("|")[0].strip() == size
 
 
+def test_meta_speed_benchmark_times_the_mountain_car_recipe():
+    quick = ["--batches", "2", "--inner-steps", "1", "--repeats", "1", "--paths", "vmap"]
+    stdout = run_script("benchmarks/meta_speed.py", "--family", "mountain-car", *quick)
+    assert stdout.startswith("family=mountain-car")
+    row = stdout.splitlines()[2].split("|")
+    assert [cell.strip() for cell in (row[0], row[1], row[-1])] == ["2", "vmap", "n/a"]
+    assert float(row[2]) > 0
+
+
 def test_custom_tasks_example_meta_trains_on_real_data(tmp_path):
     stdout = run_script(
         "examples/custom_tasks.py",
