@@ -21,7 +21,7 @@ from learnedloss.control import (
 )
 from learnedloss.envs import MountainCar
 from learnedloss.envs.mountain_car import GOAL_POSITION
-from learnedloss.evaluation import _held_out
+from learnedloss.evaluation import _held_out, train_curves
 from learnedloss.tasks.mountain_car import MountainCarTasks, PolicyRollout, reached
 
 
@@ -131,8 +131,6 @@ def test_the_waypoint_never_reaches_the_loss():
     for shaped in (True, False):
         tasks = MountainCarTasks(shaped=shaped, horizon=20, waypoint_steps=5)
         template, batch, params = _held_out(tasks, 3, 1, 0)
-        from learnedloss.evaluation import train_curves
-
         runs.append(
             train_curves(
                 loss,
