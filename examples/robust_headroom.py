@@ -7,9 +7,10 @@ Compares, each at its own tuned lr (geometric mean over 100 held-out tasks x 3 i
   no outliers), i.e. perfect outlier rejection; no loss that only reads (prediction, target)
   can beat it except by an optimization effect, and on clean sine there is none (docs/sine.md);
 - "gated Huber": Huber that ignores targets with |y| > 5, which no clean target of this
-  distribution reaches (amplitude <= 5): a rule a loss reading the target could learn.
+  distribution reaches (amplitude <= 5): a rule a loss reading the target could learn;
+- optionally a learned loss (``--learned robust-regression``, a directory or a Hub id).
 
-    python examples/robust_headroom.py --outliers 0.2 0.4
+    python examples/robust_headroom.py --outliers 0.2 0.4 --learned robust-regression
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from learnedloss import LearnedLoss
 from learnedloss.baselines import huber
 from learnedloss.evaluation import evaluate, lr_grid
 from learnedloss.tasks import SineTasks
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--n-tasks", type=int, default=100)
     parser.add_argument("--tune-tasks", type=int, default=32)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--learned", help="also score this learned loss (name, path or Hub id)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     common = dict(
@@ -55,6 +58,8 @@ def main() -> None:
         losses = {f"Huber d={d:g}": huber(d) for d in (0.25, 0.5, 1.0, 2.0)}
         losses["L1"] = torch.nn.L1Loss()
         losses["gated Huber d=0.5"] = gated_huber(0.5)
+        if args.learned:
+            losses[f"learned ({args.learned})"] = LearnedLoss.from_pretrained(args.learned)
         corrupted = evaluate(losses, SineTasks(outlier_fraction=fraction), **common)
         print(f"\n{fraction:.0%} outliers; oracle = MSE on the {clean_points} clean points only")
         print(

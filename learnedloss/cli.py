@@ -36,6 +36,7 @@ from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.card import card_summary
 from learnedloss.cli_common import (
+    add_residual_form_argument,
     add_schedule_arguments,
     evaluate_over_seeds,
     recipe_from_args,
@@ -156,6 +157,7 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["input", "target", "residual"],
         help="per-element features the loss network reads",
     )
+    add_residual_form_argument(parser, defaults.residual_form)
     add("--inner-optimizer", choices=["sgd", "adam"], default=defaults.inner_optimizer)
     add(
         "--truncate",
@@ -163,6 +165,20 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.truncate,
         help="backpropagate through the last N inner steps (0: all)",
     )
+    add(
+        "--meta-gradient",
+        choices=["backprop", "es"],
+        default=defaults.meta_gradient,
+        help="backprop through the inner loop, or estimate by evolution strategies",
+    )
+    add(
+        "--keep",
+        choices=["best", "last"],
+        default=defaults.keep,
+        help="save the loss with the best meta-validation, or the one after the last step",
+    )
+    add("--es-pairs", type=int, default=defaults.es_pairs, help="ES perturbation pairs")
+    add("--es-sigma", type=float, default=defaults.es_sigma, help="ES perturbation scale")
     add("--score-on", choices=["query", "train"], default=defaults.score_on)
     add(
         "--aggregate",

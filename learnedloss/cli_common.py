@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
+from learnedloss.config import RESIDUAL_FORMS
 from learnedloss.evaluation import Evaluation
 from learnedloss.plots import plot
 from learnedloss.recipes import save_run
@@ -25,6 +26,18 @@ def add_schedule_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     add("--validate-every", type=int, default=defaults.validate_every)
     add("--validation-size", type=int, default=defaults.validation_size)
     add("--seed", type=int, default=defaults.seed)
+
+
+def add_residual_form_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--residual-form``: how a residual loss network's output ``h`` corrects the
+    standard term ``r`` (`LossConfig.residual_form`)."""
+    parser.add_argument(
+        "--residual-form",
+        choices=list(RESIDUAL_FORMS),
+        default=default,
+        help="how the network corrects the standard term r: add (r + h), scale ((1 + h) r) "
+        "or weight (w * loss(r), weights w = N softmax(h) averaging 1 over the call)",
+    )
 
 
 def add_shaping_arguments(parser: argparse.ArgumentParser, defaults, unshaped: str) -> None:
@@ -94,6 +107,8 @@ def print_training_summary(trainer, out: str | Path) -> None:
         f"meta-trained {steps} outer steps on the {trainer.path} path; best "
         f"meta-validation {trainer.best_score:.4g} at step {trainer.best_step}"
     )
+    if getattr(trainer, "keep", "best") == "last":
+        print(f"kept the loss after the last step ({trainer.step})")
     print(f"saved to {out}")
 
 

@@ -16,6 +16,7 @@ import torch
 
 from learnedloss.cli_common import (
     add_comparison_arguments,
+    add_residual_form_argument,
     add_schedule_arguments,
     add_shaping_arguments,
     named_losses,
@@ -34,12 +35,7 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = FrequencyRecipe()
     add = parser.add_argument
     add_shaping_arguments(parser, defaults, unshaped="the MSE instead of (w - w*)^2")
-    add(
-        "--residual-form",
-        choices=["scale", "add"],
-        default=defaults.residual_form,
-        help="how the network corrects the squared error: (1 + h)(y' - y) or h + y' - y",
-    )
+    add_residual_form_argument(parser, defaults.residual_form)
     add(
         "--finetune-steps",
         type=int,

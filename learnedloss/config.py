@@ -28,7 +28,7 @@ OUTPUT_ACTIVATIONS = ("softplus", "identity", "square", "huber")
 ``square`` (non-negative with a zero minimum) or ``huber`` (Huber's function with δ = 1:
 h²/2 for |h| <= 1, |h| - 1/2 beyond; non-negative, zero minimum, bounded slope)."""
 
-RESIDUAL_FORMS = ("add", "scale")
+RESIDUAL_FORMS = ("add", "scale", "weight")
 """How a residual network combines the standard loss's term with its own output (see
 `LossConfig.residual_form`)."""
 
@@ -102,7 +102,12 @@ class LossConfig:
             standard term ``r``: ``"add"`` (``r + h``, the default) or ``"scale"``
             (``(1 + h) * r``). A scaled correction vanishes where ``r`` does, so the loss
             keeps the standard loss's minimum at a perfect prediction, wherever the
-            network moves the rest of the landscape (docs/shaping.md).
+            network moves the rest of the landscape (docs/shaping.md). ``"weight"``
+            (regression only) multiplies the standard loss by
+            weights ``N * softmax(h)`` over the N elements of each call: they average 1,
+            so the network can move weight between elements (down-weight outliers) but
+            cannot scale the whole loss up, which meta-training otherwise does, since a
+            steeper loss acts as a larger learning rate (docs/sine.md).
 
     Example:
         >>> from learnedloss import LossConfig
@@ -137,6 +142,10 @@ class LossConfig:
             raise ConfigError(
                 f"residual_form {self.residual_form!r} needs residual=True; without a residual "
                 "there is no standard term to scale"
+            )
+        if self.residual_form == "weight" and self.kind != "regression":
+            raise ConfigError(
+                f"residual_form 'weight' is for regression losses, got kind {self.kind!r}"
             )
         allowed = FEATURES_BY_KIND[self.kind]
         if self.inputs is None:

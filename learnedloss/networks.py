@@ -47,7 +47,12 @@ class PointwiseMLP(nn.Module):
     Huber loss (δ = 1) exactly with a ``huber`` output. ``config.residual_form`` says how:
     ``"add"`` gives ``output_activation(skip + h)``, ``"scale"`` gives
     ``output_activation((1 + h) * skip)``, which vanishes wherever ``skip`` does, so a
-    perfect prediction stays a minimum of the loss whatever the network learns.
+    perfect prediction stays a minimum of the loss whatever the network learns, and
+    ``"weight"`` gives ``w * output_activation(skip)`` with weights
+    ``w = N * softmax(h)`` over the N elements of the call: positive, mean 1, equal to 1 at
+    the start. This form is the one exception to "independently": an element's weight is
+    relative to the others', so the network can shift weight between elements (reject
+    outliers) but cannot change the loss's overall scale.
 
     The computation runs in the dtype of the features: parameters are cast on the fly, so a
     float32 network evaluates a float64 batch in float64 and a float16 batch in float16.
@@ -64,7 +69,7 @@ class PointwiseMLP(nn.Module):
             nn.Linear(fan_in, fan_out, bias=config.bias) for fan_in, fan_out in pairwise(sizes)
         )
         self.residual = config.residual
-        self.scale_residual = config.residual_form == "scale"
+        self.residual_form = config.residual_form
         if self.residual:
             nn.init.zeros_(self.layers[-1].weight)
             if self.layers[-1].bias is not None:
@@ -82,6 +87,11 @@ class PointwiseMLP(nn.Module):
             if i < last:
                 h = self._activation(h)
         h = h.squeeze(-1)
-        if self.residual:
-            h = (1 + h) * skip if self.scale_residual else h + skip
+        if self.residual_form == "weight":
+            weights = h.numel() * torch.softmax(h.reshape(-1), dim=0).reshape(h.shape)
+            return weights * self._output_activation(skip)
+        if self.residual_form == "scale":
+            h = (1 + h) * skip
+        elif self.residual:
+            h = h + skip
         return self._output_activation(h)

@@ -53,10 +53,11 @@ def mse_start_config(
 def huber_start_config(
     hidden: tuple[int, ...] = (50, 50),
     inputs: tuple[str, ...] = ("input", "target", "residual"),
+    residual_form: str = "add",
 ) -> LossConfig:
     """A loss network that equals the Huber loss (δ = 1, ``F.huber_loss``) exactly before
     meta-training: as `mse_start_config`, with a ``huber`` output instead of a square."""
-    return _residual_start_config("huber", hidden, inputs)
+    return _residual_start_config("huber", hidden, inputs, residual_form)
 
 
 def cross_entropy_start_config(
@@ -100,6 +101,8 @@ class SineRecipe:
     start: str = "mse"
     hidden: tuple[int, ...] = (50, 50)
     inputs: tuple[str, ...] = ("input", "target")
+    # how a "mse" / "huber" start's network corrects the standard term (LossConfig)
+    residual_form: str = "add"
     # Short inner horizons: the meta-gradient through 100 SGD steps near the edge of
     # stability explodes (norm ~1e10, batch-to-batch cosine ~0; docs/sine.md), through
     # 10 steps it is usable. The loss is then evaluated at 100 steps.
@@ -108,6 +111,12 @@ class SineRecipe:
     inner_lr: float = 0.05
     inner_optimizer: str = "sgd"
     truncate: int | None = None
+    # "backprop" or "es" (evolution strategies, for horizons too chaotic to backpropagate)
+    meta_gradient: str = "backprop"
+    es_pairs: int = 16
+    es_sigma: float = 0.05
+    # what is saved: the "best" loss by meta-validation, or the "last" one
+    keep: str = "best"
     meta_batch_size: int = 64
     meta_lr: float = 1e-3
     score_on: str = "query"
@@ -127,7 +136,9 @@ class SineRecipe:
     def initial_loss(self) -> LearnedLoss:
         torch.manual_seed(self.seed)
         if self.start in _STARTS:
-            return LearnedLoss(_STARTS[self.start](self.hidden, self.inputs))
+            return LearnedLoss(
+                _STARTS[self.start](self.hidden, self.inputs, residual_form=self.residual_form)
+            )
         if self.start == "ml3":
             return LearnedLoss(LossConfig(hidden_sizes=self.hidden, inputs=self.inputs))
         raise ValueError(f"start must be 'mse', 'huber' or 'ml3', got {self.start!r}")

@@ -138,7 +138,10 @@ def test_saving_non_finite_weights_is_refused(small_loss, tmp_path):
         ({"inputs": ["input", "target", "2x"]}, r"inputs must be distinct feature names"),
         ({"input_convention": "rowwise"}, r"unknown input_convention 'rowwise'"),
         ({"metadata": {"score": float("nan")}}, r"metadata.score is nan"),
-        ({"residual_form": "multiply"}, r"residual_form must be one of \['add', 'scale'\]"),
+        (
+            {"residual_form": "multiply"},
+            r"residual_form must be one of \['add', 'scale', 'weight'\]",
+        ),
     ],
 )
 def test_bad_configs_are_errors(saved, change, message):
@@ -256,14 +259,15 @@ def test_bundled_sine_regression_is_meta_trained_and_says_how_it_scored():
     assert values[0] < 0.05 and values[0] < values[1] < values[2]
 
 
-def test_scaled_residual_form_round_trips_and_the_default_is_not_written(tmp_path):
+@pytest.mark.parametrize("form", ["scale", "weight"])
+def test_residual_forms_round_trip_and_the_default_is_not_written(tmp_path, form):
     torch.manual_seed(0)
-    scaled = LearnedLoss(LossConfig(hidden_sizes=(4,), residual=True, residual_form="scale"))
+    scaled = LearnedLoss(LossConfig(hidden_sizes=(4,), residual=True, residual_form=form))
     torch.nn.init.normal_(scaled.network.layers[-1].weight)  # away from the exact-MSE start
     scaled.save_pretrained(tmp_path / "scaled")
-    assert json.loads((tmp_path / "scaled" / "config.json").read_text())["residual_form"] == "scale"
+    assert json.loads((tmp_path / "scaled" / "config.json").read_text())["residual_form"] == form
     loaded = LearnedLoss.from_pretrained(tmp_path / "scaled")
-    assert loaded.config.residual_form == "scale"
+    assert loaded.config.residual_form == form
     x, y = torch.randn(20), torch.randn(20)
     torch.testing.assert_close(loaded(x, y), scaled(x, y), rtol=0, atol=0)
     LearnedLoss(LossConfig(hidden_sizes=(4,), residual=True)).save_pretrained(tmp_path / "added")

@@ -158,3 +158,18 @@ def test_meta_train_digits_then_evaluate_on_other_settings(tmp_path, capsys):
     assert first["tuned"]["protocol"]["tasks"]["split"] == "meta-test"
     assert 0 <= first["tuned"]["losses"]["learned"]["error"] <= 1
     assert set(first["same_lr"]["losses"]) == {"CE", "learned"}
+
+
+def test_meta_train_with_es_weights_and_keep_last(tmp_path, capsys):
+    out = tmp_path / "loss"
+    argv = ["meta-train", "sine", "--outliers", "0.4", "--start", "huber", "--out", str(out)]
+    argv += ["--inputs", "input", "target", "residual", "--residual-form", "weight"]
+    argv += ["--meta-gradient", "es", "--es-pairs", "2", "--es-sigma", "0.1", "--keep", "last"]
+    assert main([*argv, *TINY_TRAIN]) == 0
+    assert "kept the loss after the last step (3)" in capsys.readouterr().out
+    loss = LearnedLoss.from_pretrained(out)
+    assert loss.config.residual_form == "weight" and loss.config.output_activation == "huber"
+    training = loss.metadata["training"]
+    assert (training["meta_gradient"], training["es_pairs"], training["es_sigma"]) == ("es", 2, 0.1)
+    assert training["kept"] == "last"
+    assert json.loads((out / "recipe.json").read_text())["keep"] == "last"

@@ -102,9 +102,11 @@ def test_robust_headroom_example_compares_with_the_oracle():
         "2",
         "--steps",
         "5",
+        "--learned",
+        "mse-fit",
     )
     rows = {line.split("|")[0].strip() for line in stdout.splitlines() if "|" in line}
-    assert {"oracle", "Huber d=0.5", "L1", "gated Huber d=0.5"} <= rows
+    assert {"oracle", "Huber d=0.5", "L1", "gated Huber d=0.5", "learned (mse-fit)"} <= rows
     assert "80 clean points" in stdout
 
 
@@ -175,3 +177,12 @@ def test_classification_report_gives_mean_and_std_over_seeds(tmp_path):
     assert {"learned", "CE", "GCE q=0.7", "CE, smoothing 0.1", "1.5 x CE"} <= set(rows)
     assert len(rows["learned"]["accuracy"]) == 2  # one per loss (seed)
     assert any(name.startswith("learned at lr") for name in rows)
+
+
+def test_robust_sine_es_example_meta_trains_and_scores_against_huber():
+    stdout = run_script(
+        "examples/robust_sine_es.py", "--outer-steps", "1", "--n-tasks", "2", "--tune-tasks", "2"
+    )
+    rows = {line.split("|")[0].strip() for line in stdout.splitlines() if "|" in line}
+    assert {"Huber d=0.5", "Huber d=1", "learned"} <= rows
+    assert "best meta-validation" in stdout

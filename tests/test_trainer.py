@@ -69,15 +69,18 @@ def test_huber_start_network_starts_as_exact_huber():
     torch.testing.assert_close(loss(x, y), F.huber_loss(x, y, reduction="none"), atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("form", ["scale", "weight"])
 @pytest.mark.parametrize("output", ["square", "huber"])
-def test_scaled_residual_starts_as_the_standard_loss_and_always_vanishes_at_the_target(output):
+def test_scaled_residual_starts_as_the_standard_loss_and_always_vanishes_at_the_target(
+    output, form
+):
     torch.manual_seed(0)
     config = LossConfig(
         hidden_sizes=(8, 8),
         output_activation=output,
         bias=True,
         residual=True,
-        residual_form="scale",
+        residual_form=form,
         inputs=("input", "target", "residual"),
     )
     loss = LearnedLoss(config, reduction="none")
@@ -93,8 +96,39 @@ def test_scaled_residual_starts_as_the_standard_loss_and_always_vanishes_at_the_
     assert torch.equal(value, torch.zeros_like(y))
     (slope,) = torch.autograd.grad(value.sum(), prediction)
     assert torch.equal(slope, torch.zeros_like(y))  # and it is a stationary point
-    with pytest.raises(ValueError, match="residual_form 'scale' needs residual=True"):
-        LossConfig(residual_form="scale")
+    with pytest.raises(ValueError, match=f"residual_form '{form}' needs residual=True"):
+        LossConfig(residual_form=form)
+
+
+@pytest.mark.parametrize("output", ["square", "huber"])
+def test_weighted_residual_moves_weight_between_elements_but_keeps_the_scale(output):
+    """Weights N·softmax(h) average 1 whatever the network computes: the per-element
+    loss divided by the standard loss sums to N, and shifting every h by a constant (the
+    last bias) changes nothing, so the loss cannot grow into a larger learning rate."""
+    config = LossConfig(
+        hidden_sizes=(8,),
+        output_activation=output,
+        bias=True,
+        residual=True,
+        residual_form="weight",
+        inputs=("input", "target", "residual"),
+    )
+    loss = LearnedLoss(config, reduction="none")
+    standard = F.mse_loss if output == "square" else F.huber_loss
+    x, y = torch.randn(6, 50) * 4, torch.randn(6, 50) * 4  # weights span the whole call
+    torch.manual_seed(1)
+    for layer in loss.network.layers:
+        nn.init.normal_(layer.weight)
+        nn.init.normal_(layer.bias)
+    weights = loss(x, y) / standard(x, y, reduction="none")
+    assert weights.std() > 0.1  # the network does reweight
+    torch.testing.assert_close(weights.sum(), torch.tensor(300.0))
+    before = loss(x, y)
+    with torch.no_grad():
+        loss.network.layers[-1].bias.add_(5.0)
+    torch.testing.assert_close(loss(x, y), before, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="'weight' is for regression losses"):
+        LossConfig(kind="classification", residual=True, residual_form="weight")
 
 
 def test_parameters_without_a_meta_gradient_are_not_a_divergence():
@@ -332,3 +366,19 @@ def test_meta_trained_loss_saves_and_loads_with_its_training_record(tmp_path):
         inputs=("input", "target", "residual"),
     )
     assert "inner_steps" in (tmp_path / "loss" / "README.md").read_text()
+
+
+def test_keep_last_returns_the_final_loss_and_keep_best_the_best_one():
+    settings = dict(TINY, validate_every=1)
+    best_run = MetaTrainer(make_loss(), tiny_tasks(outlier_fraction=0.2), **settings)
+    best = best_run.fit(5)
+    last_run = MetaTrainer(make_loss(), tiny_tasks(outlier_fraction=0.2), keep="last", **settings)
+    last = last_run.fit(5)
+    assert best_run.history == last_run.history  # keep changes what is returned, not the run
+    for k, v in last.state_dict().items():
+        assert torch.equal(v, last_run.loss.state_dict()[k]), k
+    for k, v in best.state_dict().items():
+        assert torch.equal(v, best_run._best_weights[k]), k
+    assert last.metadata["training"]["kept"] == "last" and "kept" not in best.metadata["training"]
+    with pytest.raises(ValueError, match="keep must be 'best' or 'last'"):
+        MetaTrainer(make_loss(), tiny_tasks(), keep="first")

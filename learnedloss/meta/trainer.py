@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta import state as checkpoints
+from learnedloss.meta.es import es_gradient
 from learnedloss.meta.inner import (
     InnerLoop,
     initial_params,
@@ -36,7 +37,9 @@ class MetaTrainer:
     Each outer step samples ``meta_batch_size`` tasks and fresh models, trains every model
     for ``inner_steps`` with the loss through a differentiable torchopt optimizer, scores the
     trained models with the task objective, and updates the loss by backpropagating that
-    score through the inner steps (second order).
+    score through the inner steps (second order). With ``meta_gradient="es"`` it estimates
+    the meta-gradient from forward runs alone instead (evolution strategies,
+    `learnedloss.meta.es`), for inner loops too chaotic to backpropagate through.
 
     Args:
         loss: the loss to meta-train (updated in place; unfrozen for the run).
@@ -58,11 +61,23 @@ class MetaTrainer:
         validation_tasks: the family meta-validation tasks come from (default: ``tasks``);
             a fixed set of ``validation_size`` tasks is drawn once from seed ``seed + 1``.
         validate_every: meta-validate every this many outer steps (0: never).
+        keep: what `fit` returns: ``"best"``, the loss with the best meta-validation score,
+            or ``"last"``, the loss after the last outer step. Prefer ``"last"`` when
+            meta-validation is too noisy to rank losses (picking the best of noisy scores
+            picks a lucky one); it does not change the run itself.
         run_dir: where checkpoints go; ``None`` writes none.
         checkpoint_every: write a checkpoint every this many outer steps.
         callbacks: called as ``callback(trainer, record)`` after every outer step.
         max_skips: stop with `MetaTrainingDiverged` after this many consecutive outer steps
             whose meta-gradient was not finite (each is skipped with a warning).
+        meta_gradient: ``"backprop"`` (exact, through the inner loop) or ``"es"``: the
+            antithetic evolution-strategies estimate of the gradient of the meta-objective
+            smoothed over Gaussian perturbations of the loss's weights, ``es_pairs`` pairs at
+            scale ``es_sigma``, all on the outer step's tasks. ES costs ``2 * es_pairs``
+            inner loops per outer step but no graph, and it survives inner loops whose exact
+            meta-gradient explodes (docs/sine.md).
+        es_pairs: antithetic perturbation pairs per outer step (``"es"`` only).
+        es_sigma: perturbation scale (``"es"`` only).
         path: ``"auto"`` (vmap, falling back to a loop over tasks when vmap cannot run the
             model), ``"vmap"`` or ``"loop"``.
         seed: seeds task sampling and model initialization.
@@ -106,6 +121,10 @@ class MetaTrainer:
         checkpoint_every: int = 100,
         callbacks: Sequence[Callback] = (),
         max_skips: int = 10,
+        keep: str = "best",
+        meta_gradient: str = "backprop",
+        es_pairs: int = 16,
+        es_sigma: float = 0.05,
         path: str = "auto",
         seed: int = 0,
         device: str | torch.device = "cpu",
@@ -117,6 +136,14 @@ class MetaTrainer:
             raise ValueError(f"aggregate must be 'mean' or 'log-mean', got {aggregate!r}")
         if path not in ("auto", "vmap", "loop"):
             raise ValueError(f"path must be 'auto', 'vmap' or 'loop', got {path!r}")
+        if keep not in ("best", "last"):
+            raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
+        if meta_gradient not in ("backprop", "es"):
+            raise ValueError(f"meta_gradient must be 'backprop' or 'es', got {meta_gradient!r}")
+        if meta_gradient == "es" and (es_pairs < 1 or not es_sigma > 0):
+            raise ValueError(
+                f"ES needs es_pairs >= 1 and es_sigma > 0, got {es_pairs} and {es_sigma}"
+            )
         if truncate is not None and truncate < 1:
             raise ValueError(f"truncate must be a positive number of steps, got {truncate}")
         self.loss = loss
@@ -136,6 +163,8 @@ class MetaTrainer:
         self.checkpoint_every = checkpoint_every
         self.callbacks = callbacks
         self.max_skips = max_skips
+        self.keep = keep
+        self.meta_gradient, self.es_pairs, self.es_sigma = meta_gradient, es_pairs, es_sigma
         self.seed = seed
         self.device = torch.device(device)
         self.progress = progress
@@ -171,7 +200,8 @@ class MetaTrainer:
 
         Returns:
             A frozen copy of the loss with the best meta-validation score (the final loss
-            when validation is off), with its meta-training recorded in its metadata.
+            when validation is off, or with ``keep="last"``), with its meta-training
+            recorded in its metadata.
         """
         if resume:
             self._restore()
@@ -194,15 +224,25 @@ class MetaTrainer:
                     self.save_checkpoint()
                 if out_of_time:
                     break
-        return self.best_loss()
+        return self.best_loss() if self.keep == "best" else self.last_loss()
 
     def best_loss(self) -> LearnedLoss:
         """A frozen copy of the best loss so far (the current one without validation)."""
-        best = copy.deepcopy(self.loss)
-        if self._best_weights is not None:
-            best.load_state_dict(self._best_weights)
-        best.metadata = {**self.loss.metadata, "training": self.describe()}
-        return best.freeze()
+        return self._frozen_copy(self._best_weights)
+
+    def last_loss(self) -> LearnedLoss:
+        """A frozen copy of the loss as it is now, after the last outer step."""
+        return self._frozen_copy(None)
+
+    def _frozen_copy(self, weights: dict[str, torch.Tensor] | None) -> LearnedLoss:
+        copied = copy.deepcopy(self.loss)
+        if weights is not None:
+            copied.load_state_dict(weights)
+        training = self.describe()
+        if weights is None and self._best_weights is not None:
+            training["kept"] = "last"
+        copied.metadata = {**self.loss.metadata, "training": training}
+        return copied.freeze()
 
     def describe(self) -> dict:
         """How the loss is being meta-trained, JSON-ready (goes into configs and cards)."""
@@ -218,15 +258,29 @@ class MetaTrainer:
             "meta_batch_size": self.meta_batch_size,
             "score_on": self.score_on,
             "aggregate": self.aggregate,
+            # written only for ES, so checkpoints of backprop runs resume across releases
+            **(
+                {"meta_gradient": "es", "es_pairs": self.es_pairs, "es_sigma": self.es_sigma}
+                if self.meta_gradient == "es"
+                else {}
+            ),
             "outer_steps": self.step,
             "seed": self.seed,
             "best_step": self.best_step,
             "best_meta_val": None if math.isinf(self.best_score) else self.best_score,
         }
 
-    def meta_objective(self, batch: TaskBatch, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The aggregated task objective after the inner loop; differentiable in the loss."""
-        loss_params = dict(self.loss.named_parameters())
+    def meta_objective(
+        self,
+        batch: TaskBatch,
+        params: dict[str, torch.Tensor],
+        loss_params: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The aggregated task objective after the inner loop; differentiable in the loss.
+
+        ``loss_params`` replaces the loss's own weights (e.g. perturbed ones, for ES)."""
+        if loss_params is None:
+            loss_params = dict(self.loss.named_parameters())
         objectives = self._inner.run(
             params,
             loss_params,
@@ -234,7 +288,7 @@ class MetaTrainer:
             self.inner_steps,
             score_on=self.score_on,
             truncate=self.truncate,
-            checkpointed=self.checkpoint_inner,
+            checkpointed=self.checkpoint_inner and torch.is_grad_enabled(),
         )
         return self._aggregate(objectives)
 
@@ -275,11 +329,11 @@ class MetaTrainer:
         self.path = path
         self._inner.path = self._validation_inner.path = "loop" if path == "loop" else "vmap"
 
-    def _meta_objective_with_fallback(self, batch, params) -> torch.Tensor:
+    def _meta_objective_with_fallback(self, batch, params, loss_params=None) -> torch.Tensor:
         if self.path != "auto":
-            return self.meta_objective(batch, params)
+            return self.meta_objective(batch, params, loss_params)
         try:
-            objective = self.meta_objective(batch, params)
+            objective = self.meta_objective(batch, params, loss_params)
             self._use_path("vmap")
             return objective
         except RuntimeError as err:
@@ -290,7 +344,22 @@ class MetaTrainer:
                 "meta-training loops over tasks instead (slower, same result)",
                 stacklevel=3,
             )
-            return self.meta_objective(batch, params)
+            return self.meta_objective(batch, params, loss_params)
+
+    def _es_meta_gradient(self, batch, params) -> float:
+        """Set the loss's ``.grad`` to the ES estimate; returns the mean objective."""
+        weights = dict(self.loss.named_parameters())
+        gradient, value = es_gradient(
+            lambda perturbed: self._meta_objective_with_fallback(batch, params, perturbed),
+            weights,
+            self.es_pairs,
+            self.es_sigma,
+            self._generator,
+        )
+        if gradient is not None:
+            for name, weight in weights.items():
+                weight.grad = gradient[name]
+        return value
 
     def _outer_step(self) -> dict:
         batch = self.tasks.sample(self.meta_batch_size, self._generator).to(self.device)
@@ -298,9 +367,12 @@ class MetaTrainer:
         params = {k: v.to(self.device) for k, v in params.items()}
 
         self.meta_optimizer.zero_grad(set_to_none=True)
-        objective = self._meta_objective_with_fallback(batch, params)
-        objective.backward()
-        objective = objective.detach()
+        if self.meta_gradient == "es":
+            objective = torch.tensor(self._es_meta_gradient(batch, params))
+        else:
+            objective = self._meta_objective_with_fallback(batch, params)
+            objective.backward()
+            objective = objective.detach()
         grads = [p.grad for p in self.loss.parameters()]
         # A parameter with no gradient (e.g. an output bias, which shifts the loss but not
         # its gradient, so the inner loop never feels it) simply is not updated.
