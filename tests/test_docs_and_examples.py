@@ -186,3 +186,20 @@ def test_robust_sine_es_example_meta_trains_and_scores_against_huber():
     rows = {line.split("|")[0].strip() for line in stdout.splitlines() if "|" in line}
     assert {"Huber d=0.5", "Huber d=1", "learned"} <= rows
     assert "best meta-validation" in stdout
+
+
+def test_es_cost_benchmark_prints_its_table():
+    stdout = run_script(
+        "benchmarks/es_cost.py",
+        "--pairs",
+        "1",
+        "--meta-batch",
+        "2",
+        "--inner-steps",
+        "2",
+        "--repeats",
+        "1",
+    )
+    rows = [line.split("|") for line in stdout.splitlines() if "|" in line][1:]
+    assert [row[0].strip() for row in rows] == ["backprop (exact)", "ES, 1 pairs"]
+    assert all(float(row[1]) > 0 for row in rows)
