@@ -107,7 +107,7 @@ def print_training_summary(trainer, out: str | Path) -> None:
         f"meta-trained {steps} outer steps on the {trainer.path} path; best "
         f"meta-validation {trainer.best_score:.4g} at step {trainer.best_step}"
     )
-    if getattr(trainer, "keep", "best") == "last":
+    if trainer.keep == "last":
         print(f"kept the loss after the last step ({trainer.step})")
     print(f"saved to {out}")
 

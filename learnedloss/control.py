@@ -17,7 +17,14 @@ import torch
 from torch import nn
 
 from learnedloss.envs.mountain_car import GOAL_POSITION
-from learnedloss.evaluation import LossLike, _held_out, lr_grid, pick_lr, train_curves
+from learnedloss.evaluation import (
+    LossLike,
+    _held_out,
+    lr_grid,
+    per_start_table,
+    pick_lr,
+    train_curves,
+)
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.recipes import meta_train, mse_start_config
@@ -198,15 +205,15 @@ def compare_driving(
 
 def driving_table(results: dict[str, dict[str, DriveScore]]) -> str:
     """A text table of `compare_driving`'s results."""
-    lines = [
+    header = (
         f"{'start':9} | {'loss':22} | {'lr':>6} | reached goal | task cost | leftmost | "
         "rightmost | diverged"
-    ]
-    lines.append("-" * len(lines[0]))
-    for start, rows in results.items():
-        for name, s in rows.items():
-            lines.append(
-                f"{start:9} | {name:22} | {s.lr:6.3g} | {s.success:12.0%} | {s.cost:9.3f} | "
-                f"{s.leftmost:8.3f} | {s.rightmost:9.3f} | {s.diverged:8.0%}"
-            )
-    return "\n".join(lines)
+    )
+    return per_start_table(
+        header,
+        results,
+        lambda start, name, s: (
+            f"{start:9} | {name:22} | {s.lr:6.3g} | {s.success:12.0%} | {s.cost:9.3f} | "
+            f"{s.leftmost:8.3f} | {s.rightmost:9.3f} | {s.diverged:8.0%}"
+        ),
+    )

@@ -143,6 +143,15 @@ def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
 
 
+def per_start_table(header: str, results: Mapping[str, Mapping], row) -> str:
+    """A text table of ``{start: {loss name: score}}`` results: ``header``, a rule, then
+    ``row(start, name, score)`` for every start and loss (the comparisons of
+    `learnedloss.shaping` and `learnedloss.control`)."""
+    lines = [header, "-" * len(header)]
+    lines += [row(start, name, s) for start, rows in results.items() for name, s in rows.items()]
+    return "\n".join(lines)
+
+
 def _held_out(tasks: TaskFamily, n_tasks: int, n_inits: int, seed: int):
     generator = torch.Generator().manual_seed(seed)
     batch = tasks.sample(n_tasks, generator)

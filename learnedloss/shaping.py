@@ -15,7 +15,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from learnedloss.evaluation import LossLike, _held_out, lr_grid, pick_lr, train_curves
+from learnedloss.evaluation import (
+    LossLike,
+    _held_out,
+    lr_grid,
+    per_start_table,
+    pick_lr,
+    train_curves,
+)
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.state import has_checkpoint
 from learnedloss.meta.trainer import MetaTrainer
@@ -220,15 +227,15 @@ def compare_recovery(
 
 def recovery_table(results: dict[str, dict[str, RecoveryScore]]) -> str:
     """A text table of `compare_recovery`'s results."""
-    lines = [f"{'start':7} | {'loss':24} | {'lr':>7} | {'mean |w - w*|':>18} | within {WITHIN}"]
-    lines.append("-" * len(lines[0]))
-    for start, rows in results.items():
-        for name, s in rows.items():
-            lines.append(
-                f"{start:7} | {name:24} | {s.lr:7.3g} | {s.mean_error:8.3f} ± {s.std_error:<7.3f} "
-                f"| {s.within:6.0%}"
-            )
-    return "\n".join(lines)
+    header = f"{'start':7} | {'loss':24} | {'lr':>7} | {'mean |w - w*|':>18} | within {WITHIN}"
+    return per_start_table(
+        header,
+        results,
+        lambda start, name, s: (
+            f"{start:7} | {name:24} | {s.lr:7.3g} | {s.mean_error:8.3f} ± {s.std_error:<7.3f} "
+            f"| {s.within:6.0%}"
+        ),
+    )
 
 
 def landscape(

@@ -368,19 +368,19 @@ class MetaTrainer:
 
         self.meta_optimizer.zero_grad(set_to_none=True)
         if self.meta_gradient == "es":
-            objective = torch.tensor(self._es_meta_gradient(batch, params))
+            objective = self._es_meta_gradient(batch, params)
         else:
-            objective = self._meta_objective_with_fallback(batch, params)
-            objective.backward()
-            objective = objective.detach()
+            graph = self._meta_objective_with_fallback(batch, params)
+            graph.backward()
+            objective = float(graph.detach())
         grads = [p.grad for p in self.loss.parameters()]
         # A parameter with no gradient (e.g. an output bias, which shifts the loss but not
         # its gradient, so the inner loop never feels it) simply is not updated.
-        finite = math.isfinite(float(objective)) and all(
+        finite = math.isfinite(objective) and all(
             g is None or bool(torch.isfinite(g).all()) for g in grads
         )
         self.step += 1
-        record: dict[str, Any] = {"step": self.step, "meta_train": float(objective)}
+        record: dict[str, Any] = {"step": self.step, "meta_train": objective}
         if finite:
             self.meta_optimizer.step()
             self._skips = 0
@@ -388,13 +388,13 @@ class MetaTrainer:
             self._skips += 1
             warnings.warn(
                 f"outer step {self.step}: non-finite meta-gradient (meta-objective "
-                f"{float(objective):.4g}); update skipped ({self._skips} in a row)",
+                f"{objective:.4g}); update skipped ({self._skips} in a row)",
                 stacklevel=3,
             )
             if self._skips >= self.max_skips:
                 raise MetaTrainingDiverged(
                     f"the meta-gradient was not finite for {self._skips} consecutive outer "
-                    f"steps (last meta-objective {float(objective):.4g}, at step {self.step}). "
+                    f"steps (last meta-objective {objective:.4g}, at step {self.step}). "
                     f"The inner loop diverges: lower inner_lr ({self.inner_lr}) or "
                     f"meta_lr ({self.meta_lr}), or use fewer inner_steps "
                     f"({self.inner_steps}). The loss keeps its last finite weights."
