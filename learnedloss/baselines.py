@@ -73,3 +73,38 @@ def classification_losses(label_smoothing: float = 0.1, q: float = 0.7) -> dict[
         f"CE, smoothing {label_smoothing:g}": nn.CrossEntropyLoss(label_smoothing=label_smoothing),
         f"GCE q={q:g}": generalized_cross_entropy(q),
     }
+
+
+def reinforce(log_prob: torch.Tensor, advantage: torch.Tensor) -> torch.Tensor:
+    """The REINFORCE surrogate ``-(log_prob * advantage).mean()`` (Williams, 1992).
+
+    Its gradient is the score-function estimate of the policy gradient. With advantages
+    that are returns minus a baseline (what `learnedloss.tasks.PointMassGoals` passes as
+    the target), this is REINFORCE with a baseline."""
+    return -(log_prob * advantage).mean()
+
+
+def reinforce_from_returns(
+    log_prob: torch.Tensor, advantage: torch.Tensor, *, reward_to_go: torch.Tensor
+) -> torch.Tensor:
+    """REINFORCE without a baseline: ``-(log_prob * reward_to_go).mean()``; it ignores the
+    advantage and reads the side input ``reward_to_go``."""
+    return -(log_prob * reward_to_go).mean()
+
+
+reinforce_from_returns.side_inputs = ("reward_to_go",)
+
+
+def scaled_reinforce(scale: float) -> LossFunction:
+    """``scale * reinforce``: the policy-gradient control (REINFORCE at lr·scale)."""
+    return lambda log_prob, advantage: scale * reinforce(log_prob, advantage)
+
+
+def policy_gradient_losses() -> dict[str, LossLike]:
+    """The policy-gradient baselines: REINFORCE with a baseline, its 1.5× control, and
+    REINFORCE without one."""
+    return {
+        "REINFORCE + baseline": reinforce,
+        "1.5 x REINFORCE + baseline": scaled_reinforce(1.5),
+        "REINFORCE": reinforce_from_returns,
+    }

@@ -30,15 +30,23 @@ ML3_CITATION = """@inproceedings{bechtle2021ml3,
   note      = {arXiv:1906.05374}
 }"""
 
-_REPLACES = {"regression": "torch.nn.MSELoss", "classification": "torch.nn.CrossEntropyLoss"}
+_REPLACES = {
+    "regression": "torch.nn.MSELoss()",
+    "classification": "torch.nn.CrossEntropyLoss()",
+    "policy_gradient": "-(log_prob * advantage).mean()",
+}
 _CALLS = {
     "regression": "loss = loss_fn(prediction, target)  # same shapes, reduction='mean'",
     "classification": "loss = loss_fn(logits, labels)  # (N, C) logits, (N,) class indices",
+    "policy_gradient": "loss = loss_fn(log_prob, advantage)  # per step, same shapes",
 }
 _STARTS_AS = {
     "regression": "starts as output_activation(input - target)",
     "classification": "starts as cross-entropy",
+    "policy_gradient": "starts as output_activation(-log_prob * advantage)",
 }
+_ARGUMENTS = {"policy_gradient": "log_prob, advantage"}
+"""The positional arguments of the usage line, where they are not (prediction, target)."""
 
 
 def _call(config: LossConfig) -> str:
@@ -46,7 +54,8 @@ def _call(config: LossConfig) -> str:
     if not config.side_inputs:
         return _CALLS[config.kind]
     side = ", ".join(f"{name}={name}" for name in config.side_inputs)
-    return f"loss = loss_fn(prediction, target, {side})  # side inputs: the prediction's shape"
+    arguments = _ARGUMENTS.get(config.kind, "prediction, target")
+    return f"# side inputs have the input's shape\nloss = loss_fn({arguments}, {side})"
 
 
 def card_tags(config: LossConfig) -> list[str]:
@@ -76,7 +85,7 @@ def render_model_card(
         f"# {title}",
         metadata.get("description", "A learned loss function for PyTorch (learnedloss)."),
         "## Usage",
-        f"A drop-in replacement for `{_REPLACES[config.kind]}()`"
+        f"A drop-in replacement for `{_REPLACES[config.kind]}`"
         + (f" that also reads {', '.join(config.side_inputs)}" if config.side_inputs else "")
         + ":\n\n"
         "```python\n"

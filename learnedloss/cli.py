@@ -9,13 +9,19 @@ Subcommands:
   with the true frequency (or ``--unshaped``).
 - ``learnedloss meta-train digits ...``: meta-train a drop-in for ``nn.CrossEntropyLoss`` on
   few-shot digits tasks, optionally with noisy labels.
+- ``learnedloss meta-train policy-gradient ...``: meta-train a drop-in for the REINFORCE
+  surrogate on point-mass goals (model-free RL).
 - ``learnedloss evaluate NAME_OR_PATH ...``: score a loss against tuned baselines (sine tasks
-  for regression losses, digits tasks for classification losses).
+  for regression losses, digits tasks for classification losses, point-mass goals for
+  policy-gradient losses).
 - ``learnedloss evaluate-shaped LOSS ...``: frequency recovery against MSE, and landscapes.
 - ``learnedloss meta-train mountain-car ...``: meta-train a mountain-car loss, shaped with a
   waypoint (or ``--unshaped``).
 - ``learnedloss evaluate-mountain-car LOSS ...``: success rates against the task cost, and
   trajectories.
+- ``learnedloss meta-train reacher ...``: meta-train a loss for optimizing reacher policies
+  through a learned dynamics model (model-based RL, MuJoCo).
+- ``learnedloss evaluate-reacher LOSS ...``: final distances in MuJoCo against the task loss.
 - ``learnedloss demo``: meta-train a robust sine loss and compare it with MSE, in minutes.
 """
 
@@ -31,11 +37,19 @@ from typing import Any
 
 import torch
 
-from learnedloss import cli_control, cli_digits, cli_shaping, hub
+from learnedloss import (
+    cli_control,
+    cli_digits,
+    cli_model_based,
+    cli_policy_gradient,
+    cli_shaping,
+    hub,
+)
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.card import card_summary
 from learnedloss.cli_common import (
+    add_meta_gradient_arguments,
     add_residual_form_argument,
     add_schedule_arguments,
     evaluate_over_seeds,
@@ -92,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_training_run_arguments(digits)
     cli_digits.add_meta_train_arguments(digits)
+    pg = families.add_parser(
+        "policy-gradient", help="model-free RL: a drop-in for REINFORCE on point-mass goals"
+    )
+    _add_training_run_arguments(pg)
+    cli_policy_gradient.add_meta_train_arguments(pg)
+    reacher = families.add_parser(
+        "reacher", help="model-based RL: MuJoCo's reacher through a learned dynamics model"
+    )
+    _add_training_run_arguments(reacher)
+    cli_model_based.add_meta_train_arguments(reacher)
 
     ev = commands.add_parser("evaluate", help="score a loss on held-out tasks vs baselines")
     ev.add_argument("name_or_path", help="a directory, a bundled name or a Hub repo id")
@@ -105,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate-mountain-car", help="mountain-car success of learned losses vs the task cost"
     )
     cli_control.add_evaluate_arguments(ev_car)
+    ev_reacher = commands.add_parser(
+        "evaluate-reacher", help="reacher losses in MuJoCo vs the task loss (model-based RL)"
+    )
+    cli_model_based.add_evaluate_arguments(ev_reacher)
 
     demo = commands.add_parser(
         "demo", help="meta-train a robust sine loss, compare it with MSE and tuned baselines"
@@ -165,20 +193,7 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.truncate,
         help="backpropagate through the last N inner steps (0: all)",
     )
-    add(
-        "--meta-gradient",
-        choices=["backprop", "es"],
-        default=defaults.meta_gradient,
-        help="backprop through the inner loop, or estimate by evolution strategies",
-    )
-    add(
-        "--keep",
-        choices=["best", "last"],
-        default=defaults.keep,
-        help="save the loss with the best meta-validation, or the one after the last step",
-    )
-    add("--es-pairs", type=int, default=defaults.es_pairs, help="ES perturbation pairs")
-    add("--es-sigma", type=float, default=defaults.es_sigma, help="ES perturbation scale")
+    add_meta_gradient_arguments(parser, defaults)
     add("--score-on", choices=["query", "train"], default=defaults.score_on)
     add(
         "--aggregate",
@@ -196,7 +211,7 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
         "--steps",
         type=int,
         help="optimizer steps per model (default: 100 for sine, the meta-training horizon "
-        "for classification)",
+        "for classification and policy gradient)",
     )
     add("--n-tasks", type=int, default=100)
     add("--n-inits", type=int, default=3)
@@ -205,7 +220,8 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr-range",
         type=float,
         nargs=2,
-        help="the tuning grid's bounds (default: 1e-3 0.5 for sine, 0.05 3.2 for classification)",
+        help="the tuning grid's bounds (default: 1e-3 0.5 for sine, 0.05 3.2 for "
+        "classification, 1e-3 2 for policy gradient)",
     )
     add("--same-lr", type=float, help="also compare with MSE at this one learning rate")
     add("--model-hidden", type=int, nargs="+", default=[100, 10])
@@ -275,6 +291,10 @@ def _meta_train(args: argparse.Namespace) -> int:
         return cli_digits.run_meta_train(args, max_seconds)
     if args.family == "mountain-car":
         return cli_control.run_meta_train(args, max_seconds)
+    if args.family == "policy-gradient":
+        return cli_policy_gradient.run_meta_train(args, max_seconds)
+    if args.family == "reacher":
+        return cli_model_based.run_meta_train(args, max_seconds)
     return train_and_save(args, _recipe(args), meta_train_sine, max_seconds)
 
 
@@ -284,6 +304,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     loss = LearnedLoss.from_pretrained(args.name_or_path)
     if loss.config.kind == "classification":
         results = cli_digits.run_evaluate(args, loss)
+    elif loss.config.kind == "policy_gradient":
+        results = cli_policy_gradient.run_evaluate(args, loss)
     else:
         results = _evaluate_regression(args, loss)
     if args.seeds > 1:
@@ -389,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_shaping.run_evaluate(args)
     if args.command == "evaluate-mountain-car":
         return cli_control.run_evaluate(args)
+    if args.command == "evaluate-reacher":
+        return cli_model_based.run_evaluate(args)
     if args.command == "demo":
         return _demo(args)
     if args.command == "list":

@@ -28,6 +28,26 @@ def add_schedule_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     add("--seed", type=int, default=defaults.seed)
 
 
+def add_meta_gradient_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """``--meta-gradient``, ``--keep``, ``--es-pairs`` and ``--es-sigma``, with a recipe's
+    values as defaults (see `learnedloss.MetaTrainer`)."""
+    add = parser.add_argument
+    add(
+        "--meta-gradient",
+        choices=["backprop", "es"],
+        default=defaults.meta_gradient,
+        help="backprop through the inner loop, or estimate by evolution strategies",
+    )
+    add(
+        "--keep",
+        choices=["best", "last"],
+        default=defaults.keep,
+        help="save the loss with the best meta-validation, or the one after the last step",
+    )
+    add("--es-pairs", type=int, default=defaults.es_pairs, help="ES perturbation pairs")
+    add("--es-sigma", type=float, default=defaults.es_sigma, help="ES perturbation scale")
+
+
 def add_residual_form_argument(parser: argparse.ArgumentParser, default: str) -> None:
     """``--residual-form``: how a residual loss network's output ``h`` corrects the
     standard term ``r`` (`LossConfig.residual_form`)."""
@@ -35,8 +55,9 @@ def add_residual_form_argument(parser: argparse.ArgumentParser, default: str) ->
         "--residual-form",
         choices=list(RESIDUAL_FORMS),
         default=default,
-        help="how the network corrects the standard term r: add (r + h), scale ((1 + h) r) "
-        "or weight (w * loss(r), weights w = N softmax(h) averaging 1 over the call)",
+        help="how the network corrects the standard term r: add (r + h), scale ((1 + h) r), "
+        "weight (w * loss(r), weights w = N softmax(h) averaging 1 over the call) or, for "
+        "policy-gradient losses, baseline (-log_prob * (advantage - h))",
     )
 
 
@@ -134,3 +155,37 @@ def evaluate_over_seeds(
         if args.plot and seed == 0:
             plot(tuned, args.plot, title=plot_title)
     return results
+
+
+def evaluate_at_tuned_lrs(
+    args: argparse.Namespace,
+    evaluate_fn,
+    loss,
+    tasks,
+    *,
+    steps: int,
+    default_lr_range: tuple[float, float],
+    tuned_label: str,
+    plot_title: str,
+) -> list[dict]:
+    """`evaluate_over_seeds` with ``evaluate_fn(loss, tasks, steps=..., n_tasks=...,
+    n_inits=..., lr_range=..., tune_tasks=..., same_lr=..., seed=...)`` (the
+    ``evaluate_*`` functions of the recipes), its settings from ``learnedloss evaluate``'s
+    options."""
+    lr_range = tuple(args.lr_range) if args.lr_range else default_lr_range
+    return evaluate_over_seeds(
+        args,
+        lambda seed: evaluate_fn(
+            loss,
+            tasks,
+            steps=steps,
+            n_tasks=args.n_tasks,
+            n_inits=args.n_inits,
+            lr_range=lr_range,
+            tune_tasks=args.tune_tasks,
+            same_lr=args.same_lr,
+            seed=seed,
+        ),
+        tuned_label,
+        plot_title,
+    )

@@ -12,7 +12,7 @@ import argparse
 
 from learnedloss.cli_common import (
     add_schedule_arguments,
-    evaluate_over_seeds,
+    evaluate_at_tuned_lrs,
     run_recipe,
 )
 from learnedloss.digits_recipe import (
@@ -82,21 +82,13 @@ def run_evaluate(args: argparse.Namespace, loss: LearnedLoss) -> list[dict]:
         if getattr(args, name) is not None
     }
     tasks = recipe.test_tasks(**changes)
-    steps = args.steps if args.steps is not None else recipe.inner_steps
-    lr_range = tuple(args.lr_range) if args.lr_range else (0.05, 3.2)
-    return evaluate_over_seeds(
+    return evaluate_at_tuned_lrs(
         args,
-        lambda seed: evaluate_classification(
-            loss,
-            tasks,
-            steps=steps,
-            n_tasks=args.n_tasks,
-            n_inits=args.n_inits,
-            lr_range=lr_range,
-            tune_tasks=args.tune_tasks,
-            same_lr=args.same_lr,
-            seed=seed,
-        ),
-        f"{tasks.summary()}, each loss at its lr tuned for query error",
-        f"held-out digits tasks: {tasks.summary()}",
+        evaluate_classification,
+        loss,
+        tasks,
+        steps=args.steps if args.steps is not None else recipe.inner_steps,
+        default_lr_range=(0.05, 3.2),
+        tuned_label=f"{tasks.summary()}, each loss at its lr tuned for query error",
+        plot_title=f"held-out digits tasks: {tasks.summary()}",
     )

@@ -28,31 +28,42 @@ OUTPUT_ACTIVATIONS = ("softplus", "identity", "square", "huber")
 ``square`` (non-negative with a zero minimum) or ``huber`` (Huber's function with δ = 1:
 h²/2 for |h| <= 1, |h| - 1/2 beyond; non-negative, zero minimum, bounded slope)."""
 
-RESIDUAL_FORMS = ("add", "scale", "weight")
+RESIDUAL_FORMS = ("add", "scale", "weight", "baseline")
 """How a residual network combines the standard loss's term with its own output (see
 `LossConfig.residual_form`)."""
 
-KINDS = ("regression", "classification")
+KINDS = ("regression", "classification", "policy_gradient")
 """Loss kinds this release can build. A regression loss is a drop-in for ``nn.MSELoss``, a
-classification loss for ``nn.CrossEntropyLoss``."""
+classification loss for ``nn.CrossEntropyLoss``, a policy-gradient loss for the REINFORCE
+surrogate ``-(log_prob * advantage).mean()`` (docs/policy-gradient.md)."""
 
 FEATURES_BY_KIND = {
     "regression": ("input", "target", "residual"),
     "classification": ("log_prob", "prob", "target"),
+    "policy_gradient": ("log_prob", "advantage"),
 }
 """The per-element features a loss network of each kind computes itself.
 
 Regression: the prediction (``input``), the ``target`` and the ``residual`` input - target.
 Classification (one element per class of each sample): the predicted ``log_prob`` (log-softmax
 of the logits), the ``prob`` (softmax) and the ``target`` probability of that class (1 for
-the labelled class and 0 for the others when targets are class indices).
+the labelled class and 0 for the others when targets are class indices). Policy gradient
+(one element per time step of each episode): the ``log_prob`` of the action taken (the
+loss's input, the only feature that carries the policy's gradient) and the ``advantage``
+that weights it in REINFORCE (its target: the return that followed the action, or the
+return minus a baseline).
 
 Any other name in ``inputs`` (a Python identifier, e.g. ``"x"`` for the model's input) is a
 *side input*: the caller passes it by keyword, ``loss(input, target, x=x)``, with the
 input's shape. Side inputs are how a loss reads more than (prediction, target), e.g. for
-loss shaping (docs/shaping.md)."""
+loss shaping (docs/shaping.md) or a time step and an advantage for a policy-gradient loss.
+Classification losses take none."""
 
-DEFAULT_INPUTS = {"regression": ("input", "target"), "classification": ("log_prob", "target")}
+DEFAULT_INPUTS = {
+    "regression": ("input", "target"),
+    "classification": ("log_prob", "target"),
+    "policy_gradient": ("log_prob", "advantage"),
+}
 """The features a network reads when ``inputs`` is not given."""
 
 _TOP_LEVEL_KEYS = {
@@ -81,7 +92,8 @@ class LossConfig:
 
     Args:
         kind: what the loss replaces: ``"regression"`` is a drop-in for ``nn.MSELoss``,
-            ``"classification"`` for ``nn.CrossEntropyLoss`` (docs/classification.md).
+            ``"classification"`` for ``nn.CrossEntropyLoss`` (docs/classification.md),
+            ``"policy_gradient"`` for the REINFORCE surrogate (docs/policy-gradient.md).
         hidden_sizes: widths of the hidden layers; ML3's regression reference uses (50, 50).
         activation: hidden activation, one of `ACTIVATIONS`.
         output_activation: output activation, one of `OUTPUT_ACTIVATIONS`.
@@ -90,14 +102,15 @@ class LossConfig:
             `FEATURES_BY_KIND` (default `DEFAULT_INPUTS`: ML3's (input, target) for
             regression, (log_prob, target) for classification). Adding ``"residual"`` makes
             shapes that depend on input - target (robust losses) easy to learn. Regression
-            losses may also name side inputs (see `FEATURES_BY_KIND`).
+            and policy-gradient losses may also name side inputs (see `FEATURES_BY_KIND`).
         residual: add the standard loss's own term to the network's last pre-activation and
             start the last layer at zero, so the loss starts as exactly the standard loss and
             the network learns a correction (e.g. a clipped residual, a robust loss). The
             term is ``input - target`` for regression (with ``output_activation="square"``
-            the loss equals the squared error, with ``"huber"`` the Huber loss) and
+            the loss equals the squared error, with ``"huber"`` the Huber loss),
             ``-target * log_prob`` for classification (with ``"identity"`` the loss equals
-            ``F.cross_entropy``).
+            ``F.cross_entropy``) and ``-log_prob * advantage`` for policy gradient (with
+            ``"identity"`` the loss equals the REINFORCE surrogate).
         residual_form: with ``residual``, how the network's output ``h`` corrects the
             standard term ``r``: ``"add"`` (``r + h``, the default) or ``"scale"``
             (``(1 + h) * r``). A scaled correction vanishes where ``r`` does, so the loss
@@ -107,7 +120,10 @@ class LossConfig:
             weights ``N * softmax(h)`` over the N elements of each call: they average 1,
             so the network can move weight between elements (down-weight outliers) but
             cannot scale the whole loss up, which meta-training otherwise does, since a
-            steeper loss acts as a larger learning rate (docs/sine.md).
+            steeper loss acts as a larger learning rate (docs/sine.md). ``"baseline"``
+            (policy gradient only) subtracts ``h`` from the advantage inside the
+            REINFORCE term, ``-log_prob * (advantage - h)``: the network is a learned
+            baseline (an advantage correction) per step (docs/policy-gradient.md).
 
     Example:
         >>> from learnedloss import LossConfig
@@ -143,9 +159,11 @@ class LossConfig:
                 f"residual_form {self.residual_form!r} needs residual=True; without a residual "
                 "there is no standard term to scale"
             )
-        if self.residual_form == "weight" and self.kind != "regression":
+        only_for = {"weight": "regression", "baseline": "policy_gradient"}
+        if only_for.get(self.residual_form, self.kind) != self.kind:
             raise ConfigError(
-                f"residual_form 'weight' is for regression losses, got kind {self.kind!r}"
+                f"residual_form {self.residual_form!r} is for {only_for[self.residual_form]} "
+                f"losses, got kind {self.kind!r}"
             )
         allowed = FEATURES_BY_KIND[self.kind]
         if self.inputs is None:
@@ -154,7 +172,10 @@ class LossConfig:
         if (
             not inputs
             or len(set(inputs)) != len(inputs)
-            or not all(isinstance(name, str) and _is_feature_name(name) for name in inputs)
+            or not all(
+                isinstance(name, str) and (name in allowed or _is_feature_name(name))
+                for name in inputs
+            )
         ):
             raise ConfigError(
                 f"inputs must be distinct feature names, each one of {list(allowed)} for kind "
@@ -164,7 +185,8 @@ class LossConfig:
         if self.kind == "classification" and self.side_inputs:
             raise ConfigError(
                 f"inputs {list(self.side_inputs)} are not classification features "
-                f"{list(allowed)}; side inputs are supported by regression losses only"
+                f"{list(allowed)}; side inputs are supported by regression and "
+                "policy-gradient losses only"
             )
 
     @property

@@ -10,7 +10,7 @@ cross-entropy, each at its own learning rate tuned on separate meta-test tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from learnedloss.baselines import LossLike, classification_losses
 from learnedloss.evaluation import Evaluation, evaluate, lr_grid
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
-from learnedloss.recipes import cross_entropy_start_config, meta_train
+from learnedloss.recipes import cross_entropy_start_config, meta_train, recipe_from_metadata
 from learnedloss.tasks.digits import DigitsTasks
 
 META_OBJECTIVES = ("cross-entropy", "calibrated-cross-entropy", "expected-error")
@@ -115,10 +115,7 @@ def meta_train_digits(recipe: DigitsRecipe, **kwargs) -> tuple[LearnedLoss, Meta
 
 def recipe_of(loss: LearnedLoss) -> DigitsRecipe:
     """The recipe a loss was meta-trained with (from its metadata), else the defaults."""
-    saved = loss.metadata.get("recipe", {})
-    names = {f.name for f in fields(DigitsRecipe)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
-    return DigitsRecipe(**values)
+    return recipe_from_metadata(loss, DigitsRecipe)
 
 
 def evaluate_classification(

@@ -167,6 +167,32 @@ def _held_out(tasks: TaskFamily, n_tasks: int, n_inits: int, seed: int):
     return template, batch, params
 
 
+def inner_loop_for(
+    loss: LossLike,
+    tasks: TaskFamily,
+    template: nn.Module,
+    lr: float,
+    optimizer: str = "sgd",
+    objective: Objective | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[InnerLoop, dict[str, torch.Tensor]]:
+    """An `InnerLoop` that trains ``tasks``' models with ``loss`` (learned or standard) at
+    ``lr``, and the loss parameters to run it with (detached; none for a standard loss)."""
+    if isinstance(loss, nn.Module) and any(True for _ in loss.parameters()):
+        apply = learned_loss_apply(loss)
+        loss_params = {k: v.detach().to(device) for k, v in loss.named_parameters()}
+    else:
+        apply, loss_params = plain_loss_apply(loss), {}
+    inner = InnerLoop(
+        template.to(device),
+        apply,
+        objective or plain_objective(tasks.objective),
+        make_inner_optimizer(optimizer, lr),
+        loss_arguments=tasks.loss_arguments,
+    )
+    return inner, loss_params
+
+
 def train_curves(
     loss: LossLike,
     tasks: TaskFamily,
@@ -184,18 +210,7 @@ def train_curves(
     """Train every model with ``loss``; the task objective every ``every`` steps, ``(S, T)``.
 
     ``objective`` replaces the task objective as the score (see `InnerLoop`)."""
-    if isinstance(loss, nn.Module) and any(True for _ in loss.parameters()):
-        apply = learned_loss_apply(loss)
-        loss_params = {k: v.detach().to(device) for k, v in loss.named_parameters()}
-    else:
-        apply, loss_params = plain_loss_apply(loss), {}
-    inner = InnerLoop(
-        template.to(device),
-        apply,
-        objective or plain_objective(tasks.objective),
-        make_inner_optimizer(optimizer, lr),
-        loss_arguments=tasks.loss_arguments,
-    )
+    inner, loss_params = inner_loop_for(loss, tasks, template, lr, optimizer, objective, device)
     return inner.curves(
         {k: v.to(device) for k, v in params.items()},
         loss_params,

@@ -22,6 +22,12 @@ from learnedloss.networks import PointwiseMLP
 
 REDUCTIONS = ("mean", "sum", "none")
 
+_INPUT_AND_TARGET_FEATURES = {
+    "regression": ("input", "target"),
+    "policy_gradient": ("log_prob", "advantage"),
+}
+"""The feature names a loss of each elementwise kind gives its ``input`` and ``target``."""
+
 
 class LearnedLoss(nn.Module):
     r"""A learned loss function that works wherever ``nn.MSELoss`` or ``nn.CrossEntropyLoss``
@@ -51,11 +57,23 @@ class LearnedLoss(nn.Module):
     behave as in ``nn.CrossEntropyLoss``: ignored samples count 0 and ``'mean'`` divides by
     the number of samples not ignored. See docs/classification.md.
 
+    **Policy gradient** (``config.kind == "policy_gradient"``, a drop-in for the REINFORCE
+    surrogate ``-(log_prob * advantage).mean()``): ``input`` is the log-probability of each
+    action taken and ``target`` its advantage (the return that followed it, or that minus a
+    baseline), one element per time step of each episode, and
+
+    .. math::
+        l_n = \ell_\phi(\log \pi(a_n | s_n), A_n, \dots),
+
+    reduced as for regression. Only ``input`` should carry the policy's gradient: pass the
+    advantages (and side inputs such as a time step) detached. See docs/policy-gradient.md.
+
     A loss from `from_pretrained` is frozen (``eval()``, parameters with
     ``requires_grad=False``), so ``optimizer = SGD(model.parameters())`` lines stay as they
     are. Call `unfreeze` to meta-train it further. A freshly constructed loss starts from
     PyTorch's default ``nn.Linear`` initialization, drawn from the global RNG (seed it with
-    ``torch.manual_seed``), or, with ``config.residual``, from exactly MSE or cross-entropy.
+    ``torch.manual_seed``), or, with ``config.residual``, from exactly MSE, cross-entropy or
+    the REINFORCE surrogate.
 
     Args:
         config: the network architecture; defaults to ML3's regression reference
@@ -76,6 +94,9 @@ class LearnedLoss(nn.Module):
         - Side inputs (only those the config declares, by keyword): :math:`(*)`, the
           input's shape.
         - Output: scalar; with ``reduction='none'``, :math:`(*)`, the input's shape.
+
+    Shape (policy gradient): as for regression; ``input`` the log-probabilities, ``target``
+    the advantages.
 
     Shape (classification):
         - Input: logits :math:`(C)`, :math:`(N, C)` or :math:`(N, C, d_1, ..., d_K)`.
@@ -134,7 +155,7 @@ class LearnedLoss(nn.Module):
     ) -> torch.Tensor:
         if self.config.kind == "classification":
             return self._classification_loss(input, target, side_inputs)
-        return self._regression_loss(input, target, side_inputs)
+        return self._elementwise_loss(input, target, side_inputs)
 
     def _network_dtype(self, *tensors: torch.Tensor) -> torch.dtype:
         dtype = self.network.layers[0].weight.dtype
@@ -142,19 +163,25 @@ class LearnedLoss(nn.Module):
             dtype = torch.promote_types(dtype, tensor.dtype)
         return dtype
 
-    def _regression_loss(self, input, target, side_inputs) -> torch.Tensor:
+    def _elementwise_loss(self, input, target, side_inputs) -> torch.Tensor:
+        """Regression and policy-gradient losses: one network call per element."""
         _check_pair(input, target)
         _check_side_inputs(side_inputs, self.config.side_inputs, input)
         if self.check_finite and not torch.compiler.is_compiling():
             for name, value in {"input": input, "target": target, **side_inputs}.items():
                 _check_finite(value, name)
         dtype = self._network_dtype(input, target)
-        named = {"input": input.to(dtype), "target": target.to(dtype)}
+        input_name, target_name = _INPUT_AND_TARGET_FEATURES[self.config.kind]
+        named = {input_name: input.to(dtype), target_name: target.to(dtype)}
         named.update({name: value.to(dtype) for name, value in side_inputs.items()})
-        if self.config.residual or "residual" in self.config.inputs:  # only when used
-            named["residual"] = named["input"] - named["target"]
+        skip = multiplier = None
+        if self.config.kind == "policy_gradient":
+            if self.config.residual:
+                skip, multiplier = -named["log_prob"] * named["advantage"], named["log_prob"]
+        elif self.config.residual or "residual" in self.config.inputs:  # only when used
+            named["residual"] = skip = named["input"] - named["target"]
         features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
-        per_element = self.network(features, named.get("residual"))
+        per_element = self.network(features, skip, multiplier)
         return _reduce(per_element, self.reduction).to(input.dtype)
 
     def _classification_loss(self, input, target, side_inputs) -> torch.Tensor:

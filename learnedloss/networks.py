@@ -52,13 +52,17 @@ class PointwiseMLP(nn.Module):
     ``w = N * softmax(h)`` over the N elements of the call: positive, mean 1, equal to 1 at
     the start. This form is the one exception to "independently": an element's weight is
     relative to the others', so the network can shift weight between elements (reject
-    outliers) but cannot change the loss's overall scale.
+    outliers) but cannot change the loss's overall scale. ``"baseline"`` gives
+    ``output_activation(skip + multiplier * h)``; a policy-gradient loss passes
+    ``skip = -log_prob * advantage`` and ``multiplier = log_prob``, so the term is
+    ``-log_prob * (advantage - h)``.
 
     The computation runs in the dtype of the features: parameters are cast on the fly, so a
     float32 network evaluates a float64 batch in float64 and a float16 batch in float16.
 
     Shape:
-        - Input: ``(*, in_features)``; ``skip``: ``(*)``, required when ``residual``.
+        - Input: ``(*, in_features)``; ``skip``: ``(*)``, required when ``residual``;
+          ``multiplier``: ``(*)``, required by the ``"baseline"`` form.
         - Output: ``(*)``.
     """
 
@@ -77,7 +81,12 @@ class PointwiseMLP(nn.Module):
         self._activation = _ACTIVATIONS[config.activation]
         self._output_activation = _OUTPUT_ACTIVATIONS[config.output_activation]
 
-    def forward(self, features: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        features: torch.Tensor,
+        skip: torch.Tensor | None = None,
+        multiplier: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         h = features
         dtype = features.dtype
         last = len(self.layers) - 1
@@ -92,6 +101,8 @@ class PointwiseMLP(nn.Module):
             return weights * self._output_activation(skip)
         if self.residual_form == "scale":
             h = (1 + h) * skip
+        elif self.residual_form == "baseline":
+            h = skip + multiplier * h
         elif self.residual:
             h = h + skip
         return self._output_activation(h)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -152,6 +152,8 @@ def meta_train(
     device: str = "cpu",
     max_seconds: float | None = None,
     family: str | None = None,
+    tasks=None,
+    callbacks=(),
 ) -> tuple[LearnedLoss, MetaTrainer]:
     """Meta-train a loss as a recipe says; returns (best loss, trainer).
 
@@ -159,14 +161,17 @@ def meta_train(
     fields named like `MetaTrainer` arguments (``inner_steps``, ``meta_lr``, ...) are passed
     on. Checkpoints are written at every validation. ``max_seconds`` stops early (see
     `MetaTrainer.fit`). With ``family``, the recipe is recorded in the loss's metadata as
-    ``{"family": family, **recipe}``, so that commands can rebuild its tasks.
+    ``{"family": family, **recipe}``, so that commands can rebuild its tasks. ``tasks``
+    replaces ``recipe.tasks()`` (for families built from more than the recipe, such as a
+    fitted dynamics model) and ``callbacks`` go to the `MetaTrainer`.
     """
     accepted = set(inspect.signature(MetaTrainer).parameters)
     settings = {k: v for k, v in asdict(recipe).items() if k in accepted}
     trainer = MetaTrainer(
         recipe.initial_loss(),
-        recipe.tasks(),
+        recipe.tasks() if tasks is None else tasks,
         **settings,
+        callbacks=callbacks,
         run_dir=run_dir,
         checkpoint_every=max(1, settings.get("validate_every", 100)),
         device=device,
@@ -176,6 +181,16 @@ def meta_train(
     if family is not None:
         best.metadata["recipe"] = {"family": family, **asdict(recipe)}
     return best, trainer
+
+
+def recipe_from_metadata(loss: LearnedLoss, recipe_class):
+    """The ``recipe_class`` a loss was meta-trained with, from the ``recipe`` its metadata
+    records (`meta_train` with ``family``); fields it does not record keep their defaults
+    (lists become tuples)."""
+    saved = loss.metadata.get("recipe", {})
+    names = {f.name for f in fields(recipe_class)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
+    return recipe_class(**values)
 
 
 def meta_train_sine(recipe: SineRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:

@@ -140,7 +140,7 @@ def test_saving_non_finite_weights_is_refused(small_loss, tmp_path):
         ({"metadata": {"score": float("nan")}}, r"metadata.score is nan"),
         (
             {"residual_form": "multiply"},
-            r"residual_form must be one of \['add', 'scale', 'weight'\]",
+            r"residual_form must be one of \['add', 'scale', 'weight', 'baseline'\]",
         ),
     ],
 )

@@ -203,3 +203,38 @@ def test_es_cost_benchmark_prints_its_table():
     rows = [line.split("|") for line in stdout.splitlines() if "|" in line][1:]
     assert [row[0].strip() for row in rows] == ["backprop (exact)", "ES, 1 pairs"]
     assert all(float(row[1]) > 0 for row in rows)
+
+
+def test_policy_gradient_example_meta_trains_and_compares(tmp_path):
+    png = tmp_path / "pg.png"
+    stdout = run_script(
+        "examples/policy_gradient.py",
+        "--outer-steps",
+        "1",
+        "--n-tasks",
+        "2",
+        "--tune-tasks",
+        "2",
+        "--plot",
+        str(png),
+    )
+    assert "REINFORCE + baseline" in stdout and "learned / REINFORCE + baseline" in stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reacher_example_meta_trains_and_measures_in_mujoco():
+    stdout = run_script(
+        "examples/reacher.py",
+        "--outer-steps",
+        "1",
+        "--random-episodes",
+        "4",
+        "--fit-steps",
+        "20",
+        "--seeds",
+        "1",
+        "--n-goals",
+        "2",
+    )
+    assert "collapsed at: None" in stdout
+    assert "task loss (tuned lr)" in stdout and "mean ± std over 1 seeds" in stdout

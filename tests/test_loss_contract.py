@@ -193,7 +193,10 @@ def test_config_is_validated():
         LossConfig(activation="sigmoid")
     with pytest.raises(ValueError, match="hidden_sizes must be a sequence of positive ints"):
         LossConfig(hidden_sizes=(50, 0))
-    with pytest.raises(ValueError, match=r"kind must be one of \['regression', 'classification'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"kind must be one of \['regression', 'classification', 'policy_gradient'\]",
+    ):
         LossConfig(kind="ranking")
     with pytest.raises(TypeError, match="config must be a LossConfig"):
         LearnedLoss({"hidden_sizes": [4]})

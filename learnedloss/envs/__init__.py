@@ -1,5 +1,6 @@
-"""Differentiable simulators, written in torch, for control tasks."""
+"""Simulators, written in torch and batched, for control tasks."""
 
 from learnedloss.envs.mountain_car import MountainCar
+from learnedloss.envs.point_mass import PointMass
 
-__all__ = ["MountainCar"]
+__all__ = ["MountainCar", "PointMass"]

@@ -75,27 +75,36 @@ def learned_loss_apply(loss: nn.Module) -> LossApply:
     side = tuple(getattr(getattr(loss, "config", None), "side_inputs", ()))
 
     def apply(loss_params: Params, input, target, offered):
-        missing = sorted(set(side) - set(offered))
-        if missing:
-            raise ValueError(
-                f"this loss reads the side inputs {missing}, but the tasks offer only "
-                f"{sorted(offered)} (see TaskFamily.loss_arguments)"
-            )
-        side_inputs = {name: offered[name] for name in side}
+        side_inputs = _side_inputs(side, offered)
         with finite_check_disabled(loss):
             return functional_call(loss, loss_params, (input, target), side_inputs)
 
     return apply
 
 
-def plain_loss_apply(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LossApply:
-    """Wrap a parameter-free loss such as ``nn.MSELoss()`` for the inner loop; it sees
-    (input, target) only."""
+def plain_loss_apply(loss_fn: Callable[..., torch.Tensor]) -> LossApply:
+    """Wrap a parameter-free loss such as ``nn.MSELoss()`` for the inner loop.
+
+    It sees (input, target), plus by keyword the side inputs named in its ``side_inputs``
+    attribute, if it has one (e.g. `learnedloss.baselines.reinforce_from_returns`)."""
+    side = tuple(getattr(loss_fn, "side_inputs", ()))
 
     def apply(loss_params: Params, input, target, offered):
-        return loss_fn(input, target)
+        return loss_fn(input, target, **_side_inputs(side, offered))
 
     return apply
+
+
+def _side_inputs(names: tuple[str, ...], offered: dict[str, torch.Tensor]):
+    """The side inputs ``names`` from those the task ``offered``; a clear error for one it
+    does not offer."""
+    missing = sorted(set(names) - set(offered))
+    if missing:
+        raise ValueError(
+            f"this loss reads the side inputs {missing}, but the tasks offer only "
+            f"{sorted(offered)} (see TaskFamily.loss_arguments)"
+        )
+    return {name: offered[name] for name in names}
 
 
 def plain_objective(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Objective:

@@ -1,0 +1,189 @@
+"""Point-mass goals: model-free policy-gradient tasks for meta-training a REINFORCE loss.
+
+Each task is a goal for `learnedloss.envs.PointMass` that the policy does not observe, and
+a fresh Gaussian policy. The inner loop trains the policy with a policy-gradient loss on
+batches of its own episodes; the meta-objective is the cost of the trained policy (the mean
+distance to the goal over fresh episodes), with the likelihood-ratio gradient
+(docs/policy-gradient.md has the derivation).
+
+The model a task trains is `EpisodeRollout`: its input is the exploration noise of a batch
+of episodes, its output their positions, actions and log-probabilities. Fixing the noise of
+the inner loop's episodes per task (the same noise at every update) makes the inner loop a
+deterministic function of the loss, so every loss is trained on the same episodes, runs
+are reproducible, and evolution strategies use common random numbers (the PEGASUS trick,
+Ng & Jordan, UAI 2000). The meta-objective scores other episodes, with noise the inner loop
+never saw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from learnedloss.envs.point_mass import GOAL_RANGE, MAX_STEP, PointMass
+from learnedloss.tasks.base import TaskBatch, TaskFamily
+from learnedloss.tasks.sine import mlp
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def reward_to_go(rewards: torch.Tensor) -> torch.Tensor:
+    """``G_t = sum_{t' >= t} r_t'`` along the last dimension (undiscounted).
+
+    Shape:
+        - rewards: ``(*, H)``.
+        - Output: ``(*, H)``.
+    """
+    return rewards.flip(-1).cumsum(-1).flip(-1)
+
+
+class GaussianPolicy(nn.Module):
+    """A Gaussian policy over planar velocity commands with a fixed standard deviation.
+
+    The mean is ``0.1 * mlp(position / 0.5)`` (a tanh MLP, ``hidden`` wide): a unit output
+    is the largest step the point mass takes.
+
+    Shape:
+        - Input: ``(*, 2)`` positions.
+        - Output: ``(*, 2)``, the mean action.
+    """
+
+    def __init__(self, hidden: tuple[int, ...] = (32,), std: float = 0.05) -> None:
+        super().__init__()
+        if std <= 0:
+            raise ValueError(f"std must be positive, got {std}")
+        self.net = mlp((2, *hidden, 2), activation="tanh")
+        self.std = std
+
+    def forward(self, position: torch.Tensor) -> torch.Tensor:
+        return MAX_STEP * self.net(position / 0.5)
+
+    def log_prob(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The log-density of ``action`` ``(*, 2)`` under ``N(mean, std²)``, ``(*)``."""
+        z = (action - mean) / self.std
+        return (-0.5 * z**2 - math.log(self.std) - _LOG_SQRT_2PI).sum(-1)
+
+
+class EpisodeRollout(nn.Module):
+    """A batch of episodes of ``policy`` from the origin, driven by given noise.
+
+    The action of step t is ``mean(position_t) + std * noise_t``, sampled without gradient:
+    the only path from the policy's parameters to the output is the log-probability of the
+    actions, as in any score-function (REINFORCE) estimator. The environment is never
+    differentiated.
+
+    Shape:
+        - Input: ``(E, H, 2)``, standard normal noise for E episodes of H steps.
+        - Output: ``(E, H, 5)``: the position after each step (2), the action (2) and its
+          log-probability (1).
+    """
+
+    def __init__(self, policy: GaussianPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        position = noise.new_zeros((*noise.shape[:-2], 2))
+        steps = []
+        for t in range(noise.shape[-2]):
+            mean = self.policy(position)
+            action = (mean + self.policy.std * noise[..., t, :]).detach()
+            log_prob = self.policy.log_prob(mean, action)
+            next_position = PointMass.step(position, action)
+            steps.append(torch.cat([next_position, action, log_prob[..., None]], dim=-1))
+            position = next_position
+        return torch.stack(steps, dim=-2)
+
+
+class PointMassGoals(TaskFamily):
+    """Reach an unobserved goal with a fresh Gaussian policy, by policy gradient.
+
+    A loss for these tasks is called per step of every episode with the action's
+    log-probability (its input) and its advantage (its target): the reward-to-go minus its
+    mean over the batch's episodes at the same step, a baseline. It may read the side
+    inputs ``reward_to_go`` (the return from that step on) and ``time`` (t / H, in
+    [0, 1)). `learnedloss.baselines.reinforce` is REINFORCE with that baseline,
+    `learnedloss.baselines.reinforce_from_returns` REINFORCE without it; a learned loss is
+    a ``policy_gradient`` `LearnedLoss`.
+
+    Args:
+        episodes: episodes per policy update (the inner loop's batch).
+        query_episodes: fresh episodes the meta-objective and `learnedloss.evaluate` score.
+        horizon: steps per episode.
+        hidden: the policy's hidden widths.
+        std: the policy's exploration noise (fixed).
+    """
+
+    def __init__(
+        self,
+        episodes: int = 16,
+        query_episodes: int = 32,
+        horizon: int = 20,
+        hidden: tuple[int, ...] = (32,),
+        std: float = 0.05,
+    ) -> None:
+        for name, value in (("episodes", episodes), ("query_episodes", query_episodes)):
+            if value < 2:
+                raise ValueError(f"{name} must be at least 2 (a baseline needs two), got {value}")
+        if horizon < 1:
+            raise ValueError(f"horizon must be positive, got {horizon}")
+        self.episodes, self.query_episodes, self.horizon = episodes, query_episodes, horizon
+        self.hidden, self.std = tuple(hidden), std
+
+    def sample(self, n_tasks: int, generator: torch.Generator) -> TaskBatch:
+        lo, hi = GOAL_RANGE
+        goal = torch.rand(n_tasks, 1, 1, 2, generator=generator) * (hi - lo) + lo
+        shape = (n_tasks, self.episodes, self.horizon, 2)
+        noise_train = torch.randn(shape, generator=generator)
+        noise_query = torch.randn((n_tasks, self.query_episodes, *shape[2:]), generator=generator)
+        return TaskBatch(
+            noise_train,
+            goal.expand(shape).contiguous(),
+            noise_query,
+            goal.expand(noise_query.shape).contiguous(),
+        )
+
+    def make_model(self) -> nn.Module:
+        return EpisodeRollout(GaussianPolicy(self.hidden, self.std))
+
+    def loss_arguments(self, prediction, target, x):
+        """``(log_prob, advantage, {"reward_to_go", "time"})`` for each step of each
+        episode; all but the log-probability carry no gradient."""
+        log_prob = prediction[..., 4]
+        returns = reward_to_go(PointMass.reward(prediction[..., :2], target)).detach()
+        advantage = returns - returns.mean(dim=0, keepdim=True)
+        time = torch.arange(self.horizon, dtype=returns.dtype, device=returns.device) / self.horizon
+        return log_prob, advantage, {"reward_to_go": returns, "time": time.expand_as(returns)}
+
+    def objective(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The cost: the mean distance to the goal over every step of every episode (minus
+        the mean reward)."""
+        return -PointMass.reward(prediction[..., :2], target).mean()
+
+    def metrics(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``final_distance``: the mean distance to the goal after the last step."""
+        return {
+            "final_distance": -PointMass.reward(prediction[..., -1, :2], target[..., -1, :]).mean()
+        }
+
+    def meta_objective(self, params, prediction, target, extra) -> torch.Tensor:
+        """The cost, with the likelihood-ratio gradient: its value is `objective`, its
+        gradient with respect to the policy ``mean(log_prob * (C - b))`` over the episodes'
+        steps, with C the cost-to-go and b its mean over episodes at that step (a baseline)."""
+        cost = -PointMass.reward(prediction[..., :2], target)
+        cost_to_go = reward_to_go(cost).detach()
+        advantage = cost_to_go - cost_to_go.mean(dim=0, keepdim=True)
+        surrogate = (prediction[..., 4] * advantage).mean()
+        return cost.mean() + surrogate - surrogate.detach()
+
+    def describe(self) -> dict:
+        return {
+            "family": "PointMassGoals",
+            "episodes": self.episodes,
+            "query_episodes": self.query_episodes,
+            "horizon": self.horizon,
+            "hidden": list(self.hidden),
+            "std": self.std,
+        }
