@@ -1,11 +1,13 @@
 """Model-free RL: meta-train a drop-in for the REINFORCE surrogate, then score it honestly.
 
-Meta-trains a policy-gradient loss on point-mass goals (`learnedloss.tasks.PointMassGoals`):
+Meta-trains a policy-gradient loss on point-mass goals (`learnedloss.tasks.PointMassGoals`;
+``--env cart-pole`` for gymnasium's cart-pole, `learnedloss.tasks.CartPoleTasks`):
 it starts as REINFORCE with a baseline and learns a per-step correction of the advantage
 from (advantage, reward-to-go, time step), by evolution strategies on the cost of the
 trained policies. Then trains fresh policies on held-out goals with it, with REINFORCE with
 and without a baseline and with the 1.5x control, each at its own tuned learning rate, and
-prints the cost (mean distance to the goal) against the number of policy updates.
+prints the cost (for the point mass, the mean distance to the goal) against the number of
+policy updates.
 
     python examples/policy_gradient.py --plot policy-gradient.png
 """
@@ -18,6 +20,7 @@ import torch
 
 from learnedloss.plots import plot
 from learnedloss.policy_gradient import (
+    ENVS,
     REFERENCE,
     PolicyGradientRecipe,
     evaluate_policy_gradient,
@@ -27,6 +30,7 @@ from learnedloss.policy_gradient import (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", choices=list(ENVS), default="point-mass")
     parser.add_argument("--outer-steps", type=int, default=PolicyGradientRecipe.outer_steps)
     parser.add_argument("--n-tasks", type=int, default=100, help="held-out goals")
     parser.add_argument("--tune-tasks", type=int, default=32, help="goals for lr tuning")
@@ -34,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    recipe = PolicyGradientRecipe(outer_steps=args.outer_steps)
+    recipe = PolicyGradientRecipe(env=args.env, outer_steps=args.outer_steps)
     print(f"meta-training ({args.outer_steps} outer steps, evolution strategies)")
     loss, trainer = meta_train_policy_gradient(recipe, progress=False)
     tuned, _ = evaluate_policy_gradient(
@@ -46,7 +50,8 @@ def main() -> None:
         print(f"  {name:28s} " + " ".join(f"{v:.3f}" for v in score.curve_mean.tolist()))
     print(f"\nlearned / {REFERENCE}: {tuned.ratio('learned'):.3f}")
     if args.plot:
-        png = plot(tuned, args.plot, history=trainer.history, title="held-out point-mass goals")
+        title = f"held-out {args.env} tasks"
+        png = plot(tuned, args.plot, history=trainer.history, title=title)
         print(f"wrote {png}")
 
 

@@ -18,6 +18,7 @@ from learnedloss.cli_common import (
 )
 from learnedloss.loss import LearnedLoss
 from learnedloss.policy_gradient import (
+    ENVS,
     PolicyGradientRecipe,
     evaluate_policy_gradient,
     meta_train_policy_gradient,
@@ -28,6 +29,7 @@ from learnedloss.policy_gradient import (
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = PolicyGradientRecipe()
     add = parser.add_argument
+    add("--env", choices=list(ENVS), default=defaults.env, help="the task family")
     add("--episodes", type=int, default=defaults.episodes, help="episodes per policy update")
     add(
         "--query-episodes",
@@ -35,9 +37,19 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.query_episodes,
         help="fresh episodes that score a trained policy",
     )
-    add("--horizon", type=int, default=defaults.horizon, help="steps per episode")
+    add(
+        "--horizon",
+        type=int,
+        default=defaults.horizon,
+        help="steps per episode (default: 20 for the point mass, at most 100 for the cart-pole)",
+    )
     add("--policy-hidden", type=int, nargs="+", default=list(defaults.policy_hidden))
-    add("--policy-std", type=float, default=defaults.policy_std, help="exploration noise")
+    add(
+        "--policy-std",
+        type=float,
+        default=defaults.policy_std,
+        help="the point-mass policy's exploration noise",
+    )
     add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
     add(
         "--inputs",
@@ -55,8 +67,8 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
 
 
 def run_evaluate(args: argparse.Namespace, loss: LearnedLoss) -> list[dict]:
-    """Evaluate a policy-gradient loss on held-out point-mass goals, with the task settings
-    it was meta-trained with; prints the tables and returns one result dict per seed."""
+    """Evaluate a policy-gradient loss on held-out tasks of the family and settings it was
+    meta-trained with; prints the tables and returns one result dict per seed."""
     recipe = recipe_of(loss)
     tasks = recipe.tasks()
     steps = args.steps if args.steps is not None else recipe.inner_steps
@@ -67,7 +79,6 @@ def run_evaluate(args: argparse.Namespace, loss: LearnedLoss) -> list[dict]:
         tasks,
         steps=steps,
         default_lr_range=(1e-3, 2.0),
-        tuned_label=f"{steps} policy updates, each loss at its own tuned lr; score: mean "
-        "distance to goal",
-        plot_title="held-out point-mass goals",
+        tuned_label=f"{recipe.env}, {steps} policy updates, each loss at its own tuned lr",
+        plot_title=f"held-out {recipe.env} tasks",
     )

@@ -1,13 +1,14 @@
-"""Meta-train and evaluate policy-gradient losses: model-free RL on point-mass goals.
+"""Meta-train and evaluate policy-gradient losses: model-free RL on point-mass goals and on
+gymnasium's cart-pole.
 
 The recipe behind ``learnedloss meta-train policy-gradient``, the bundled
 ``policy-gradient`` loss and docs/policy-gradient.md. A ``policy_gradient`` loss starts as
 exactly REINFORCE with a baseline, ``-log_prob * advantage``, and learns a per-step
 correction of the advantage (the ``"baseline"`` residual form) from the advantage, the
-reward-to-go and the time step. Inner loop: a fresh Gaussian policy per task
-(`learnedloss.tasks.PointMassGoals`), ``inner_steps`` SGD updates, each on a batch of its own
-episodes. Meta-objective: the trained policy's cost (mean distance to the goal) on fresh
-episodes. The meta-gradient is estimated by evolution strategies by default: it needs the
+reward-to-go and the time step. Inner loop: a fresh policy per task
+(`learnedloss.tasks.PointMassGoals` or `learnedloss.tasks.CartPoleTasks`), ``inner_steps``
+SGD updates, each on a batch of its own episodes. Meta-objective: the trained policy's cost
+on fresh episodes. The meta-gradient is estimated by evolution strategies by default: it needs the
 cost only, so nothing about the sampling of the inner loop's episodes is approximated.
 
 Evaluation: held-out goals and policies, the learned loss against REINFORCE with a baseline,
@@ -27,10 +28,14 @@ from learnedloss.evaluation import Evaluation, evaluate, lr_grid
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.recipes import meta_train, recipe_from_metadata
+from learnedloss.tasks.cart_pole import CartPoleTasks
 from learnedloss.tasks.point_mass import PointMassGoals
 
 REFERENCE = "REINFORCE + baseline"
 """The baseline ratios are taken against."""
+
+ENVS = ("point-mass", "cart-pole")
+"""The task families a recipe can use: `PointMassGoals` and `CartPoleTasks`."""
 
 
 def reinforce_start_config(
@@ -56,17 +61,21 @@ def reinforce_start_config(
 
 @dataclass
 class PolicyGradientRecipe:
-    """Meta-training settings for policy-gradient losses on point-mass goals.
+    """Meta-training settings for policy-gradient losses on point-mass goals
+    (``env="point-mass"``) or cart-poles (``env="cart-pole"``).
 
     Defaults: 10 SGD updates at lr 0.4 (REINFORCE with a baseline's tuned lr at that
-    budget), 16 episodes of 20 steps per update, a (32,) tanh Gaussian policy with std
-    0.05; evolution strategies with 8 antithetic pairs at sigma 0.05, Adam at 0.01, 16 tasks
-    per outer step, 300 outer steps, keeping the last loss. About 7 minutes on one CPU core.
+    budget on both), 16 episodes per update of 20 steps (point mass) or at most 100
+    (cart-pole, ``horizon=None`` picks), a (32,) tanh policy (Gaussian with std 0.05 for the
+    point mass, categorical for the cart-pole); evolution strategies with 8 antithetic
+    pairs at sigma 0.05, Adam at 0.01, 16 tasks per outer step, 300 outer steps, keeping
+    the last loss. About 7 minutes on one CPU core for the point mass.
     """
 
+    env: str = "point-mass"
     episodes: int = 16
     query_episodes: int = 32
-    horizon: int = 20
+    horizon: int | None = None
     policy_hidden: tuple[int, ...] = (32,)
     policy_std: float = 0.05
     hidden: tuple[int, ...] = (16, 16)
@@ -84,13 +93,14 @@ class PolicyGradientRecipe:
     validation_size: int = 32
     seed: int = 0
 
-    def tasks(self) -> PointMassGoals:
+    def tasks(self) -> PointMassGoals | CartPoleTasks:
+        common = dict(episodes=self.episodes, query_episodes=self.query_episodes)
+        if self.env == "cart-pole":
+            return CartPoleTasks(**common, horizon=self.horizon or 100, hidden=self.policy_hidden)
+        if self.env != "point-mass":
+            raise ValueError(f"env must be one of {list(ENVS)}, got {self.env!r}")
         return PointMassGoals(
-            episodes=self.episodes,
-            query_episodes=self.query_episodes,
-            horizon=self.horizon,
-            hidden=self.policy_hidden,
-            std=self.policy_std,
+            **common, horizon=self.horizon or 20, hidden=self.policy_hidden, std=self.policy_std
         )
 
     def initial_loss(self) -> LearnedLoss:
@@ -114,7 +124,7 @@ def recipe_of(loss: LearnedLoss) -> PolicyGradientRecipe:
 
 def evaluate_policy_gradient(
     loss: LossLike,
-    tasks: PointMassGoals,
+    tasks: PointMassGoals | CartPoleTasks,
     *,
     name: str = "learned",
     steps: int = 10,  # PolicyGradientRecipe.inner_steps
@@ -129,10 +139,10 @@ def evaluate_policy_gradient(
 ) -> tuple[Evaluation, Evaluation | None]:
     """Score ``loss`` against `policy_gradient_losses`, each at its own tuned lr.
 
-    Held-out goals and policy initializations; the score is the geometric mean over runs of
-    the trained policy's cost (the mean distance to the goal over fresh episodes), and ratios
-    are taken against REINFORCE with a baseline. Learning rates are tuned over a
-    2^(1/4)-spaced grid on ``lr_range``. Returns the tuned-lr evaluation, and with
+    Held-out tasks and policy initializations; the score is the geometric mean over runs of
+    the trained policy's cost (`PointMassGoals.objective` or `CartPoleTasks.objective`, on
+    fresh episodes), and ratios are taken against REINFORCE with a baseline. Learning rates
+    are tuned over a 2^(1/4)-spaced grid on ``lr_range``. Returns the tuned-lr evaluation, and with
     ``same_lr`` one where the loss and REINFORCE with a baseline share it.
     """
     baselines = policy_gradient_losses()

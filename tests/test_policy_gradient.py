@@ -20,12 +20,8 @@ from learnedloss.policy_gradient import (
     meta_train_policy_gradient,
     reinforce_start_config,
 )
-from learnedloss.tasks.point_mass import (
-    EpisodeRollout,
-    GaussianPolicy,
-    PointMassGoals,
-    reward_to_go,
-)
+from learnedloss.tasks.episodes import GaussianPolicy, reward_to_go
+from learnedloss.tasks.point_mass import EpisodeRollout, PointMassGoals
 
 TINY = dict(
     episodes=4,
@@ -116,13 +112,13 @@ def test_episode_rollout_samples_from_the_policy_and_scores_its_log_prob():
     """Actions are the policy's mean plus std times the noise; the log-probability matches
     torch.distributions' Normal; only the log-probability carries the policy's gradient."""
     torch.manual_seed(0)
-    policy = GaussianPolicy(hidden=(8,), std=0.05)
+    policy = GaussianPolicy(2, 2, hidden=(8,), std=0.05, scale=0.1)
     noise = torch.randn(3, 4, 2)
     out = EpisodeRollout(policy)(noise)
     positions, actions, log_prob = out[..., :2], out[..., 2:4], out[..., 4]
     expected_positions, position = [], torch.zeros(3, 2)
     for t in range(4):
-        mean = policy(position)
+        mean = policy(position / 0.5)  # the policy observes the position / 0.5
         torch.testing.assert_close(actions[:, t], mean + 0.05 * noise[:, t])
         torch.testing.assert_close(
             log_prob[:, t], Normal(mean, 0.05).log_prob(actions[:, t]).sum(-1)

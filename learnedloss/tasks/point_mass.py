@@ -17,62 +17,25 @@ never saw.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from learnedloss.envs.point_mass import GOAL_RANGE, MAX_STEP, PointMass
 from learnedloss.tasks.base import TaskBatch, TaskFamily
-from learnedloss.tasks.sine import mlp
-
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def reward_to_go(rewards: torch.Tensor) -> torch.Tensor:
-    """``G_t = sum_{t' >= t} r_t'`` along the last dimension (undiscounted).
-
-    Shape:
-        - rewards: ``(*, H)``.
-        - Output: ``(*, H)``.
-    """
-    return rewards.flip(-1).cumsum(-1).flip(-1)
-
-
-class GaussianPolicy(nn.Module):
-    """A Gaussian policy over planar velocity commands with a fixed standard deviation.
-
-    The mean is ``0.1 * mlp(position / 0.5)`` (a tanh MLP, ``hidden`` wide): a unit output
-    is the largest step the point mass takes.
-
-    Shape:
-        - Input: ``(*, 2)`` positions.
-        - Output: ``(*, 2)``, the mean action.
-    """
-
-    def __init__(self, hidden: tuple[int, ...] = (32,), std: float = 0.05) -> None:
-        super().__init__()
-        if std <= 0:
-            raise ValueError(f"std must be positive, got {std}")
-        self.net = mlp((2, *hidden, 2), activation="tanh")
-        self.std = std
-
-    def forward(self, position: torch.Tensor) -> torch.Tensor:
-        return MAX_STEP * self.net(position / 0.5)
-
-    def log_prob(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """The log-density of ``action`` ``(*, 2)`` under ``N(mean, std²)``, ``(*)``."""
-        z = (action - mean) / self.std
-        return (-0.5 * z**2 - math.log(self.std) - _LOG_SQRT_2PI).sum(-1)
+from learnedloss.tasks.episodes import (
+    GaussianPolicy,
+    likelihood_ratio_cost,
+    policy_gradient_arguments,
+    sample_episodes,
+)
 
 
 class EpisodeRollout(nn.Module):
-    """A batch of episodes of ``policy`` from the origin, driven by given noise.
+    """A batch of point-mass episodes of ``policy`` from the origin, driven by given noise
+    (see `learnedloss.tasks.episodes.sample_episodes`).
 
-    The action of step t is ``mean(position_t) + std * noise_t``, sampled without gradient:
-    the only path from the policy's parameters to the output is the log-probability of the
-    actions, as in any score-function (REINFORCE) estimator. The environment is never
-    differentiated.
+    The policy observes the position / 0.5; a unit output of its network is the largest step
+    (its ``scale`` is 0.1).
 
     Shape:
         - Input: ``(E, H, 2)``, standard normal noise for E episodes of H steps.
@@ -85,16 +48,11 @@ class EpisodeRollout(nn.Module):
         self.policy = policy
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        position = noise.new_zeros((*noise.shape[:-2], 2))
-        steps = []
-        for t in range(noise.shape[-2]):
-            mean = self.policy(position)
-            action = (mean + self.policy.std * noise[..., t, :]).detach()
-            log_prob = self.policy.log_prob(mean, action)
-            next_position = PointMass.step(position, action)
-            steps.append(torch.cat([next_position, action, log_prob[..., None]], dim=-1))
-            position = next_position
-        return torch.stack(steps, dim=-2)
+        start = noise.new_zeros((*noise.shape[:-2], 2))
+        _, actions, log_prob, positions = sample_episodes(
+            self.policy, lambda position: position / 0.5, PointMass.step, start, noise
+        )
+        return torch.cat([positions, actions, log_prob.unsqueeze(-1)], dim=-1)
 
 
 class PointMassGoals(TaskFamily):
@@ -146,16 +104,13 @@ class PointMassGoals(TaskFamily):
         )
 
     def make_model(self) -> nn.Module:
-        return EpisodeRollout(GaussianPolicy(self.hidden, self.std))
+        return EpisodeRollout(GaussianPolicy(2, 2, self.hidden, self.std, scale=MAX_STEP))
 
     def loss_arguments(self, prediction, target, x):
         """``(log_prob, advantage, {"reward_to_go", "time"})`` for each step of each
-        episode; all but the log-probability carry no gradient."""
-        log_prob = prediction[..., 4]
-        returns = reward_to_go(PointMass.reward(prediction[..., :2], target)).detach()
-        advantage = returns - returns.mean(dim=0, keepdim=True)
-        time = torch.arange(self.horizon, dtype=returns.dtype, device=returns.device) / self.horizon
-        return log_prob, advantage, {"reward_to_go": returns, "time": time.expand_as(returns)}
+        episode (`learnedloss.tasks.episodes.policy_gradient_arguments`)."""
+        rewards = PointMass.reward(prediction[..., :2], target)
+        return policy_gradient_arguments(prediction[..., 4], rewards)
 
     def objective(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The cost: the mean distance to the goal over every step of every episode (minus
@@ -169,14 +124,10 @@ class PointMassGoals(TaskFamily):
         }
 
     def meta_objective(self, params, prediction, target, extra) -> torch.Tensor:
-        """The cost, with the likelihood-ratio gradient: its value is `objective`, its
-        gradient with respect to the policy ``mean(log_prob * (C - b))`` over the episodes'
-        steps, with C the cost-to-go and b its mean over episodes at that step (a baseline)."""
+        """The cost, with the likelihood-ratio gradient
+        (`learnedloss.tasks.episodes.likelihood_ratio_cost`)."""
         cost = -PointMass.reward(prediction[..., :2], target)
-        cost_to_go = reward_to_go(cost).detach()
-        advantage = cost_to_go - cost_to_go.mean(dim=0, keepdim=True)
-        surrogate = (prediction[..., 4] * advantage).mean()
-        return cost.mean() + surrogate - surrogate.detach()
+        return likelihood_ratio_cost(cost, prediction[..., 4])
 
     def describe(self) -> dict:
         return {
