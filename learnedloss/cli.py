@@ -310,6 +310,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         results = _evaluate_regression(args, loss)
     if args.seeds > 1:
         print(summarize_seeds([r["tuned"] for r in results]))
+        print(summarize_curves([r["tuned"] for r in results]))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
@@ -342,7 +343,7 @@ def _evaluate_regression(args: argparse.Namespace, loss) -> list[dict]:
 def summarize_seeds(results: list[dict]) -> str:
     """Mean ± std over seeds of each loss's ratio to the reference and of its metrics."""
     first = next(iter(results[0]["losses"].values()))
-    not_summarized = ("lr", "geometric_mean", "ratio", "diverged")
+    not_summarized = ("lr", "geometric_mean", "ratio", "diverged", "curve")
     columns = ["ratio", *(k for k in first if k not in not_summarized)]
     header = f"{'loss':28s} | " + " | ".join(f"{c:>15}" for c in columns)
     lines = [f"mean ± std over {len(results)} seeds", header]
@@ -351,6 +352,25 @@ def summarize_seeds(results: list[dict]) -> str:
         for column in columns:
             mean, std = mean_and_std([r["losses"][name][column] for r in results])
             cells.append(f"{mean:7.4f} ± {std:.4f}")
+        lines.append(f"{name:28s} | " + " | ".join(cells))
+    return "\n".join(lines)
+
+
+def summarize_curves(results: list[dict], columns: int = 6) -> str:
+    """Mean ± std over seeds of each loss's curve (the geometric mean of the objective over
+    runs) at up to ``columns`` evenly spaced steps."""
+    every = results[0].get("every", 1)
+    length = len(next(iter(results[0]["losses"].values()))["curve"])
+    points = sorted({round(i * (length - 1) / (columns - 1)) for i in range(columns)})
+    header = f"{'loss':28s} | " + " | ".join(f"{f'step {p * every}':>15}" for p in points)
+    lines = [f"objective against steps, mean ± std over {len(results)} seeds", header]
+    for name in results[0]["losses"]:
+        cells = [
+            "{:7.4f} ± {:.4f}".format(
+                *mean_and_std([r["losses"][name]["curve"][p] for r in results])
+            )
+            for p in points
+        ]
         lines.append(f"{name:28s} | " + " | ".join(cells))
     return "\n".join(lines)
 

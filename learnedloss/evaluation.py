@@ -112,10 +112,12 @@ class Evaluation:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (no curves) for model cards and reports."""
+        """JSON-ready summary for model cards and reports; each loss's ``curve`` is the
+        geometric mean over runs of the objective every ``every`` steps."""
         return {
             "protocol": self.protocol,
             "reference": self.reference,
+            "every": self.every,
             "losses": {
                 name: {
                     "lr": s.lr,
@@ -123,6 +125,7 @@ class Evaluation:
                     "ratio": self.ratio(name),
                     "diverged": s.diverged,
                     **{metric: float(v.mean()) for metric, v in s.metrics.items()},
+                    "curve": s.curve_log_mean.exp().tolist(),
                 }
                 for name, s in self.scores.items()
             },

@@ -249,10 +249,15 @@ def test_cli_meta_train_then_evaluate_policy_gradient(tmp_path, capsys):
     assert LearnedLoss.from_pretrained(out).config.kind == "policy_gradient"
     report = tmp_path / "scores.json"
     args = ["--n-tasks", "2", "--n-inits", "1", "--tune-tasks", "2", "--json", str(report)]
-    assert main(["evaluate", str(out), *args]) == 0
+    assert main(["evaluate", str(out), *args, "--seeds", "2"]) == 0
     printed = capsys.readouterr().out
     assert "REINFORCE + baseline" in printed and "2 policy updates" in printed
+    assert "objective against steps, mean ± std over 2 seeds" in printed
     scores = json.loads(report.read_text())[0]["tuned"]
+    curve = scores["losses"]["learned"]["curve"]
+    assert len(curve) == 3 and curve[-1] == pytest.approx(
+        scores["losses"]["learned"]["geometric_mean"]
+    )
     assert scores["protocol"]["tasks"]["family"] == "PointMassGoals"
     assert scores["protocol"]["tasks"]["horizon"] == 5  # the recipe's settings, not defaults
 
