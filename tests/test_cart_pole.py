@@ -85,3 +85,15 @@ def test_meta_train_a_cart_pole_loss():
     assert recipe.tasks().describe()["family"] == "CartPoleTasks"
     with pytest.raises(ValueError, match="env must be one of"):
         PolicyGradientRecipe(env="pendulum").tasks()
+
+
+def test_meta_objective_is_the_cost_with_a_gradient_through_taken_steps_only():
+    tasks = CartPoleTasks(episodes=3, query_episodes=4, horizon=40, hidden=(4,))
+    batch = tasks.sample(1, torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    model = tasks.make_model()
+    prediction = model(batch.x_query[0])
+    value = tasks.meta_objective({}, prediction, batch.y_query[0], {})
+    assert value.item() == pytest.approx(tasks.objective(prediction, None).item())
+    grads = torch.autograd.grad(value, list(model.parameters()))
+    assert all(torch.isfinite(g).all() for g in grads) and grads[0].abs().sum() > 0
