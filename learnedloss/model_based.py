@@ -36,9 +36,9 @@ from torch.func import functional_call
 
 from learnedloss.baselines import LossLike
 from learnedloss.envs.reacher import HORIZON, MujocoReacher, sample_goals, sample_starts
-from learnedloss.evaluation import inner_loop_for, lr_grid, mean_and_std
+from learnedloss.evaluation import _held_out, inner_loop_for, lr_grid, mean_and_std
 from learnedloss.loss import LearnedLoss
-from learnedloss.meta.inner import initial_params, learned_loss_apply, plain_loss_apply
+from learnedloss.meta.inner import learned_loss_apply, plain_loss_apply
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.recipes import meta_train, mse_start_config
 from learnedloss.tasks.base import TaskBatch
@@ -127,10 +127,8 @@ def run_policies(
 
 
 def _probe(tasks: ReacherGoals, n_tasks: int, seed: int):
-    generator = torch.Generator().manual_seed(seed)
-    batch = tasks.sample(n_tasks, generator)
-    template, params = initial_params(tasks.make_model, n_tasks, generator)
-    return template, batch, params
+    """Tasks and fresh policies (one per task) drawn with ``seed``."""
+    return _held_out(tasks, n_tasks, 1, seed)
 
 
 class DynamicsRefit:
