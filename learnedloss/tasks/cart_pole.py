@@ -113,15 +113,16 @@ class CartPoleTasks(TaskFamily):
         taken = alive(prediction)
         return policy_gradient_arguments(prediction[..., 5] * taken, taken)
 
-    def _step_costs(self, prediction: torch.Tensor) -> torch.Tensor:
-        """Per-step costs whose mean is `objective`: ``(1 + H (1 - alive)) / (H + 1)``."""
-        return (1 + self.horizon * (1 - alive(prediction))) / (self.horizon + 1)
+    def _step_costs(self, taken: torch.Tensor) -> torch.Tensor:
+        """Per-step costs whose mean is `objective`, from the `alive` mask:
+        ``(1 + H (1 - alive)) / (H + 1)``."""
+        return (1 + self.horizon * (1 - taken)) / (self.horizon + 1)
 
     def objective(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The cost: 1 minus the steps survived over H + 1, averaged over episodes. A policy
         that survives the whole horizon scores 1 / (H + 1), not 0, so geometric means stay
         finite; one that falls at once scores about 1."""
-        return self._step_costs(prediction).mean()
+        return self._step_costs(alive(prediction)).mean()
 
     def metrics(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """``fell``: the fraction of episodes that ended before the horizon."""
@@ -130,7 +131,7 @@ class CartPoleTasks(TaskFamily):
     def meta_objective(self, params, prediction, target, extra) -> torch.Tensor:
         """The cost, with the likelihood-ratio gradient."""
         taken = alive(prediction)
-        return likelihood_ratio_cost(self._step_costs(prediction), prediction[..., 5] * taken)
+        return likelihood_ratio_cost(self._step_costs(taken), prediction[..., 5] * taken)
 
     def describe(self) -> dict:
         return {
