@@ -7,6 +7,10 @@ cost). Then trains fresh policies from the reference start and from random start
 each loss, against the task cost at the same lr and at its tuned lr, and draws the
 trajectories.
 
+The recipe's 200 outer steps take about 52 minutes per loss on one CPU core; in our run the
+shaped loss had already found the way out after 60 (``--outer-steps 60``, about 16 minutes
+each). docs/mountain-car.md has the figures.
+
     python examples/mountain_car.py --plot mountain-car.png
 """
 

@@ -98,7 +98,7 @@ def render_model_card(
             {
                 "kind": config.kind,
                 "inputs (per element)": ", ".join(config.inputs),
-                "hidden sizes": ", ".join(map(str, config.hidden_sizes)),
+                "hidden sizes": ", ".join(map(str, config.hidden_sizes)) or "none (linear)",
                 "activation": config.activation,
                 "output activation": config.output_activation,
                 "bias": config.bias,

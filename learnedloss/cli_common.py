@@ -66,7 +66,13 @@ def add_shaping_arguments(parser: argparse.ArgumentParser, defaults, unshaped: s
     ``--hidden`` (the loss network's hidden sizes), with a recipe's values as defaults."""
     add = parser.add_argument
     add("--unshaped", dest="shaped", action="store_false", help=f"meta-objective: {unshaped}")
-    add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
+    add(
+        "--hidden",
+        type=int,
+        nargs="*",
+        default=list(defaults.hidden),
+        help="the loss network's hidden sizes (none: a linear map)",
+    )
 
 
 def add_comparison_arguments(parser: argparse.ArgumentParser, lr_help: str, plot_help: str) -> None:

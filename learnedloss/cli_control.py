@@ -14,6 +14,7 @@ from pathlib import Path
 
 from learnedloss.cli_common import (
     add_comparison_arguments,
+    add_meta_gradient_arguments,
     add_schedule_arguments,
     add_shaping_arguments,
     named_losses,
@@ -35,6 +36,7 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--inner-optimizer", choices=["adam", "sgd"], default=defaults.inner_optimizer)
     add_schedule_arguments(parser, defaults)
+    add_meta_gradient_arguments(parser, defaults)
 
 
 def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
@@ -42,13 +44,16 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = MountainCarRecipe()
     add_comparison_arguments(
         parser,
-        "policy lr (SGD) for the learned losses",
+        f"policy lr for the learned losses (default: the recipe's, {defaults.inner_lr:g})",
         "write the trajectories from the reference start to this PNG",
     )
+    parser.set_defaults(lr=defaults.inner_lr)
     add = parser.add_argument
-    add("--steps", type=int, default=10, help="policy updates")
+    add("--optimizer", choices=["adam", "sgd"], default=defaults.inner_optimizer)
+    add("--steps", type=int, default=defaults.inner_steps, help="policy updates")
     add("--n-random", type=int, default=20, help="random starts (and policies per start)")
 
 
@@ -57,7 +62,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     results = []
     for seed in range(args.seeds):
         scores, trajectories = compare_driving(
-            losses, lr=args.lr, steps=args.steps, n_random=args.n_random, seed=10000 + seed
+            losses,
+            lr=args.lr,
+            steps=args.steps,
+            n_random=args.n_random,
+            seed=10000 + seed,
+            optimizer=args.optimizer,
         )
         print(f"seed {seed}: policies trained {args.steps} steps, then rolled out")
         print(driving_table(scores))

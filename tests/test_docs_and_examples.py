@@ -134,7 +134,7 @@ def test_mountain_car_example_runs_and_plots(tmp_path):
         "examples/mountain_car.py", "--outer-steps", "1", "--n-random", "2", "--plot", str(png)
     )
     names = {line.split("|")[1].strip() for line in stdout.splitlines() if "|" in line}
-    assert {"shaped", "unshaped", "task cost (lr 1)", "task cost (tuned lr)"} <= names
+    assert {"shaped", "unshaped", "task cost (lr 0.1)", "task cost (tuned lr)"} <= names
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

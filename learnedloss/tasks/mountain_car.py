@@ -125,9 +125,16 @@ class MountainCarTasks(TaskFamily):
 
     def loss_arguments(self, prediction, target, x):
         """The position is the loss's input and the goal its target; it may also read the
-        ``velocity`` (in units of the speed limit) and the ``action`` at each step."""
+        ``velocity`` (in units of the speed limit) and the ``action`` at each step.
+
+        The velocity is passed detached: the loss reads it as the policy reads its
+        observation, and its gradient reaches the policy through the positions (by way of
+        the dynamics) and the actions. Were the velocity differentiable too, a loss that
+        asks for actions along the velocity, the way out of the valley, would be lowered
+        most easily by slowing the car down.
+        """
         position, velocity, action = prediction.unbind(-1)
-        return position, target, {"velocity": velocity / MAX_SPEED, "action": action}
+        return position, target, {"velocity": velocity.detach() / MAX_SPEED, "action": action}
 
     def objective(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The task cost: mean squared distance of the position to the goal."""
