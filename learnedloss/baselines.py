@@ -21,14 +21,16 @@ def scaled_mse(scale: float) -> LossFunction:
     return lambda prediction, target: scale * F.mse_loss(prediction, target)
 
 
-def huber(delta: float) -> LossFunction:
-    """Huber loss with threshold ``delta`` (Huber, 1964)."""
-    return lambda prediction, target: F.huber_loss(prediction, target, delta=delta)
+def huber(delta: float, scale: float = 1.0) -> LossFunction:
+    """``scale`` times the Huber loss with threshold ``delta`` (Huber, 1964); a rescaled
+    copy is the robust baselines' control, as c·MSE is MSE's."""
+    return lambda prediction, target: scale * F.huber_loss(prediction, target, delta=delta)
 
 
 def standard_losses(robust: bool = False) -> dict[str, LossLike]:
-    """The baselines: MSE, the c·MSE controls and, with ``robust``, L1 and Huber δ ∈
-    {0.25, 0.5, 1, 2}."""
+    """The baselines: MSE, the c·MSE controls and, with ``robust``, L1, Huber δ ∈
+    {0.25, 0.5, 1, 2} and the controls of Huber δ = 0.5 scaled by 0.7 and 1.5 (the same
+    loss at other learning rates: how far lr tuning alone moves a tuned robust loss)."""
     losses: dict[str, LossLike] = {
         "MSE": nn.MSELoss(),
         "1.1 x MSE": scaled_mse(1.1),
@@ -38,6 +40,8 @@ def standard_losses(robust: bool = False) -> dict[str, LossLike]:
         losses["L1"] = nn.L1Loss()
         for delta in (0.25, 0.5, 1.0, 2.0):
             losses[f"Huber d={delta:g}"] = huber(delta)
+        for scale in (0.7, 1.5):
+            losses[f"{scale:g} x Huber d=0.5"] = huber(0.5, scale)
     return losses
 
 

@@ -69,6 +69,11 @@ def test_standard_losses_include_the_controls_and_robust_baselines():
     assert set(standard_losses()) == {"MSE", "1.1 x MSE", "1.5 x MSE"}
     robust = standard_losses(robust=True)
     assert {"L1", "Huber d=0.25", "Huber d=0.5", "Huber d=1", "Huber d=2"} <= set(robust)
+    assert {"0.7 x Huber d=0.5", "1.5 x Huber d=0.5"} <= set(robust)
+    prediction, target = torch.tensor([0.1, 2.0, -3.0]), torch.zeros(3)
+    plain = nn.functional.huber_loss(prediction, target, delta=0.5)
+    torch.testing.assert_close(robust["1.5 x Huber d=0.5"](prediction, target), 1.5 * plain)
+    torch.testing.assert_close(robust["Huber d=0.5"](prediction, target), plain)
 
 
 def test_curves_have_a_point_every_k_steps_and_shrink_with_training():

@@ -1,4 +1,4 @@
-"""The bundled `robust-regression` loss does what its card says."""
+"""The bundled `robust-regression` and `robust-regression-20` losses do what their cards say."""
 
 from __future__ import annotations
 
@@ -43,3 +43,26 @@ def test_bundled_robust_regression_trains_through_outliers_where_mse_cannot():
     mse = evaluate({"MSE": nn.MSELoss()}, tasks, lr=0.019, **common).scores["MSE"]
     assert learned.diverged == 0
     assert learned.score < 0.6 * mse.score, (learned.score, mse.score)
+
+
+def test_bundled_robust_regression_20_down_weights_far_targets_and_beats_mse():
+    """The 20%-outlier loss: its card says it learned per-point weights and, at the lrs
+    tuned for it and for MSE (0.152, 0.0226 at evaluation seed 0), fits through 20% outlier
+    targets far better than MSE. Its claim against tuned Huber (a few percent, over ten
+    evaluation seeds of 300 models) is beyond what a quick test can resolve: on 48 tasks
+    the order flips from one task set to the next (docs/sine.md)."""
+    torch.set_num_threads(1)
+    per_point = LearnedLoss.from_pretrained("robust-regression-20", reduction="none")
+    assert per_point.config.residual_form == "weight"
+    for residual in (-1.0, 1.0):
+        weights = relative_weights(
+            per_point, torch.tensor([0.0, 9.0, -9.0]), torch.full((3,), residual)
+        )
+        assert float(weights[1:].max()) < 0.6, (residual, weights)
+    loss = LearnedLoss.from_pretrained("robust-regression-20")
+    tasks = SineTasks(outlier_fraction=0.2)
+    common = dict(n_tasks=48, n_inits=1, seed=7)
+    learned = evaluate({"learned": loss}, tasks, lr=0.152, **common).scores["learned"]
+    mse = evaluate({"MSE": nn.MSELoss()}, tasks, lr=0.0226, **common).scores["MSE"]
+    assert learned.diverged == 0
+    assert learned.score < 0.65 * mse.score, (learned.score, mse.score)
