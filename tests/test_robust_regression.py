@@ -18,6 +18,20 @@ def relative_weights(loss: LearnedLoss, target: torch.Tensor, residual: torch.Te
     return weights / weights[0]
 
 
+def score_ratio_to_mse(name: str, outliers: float, learned_lr: float, mse_lr: float) -> float:
+    """Geometric-mean query MSE of the bundled loss ``name`` over MSE's, each at the given
+    lr, on 48 fresh tasks with ``outliers`` of the training targets replaced; no run of the
+    learned loss may diverge."""
+    torch.set_num_threads(1)
+    tasks = SineTasks(outlier_fraction=outliers)
+    common = dict(n_tasks=48, n_inits=1, seed=7)
+    loss = LearnedLoss.from_pretrained(name)
+    learned = evaluate({"learned": loss}, tasks, lr=learned_lr, **common).scores["learned"]
+    mse = evaluate({"MSE": nn.MSELoss()}, tasks, lr=mse_lr, **common).scores["MSE"]
+    assert learned.diverged == 0
+    return learned.score / mse.score
+
+
 def test_bundled_robust_regression_rejects_what_clean_targets_never_reach():
     """Clean sine targets lie within the amplitude bound ±5; 40% of the training targets
     it was meta-trained on were uniform in [-10, 10]. The card says it learned to give
@@ -35,14 +49,7 @@ def test_bundled_robust_regression_rejects_what_clean_targets_never_reach():
 def test_bundled_robust_regression_trains_through_outliers_where_mse_cannot():
     """At each loss's tuned lr from the card (learned 0.215, MSE 0.019), on fresh tasks
     with 40% outlier targets, the learned loss's models fit the clean curve far better."""
-    torch.set_num_threads(1)
-    loss = LearnedLoss.from_pretrained("robust-regression")
-    tasks = SineTasks(outlier_fraction=0.4)
-    common = dict(n_tasks=48, n_inits=1, seed=7)
-    learned = evaluate({"learned": loss}, tasks, lr=0.215, **common).scores["learned"]
-    mse = evaluate({"MSE": nn.MSELoss()}, tasks, lr=0.019, **common).scores["MSE"]
-    assert learned.diverged == 0
-    assert learned.score < 0.6 * mse.score, (learned.score, mse.score)
+    assert score_ratio_to_mse("robust-regression", 0.4, learned_lr=0.215, mse_lr=0.019) < 0.6
 
 
 def test_bundled_robust_regression_20_down_weights_far_targets_and_beats_mse():
@@ -51,7 +58,6 @@ def test_bundled_robust_regression_20_down_weights_far_targets_and_beats_mse():
     targets far better than MSE. Its claim against tuned Huber (a few percent, over ten
     evaluation seeds of 300 models) is beyond what a quick test can resolve: on 48 tasks
     the order flips from one task set to the next (docs/sine.md)."""
-    torch.set_num_threads(1)
     per_point = LearnedLoss.from_pretrained("robust-regression-20", reduction="none")
     assert per_point.config.residual_form == "weight"
     for residual in (-1.0, 1.0):
@@ -59,10 +65,4 @@ def test_bundled_robust_regression_20_down_weights_far_targets_and_beats_mse():
             per_point, torch.tensor([0.0, 9.0, -9.0]), torch.full((3,), residual)
         )
         assert float(weights[1:].max()) < 0.6, (residual, weights)
-    loss = LearnedLoss.from_pretrained("robust-regression-20")
-    tasks = SineTasks(outlier_fraction=0.2)
-    common = dict(n_tasks=48, n_inits=1, seed=7)
-    learned = evaluate({"learned": loss}, tasks, lr=0.152, **common).scores["learned"]
-    mse = evaluate({"MSE": nn.MSELoss()}, tasks, lr=0.0226, **common).scores["MSE"]
-    assert learned.diverged == 0
-    assert learned.score < 0.65 * mse.score, (learned.score, mse.score)
+    assert score_ratio_to_mse("robust-regression-20", 0.2, learned_lr=0.152, mse_lr=0.0226) < 0.65
