@@ -96,12 +96,12 @@ def drive(
     loss: LossLike,
     *,
     lr: float,
-    steps: int = 10,
+    steps: int = MountainCarRecipe.inner_steps,
     n_tasks: int = 20,
     start: float | None = None,
     seed: int = 10000,
-    horizon: int = 200,
-    optimizer: str = "adam",
+    horizon: int = MountainCarRecipe.horizon,
+    optimizer: str = MountainCarRecipe.inner_optimizer,
 ) -> torch.Tensor:
     """Train fresh policies with ``loss`` (``steps`` steps of ``optimizer`` at ``lr``) from
     ``n_tasks`` starts (all at ``start``, or drawn from gymnasium's reset range), then roll
@@ -167,7 +167,12 @@ DEFAULT_LR_RANGES = {"adam": (1e-3, 10.0), "sgd": (1e-2, 100.0)}
 
 
 def tune_lr(
-    loss: LossLike, lrs=None, *, steps: int = 10, n_tasks: int = 20, optimizer: str = "adam"
+    loss: LossLike,
+    lrs=None,
+    *,
+    steps: int = MountainCarRecipe.inner_steps,
+    n_tasks: int = 20,
+    optimizer: str = MountainCarRecipe.inner_optimizer,
 ) -> float:
     """The lr with the most successes (then the fewest diverged runs, then the lowest task
     cost) on tuning starts and policies drawn apart from the held-out ones; by default over
@@ -187,16 +192,16 @@ def tune_lr(
 def compare_driving(
     learned: dict[str, LearnedLoss],
     *,
-    lr: float = 0.1,
-    steps: int = 10,
+    lr: float = MountainCarRecipe.inner_lr,
+    steps: int = MountainCarRecipe.inner_steps,
     n_random: int = 20,
     seed: int = 10000,
-    optimizer: str = "adam",
+    optimizer: str = MountainCarRecipe.inner_optimizer,
 ) -> tuple[dict[str, dict[str, DriveScore]], dict[str, torch.Tensor]]:
     """Each learned loss at ``lr`` against the task cost (``nn.MSELoss()`` on the positions)
     at ``lr`` and at its tuned lr, from the reference start (-0.55, 0) and from ``n_random``
     random starts, every policy trained ``steps`` steps of ``optimizer``. Each start gets
-    several policy initializations.
+    several policy initializations. The defaults are the recipe's inner loop.
 
     Returns ``({start: {loss name: DriveScore}}, {loss name: positions from the reference
     start})`` with starts ``"reference"`` and ``"random"``.
