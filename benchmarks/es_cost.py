@@ -19,8 +19,8 @@ import sys
 CHILD = r"""
 import json, resource, statistics, sys, time, torch
 from learnedloss import LearnedLoss, MetaTrainer
-from learnedloss.recipes import huber_start_config
-from learnedloss.tasks import SineTasks
+from learnedloss.starts import huber_start_config
+from learnedloss.families.sine import SineTasks
 mode, pairs, n_tasks, inner_steps, repeats, run = json.loads(sys.argv[1])
 torch.set_num_threads(1)
 torch.manual_seed(0)

@@ -20,7 +20,7 @@ import json, resource, sys, torch
 from learnedloss import LearnedLoss
 from learnedloss.meta.inner import (InnerLoop, initial_params, learned_loss_apply,
                                     make_inner_optimizer)
-from learnedloss.tasks import SineTasks
+from learnedloss.families.sine import SineTasks
 steps, truncate, checkpointed, n_tasks, device, run = json.loads(sys.argv[1])
 torch.set_num_threads(1)
 device = torch.device(device)

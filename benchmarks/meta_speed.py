@@ -22,14 +22,14 @@ import time
 import torch
 
 from learnedloss import LearnedLoss
-from learnedloss.control import MountainCarRecipe
+from learnedloss.families.mountain_car.recipe import MountainCarRecipe
+from learnedloss.families.sine import SineTasks
 from learnedloss.meta.inner import (
     InnerLoop,
     initial_params,
     learned_loss_apply,
     make_inner_optimizer,
 )
-from learnedloss.tasks import SineTasks
 
 REFERENCE_MS = (4.2, 5.1)
 

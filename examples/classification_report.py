@@ -13,7 +13,7 @@ For each condition it prints, per loss, the test accuracy and the test cross-ent
 over held-out tasks, then mean ± std over seeds) and the tuned lr of each seed: the learned
 loss, cross-entropy at the meta-training lr, and cross-entropy, the 1.5·CE control, label
 smoothing and the generalized cross-entropy, each at its lr tuned for query error on separate
-tasks (`learnedloss.digits_recipe.evaluate_classification`).
+tasks (`learnedloss.families.digits.recipe.evaluate_classification`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections import defaultdict
 import torch
 
 from learnedloss import LearnedLoss
-from learnedloss.digits_recipe import evaluate_classification, recipe_of
-from learnedloss.evaluation import mean_and_std
+from learnedloss.evaluation.protocol import mean_and_std
+from learnedloss.families.digits.recipe import evaluate_classification, recipe_of
 
 
 def parse_condition(text: str) -> dict:

@@ -18,9 +18,9 @@ from sklearn.datasets import load_diabetes
 from torch import nn
 
 from learnedloss import LearnedLoss, MetaTrainer
-from learnedloss.baselines import standard_losses
-from learnedloss.evaluation import evaluate, lr_grid
-from learnedloss.recipes import mse_start_config
+from learnedloss.evaluation.baselines import standard_losses
+from learnedloss.evaluation.protocol import evaluate, lr_grid
+from learnedloss.starts import mse_start_config
 from learnedloss.tasks import TaskBatch, TaskFamily
 
 

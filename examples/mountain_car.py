@@ -20,7 +20,7 @@ import argparse
 
 import torch
 
-from learnedloss.control import (
+from learnedloss.families.mountain_car.recipe import (
     MountainCarRecipe,
     compare_driving,
     driving_table,
@@ -46,7 +46,7 @@ def main() -> None:
     scores, trajectories = compare_driving(losses, n_random=args.n_random)
     print(driving_table(scores))
     if args.plot:
-        from learnedloss.plots import plot_trajectories
+        from learnedloss.evaluation.plots import plot_trajectories
 
         print(f"wrote {plot_trajectories(trajectories, args.plot)}")
 

@@ -1,7 +1,7 @@
 """Model-free RL: meta-train a drop-in for the REINFORCE surrogate, then score it honestly.
 
-Meta-trains a policy-gradient loss on point-mass goals (`learnedloss.tasks.PointMassGoals`;
-``--env cart-pole`` for gymnasium's cart-pole, `learnedloss.tasks.CartPoleTasks`):
+Meta-trains a policy-gradient loss on point-mass goals (`PointMassGoals`;
+``--env cart-pole`` for gymnasium's cart-pole, `CartPoleTasks`):
 it starts as REINFORCE with a baseline and learns a per-step correction of the advantage
 from (advantage, reward-to-go, time step), by evolution strategies on the cost of the
 trained policies. Then trains fresh policies on held-out goals with it, with REINFORCE with
@@ -18,8 +18,8 @@ import argparse
 
 import torch
 
-from learnedloss.plots import plot
-from learnedloss.policy_gradient import (
+from learnedloss.evaluation.plots import plot
+from learnedloss.families.policy_gradient.recipe import (
     ENVS,
     REFERENCE,
     PolicyGradientRecipe,

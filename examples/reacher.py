@@ -17,7 +17,7 @@ import argparse
 
 import torch
 
-from learnedloss.model_based import (
+from learnedloss.families.reacher.recipe import (
     CollapseMonitor,
     ReacherRecipe,
     evaluate_reacher,

@@ -23,10 +23,10 @@ import statistics
 import torch
 from torch import nn
 
-from learnedloss.baselines import standard_losses
-from learnedloss.evaluation import evaluate, lr_grid
-from learnedloss.recipes import SineRecipe, meta_train_sine
-from learnedloss.tasks import SineTasks
+from learnedloss.evaluation.baselines import standard_losses
+from learnedloss.evaluation.protocol import evaluate, lr_grid
+from learnedloss.families.sine import SineTasks
+from learnedloss.families.sine.recipe import SineRecipe, meta_train_sine
 
 REFERENCE = {"learned": (2.23, 0.51), "MSE": (3.59, 0.85)}
 

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from learnedloss import LearnedLoss
-from learnedloss.baselines import huber
-from learnedloss.evaluation import evaluate, lr_grid
-from learnedloss.tasks import SineTasks
+from learnedloss.evaluation.baselines import huber
+from learnedloss.evaluation.protocol import evaluate, lr_grid
+from learnedloss.families.sine import SineTasks
 
 
 def gated_huber(delta: float, cut: float = 5.0):

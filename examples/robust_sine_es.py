@@ -19,10 +19,10 @@ import argparse
 import torch
 
 from learnedloss import LearnedLoss, MetaTrainer
-from learnedloss.baselines import huber
-from learnedloss.evaluation import evaluate, lr_grid
-from learnedloss.recipes import huber_start_config
-from learnedloss.tasks import SineTasks
+from learnedloss.evaluation.baselines import huber
+from learnedloss.evaluation.protocol import evaluate, lr_grid
+from learnedloss.families.sine import SineTasks
+from learnedloss.starts import huber_start_config
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import argparse
 import torch
 from torch import nn
 
-from learnedloss.shaping import (
+from learnedloss.families.shaped_sine.recipe import (
     FrequencyRecipe,
     compare_recovery,
     landscape,
@@ -51,7 +51,7 @@ def main() -> None:
     print(recovery_table(compare_recovery(losses, n_tasks=args.n_tasks)))
 
     if args.plot:
-        from learnedloss.plots import plot_landscapes
+        from learnedloss.evaluation.plots import plot_landscapes
 
         omegas = torch.linspace(-7, 7, 561)
         curves = {name: landscape(loss, 2.0, omegas) for name, loss in losses.items()}

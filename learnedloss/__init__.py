@@ -5,14 +5,17 @@ Example:
     >>> loss_fn = LearnedLoss.from_pretrained("mse-fit")  # where nn.MSELoss() stood
 """
 
+from learnedloss import _deprecated
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.config import LossConfig
 from learnedloss.errors import CheckpointError, ConfigError
-from learnedloss.evaluation import evaluate
+from learnedloss.evaluation.plots import plot
+from learnedloss.evaluation.protocol import evaluate
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer, MetaTrainingDiverged
-from learnedloss.plots import plot
+
+_deprecated.install()
 
 __all__ = [
     "CheckpointError",

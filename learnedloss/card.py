@@ -8,7 +8,7 @@ checkpoint cannot disagree. Metadata keys the card understands (all optional):
 - ``training``: a dict describing how the loss was made (rendered as a table).
 - ``results``: a dict of figures the loss scored (rendered as a table).
 - ``reproduce``: the command that reproduces the checkpoint and its figures.
-- ``recipe``: the full meta-training recipe (written by `learnedloss.recipes.meta_train`;
+- ``recipe``: the full meta-training recipe (written by `learnedloss.families.recipe.meta_train`;
   rendered as a table).
 """
 

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from learnedloss import LearnedLoss
-from learnedloss.evaluation import mean_and_std
+from learnedloss.evaluation.protocol import mean_and_std
 
 
 def summarize(path: Path) -> dict:

@@ -8,12 +8,15 @@ import pytest
 import torch
 from torch.distributions import Categorical
 
-from learnedloss.baselines import reinforce, reinforce_from_returns
 from learnedloss.envs import CartPole
-from learnedloss.evaluation import _held_out, train_curves
-from learnedloss.policy_gradient import PolicyGradientRecipe, meta_train_policy_gradient
-from learnedloss.tasks.cart_pole import CartPoleTasks, alive
-from learnedloss.tasks.episodes import CategoricalPolicy, gumbel_noise
+from learnedloss.evaluation.baselines import reinforce, reinforce_from_returns
+from learnedloss.evaluation.protocol import _held_out, train_curves
+from learnedloss.families.policy_gradient.cart_pole import CartPoleTasks, alive
+from learnedloss.families.policy_gradient.episodes import CategoricalPolicy, gumbel_noise
+from learnedloss.families.policy_gradient.recipe import (
+    PolicyGradientRecipe,
+    meta_train_policy_gradient,
+)
 
 
 @pytest.mark.parametrize("length", [0.5, 0.3])

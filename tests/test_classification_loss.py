@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from learnedloss import LearnedLoss, LossConfig
 from learnedloss.errors import ConfigError
-from learnedloss.recipes import cross_entropy_start_config
+from learnedloss.starts import cross_entropy_start_config
 
 
 def ce_start(**kwargs) -> LearnedLoss:

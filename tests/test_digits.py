@@ -8,25 +8,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from learnedloss import LearnedLoss, evaluate
-from learnedloss.baselines import (
+from learnedloss.evaluation.baselines import (
     classification_losses,
     generalized_cross_entropy,
     scaled_cross_entropy,
 )
-from learnedloss.digits_recipe import (
+from learnedloss.families.digits.recipe import (
     DigitsRecipe,
     MetaTrainingDigits,
     evaluate_classification,
     meta_train_digits,
 )
+from learnedloss.families.digits.tasks import DigitsTasks, digit_pools
 from learnedloss.meta.inner import (
     InnerLoop,
     initial_params,
     learned_loss_apply,
     make_inner_optimizer,
 )
-from learnedloss.recipes import cross_entropy_start_config
-from learnedloss.tasks.digits import DigitsTasks, digit_pools
+from learnedloss.starts import cross_entropy_start_config
 
 
 def test_meta_train_and_meta_test_pools_are_disjoint_real_digits():

@@ -12,7 +12,7 @@ from torch import nn
 from learnedloss import LearnedLoss, MetaTrainer
 from learnedloss.meta.es import es_gradient
 from learnedloss.meta.inner import initial_params
-from learnedloss.recipes import mse_start_config
+from learnedloss.starts import mse_start_config
 from tests.test_trainer import TINY, make_loss, tiny_tasks
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from learnedloss.baselines import scaled_mse, standard_losses
-from learnedloss.evaluation import evaluate, geometric_mean, lr_grid, pick_lr
-from learnedloss.tasks import SineTasks
+from learnedloss.evaluation.baselines import scaled_mse, standard_losses
+from learnedloss.evaluation.protocol import evaluate, geometric_mean, lr_grid, pick_lr
+from learnedloss.families.sine import SineTasks
 
 SMALL = dict(steps=10, n_tasks=6, n_inits=2)
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from learnedloss import LearnedLoss, LossConfig
+from learnedloss.families.sine import SineTasks
 from learnedloss.meta.inner import (
     InnerLoop,
     initial_params,
@@ -14,7 +15,6 @@ from learnedloss.meta.inner import (
     make_inner_optimizer,
     plain_loss_apply,
 )
-from learnedloss.tasks import SineTasks
 
 
 @pytest.fixture

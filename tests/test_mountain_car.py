@@ -13,16 +13,16 @@ from torch import nn
 
 from learnedloss import LearnedLoss
 from learnedloss.cli import main
-from learnedloss.control import (
+from learnedloss.envs import MountainCar
+from learnedloss.envs.mountain_car import GOAL_POSITION
+from learnedloss.evaluation.protocol import _held_out, train_curves
+from learnedloss.families.mountain_car.recipe import (
     DriveScore,
     MountainCarRecipe,
     drive,
     meta_train_mountain_car,
 )
-from learnedloss.envs import MountainCar
-from learnedloss.envs.mountain_car import GOAL_POSITION
-from learnedloss.evaluation import _held_out, train_curves
-from learnedloss.tasks.mountain_car import MountainCarTasks, PolicyRollout, reached
+from learnedloss.families.mountain_car.tasks import MountainCarTasks, PolicyRollout, reached
 
 
 def gym_rollout(start: float, policy, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +195,7 @@ def test_cli_meta_trains_and_evaluates_mountain_car(tmp_path, capsys):
 
 def test_a_loss_reading_side_inputs_the_tasks_do_not_offer_is_refused():
     from learnedloss import MetaTrainer
-    from learnedloss.tasks import SineTasks
+    from learnedloss.families.sine import SineTasks
 
     loss = MountainCarRecipe(hidden=(4,)).initial_loss()  # reads velocity and action
     trainer = MetaTrainer(loss, SineTasks(), meta_batch_size=2, progress=False, path="vmap")
@@ -220,7 +220,7 @@ def test_bundled_mountain_car_loss_does_what_its_card_says():
     goal from the reference start and from random starts (most of them; here on policies and
     starts none of its evaluations drew), while with the task cost none do; and the loss's
     minimum over the action pushes along the velocity."""
-    from learnedloss.control import REFERENCE_START
+    from learnedloss.families.mountain_car.recipe import REFERENCE_START
 
     loss = LearnedLoss.from_pretrained("mountain-car")
     per_step = LearnedLoss.from_pretrained("mountain-car", reduction="none")

@@ -9,19 +9,23 @@ import torch
 from torch.distributions import Normal
 
 from learnedloss import ConfigError, LearnedLoss, LossConfig, MetaTrainer
-from learnedloss.baselines import policy_gradient_losses, reinforce, reinforce_from_returns
 from learnedloss.cli import main
 from learnedloss.envs import PointMass
-from learnedloss.evaluation import _held_out, train_curves
-from learnedloss.meta.inner import initial_params, plain_loss_apply
-from learnedloss.policy_gradient import (
+from learnedloss.evaluation.baselines import (
+    policy_gradient_losses,
+    reinforce,
+    reinforce_from_returns,
+)
+from learnedloss.evaluation.protocol import _held_out, train_curves
+from learnedloss.families.policy_gradient.episodes import GaussianPolicy, reward_to_go
+from learnedloss.families.policy_gradient.point_mass import EpisodeRollout, PointMassGoals
+from learnedloss.families.policy_gradient.recipe import (
     PolicyGradientRecipe,
     evaluate_policy_gradient,
     meta_train_policy_gradient,
     reinforce_start_config,
 )
-from learnedloss.tasks.episodes import GaussianPolicy, reward_to_go
-from learnedloss.tasks.point_mass import EpisodeRollout, PointMassGoals
+from learnedloss.meta.inner import initial_params, plain_loss_apply
 
 TINY = dict(
     episodes=4,

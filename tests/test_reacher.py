@@ -14,7 +14,7 @@ from torch import nn
 from learnedloss import LearnedLoss, LossConfig
 from learnedloss.cli import main
 from learnedloss.envs.reacher import MujocoReacher, fingertip, sample_goals, sample_starts
-from learnedloss.model_based import (
+from learnedloss.families.reacher.recipe import (
     CollapseMonitor,
     DynamicsRefit,
     ReacherData,
@@ -24,8 +24,8 @@ from learnedloss.model_based import (
     meta_train_reacher,
     summarize_reaching,
 )
-from learnedloss.recipes import mse_start_config
-from learnedloss.tasks.reacher import DynamicsModel, ReacherGoals, fit_dynamics
+from learnedloss.families.reacher.tasks import DynamicsModel, ReacherGoals, fit_dynamics
+from learnedloss.starts import mse_start_config
 
 TINY = dict(
     random_episodes=10,

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from learnedloss import LearnedLoss
-from learnedloss.evaluation import evaluate
-from learnedloss.tasks import SineTasks
+from learnedloss.evaluation.protocol import evaluate
+from learnedloss.families.sine import SineTasks
 
 
 def relative_weights(loss: LearnedLoss, target: torch.Tensor, residual: torch.Tensor):

@@ -12,15 +12,15 @@ from torch import nn
 
 from learnedloss import LearnedLoss, LossConfig
 from learnedloss.cli import main
-from learnedloss.meta.inner import InnerLoop, initial_params, learned_loss_apply
-from learnedloss.meta.inner import make_inner_optimizer as sgd
-from learnedloss.shaping import (
+from learnedloss.families.shaped_sine.recipe import (
     FrequencyRecipe,
     frequency_errors,
     landscape,
     meta_train_frequency,
 )
-from learnedloss.tasks.frequency import FrequencyModel, FrequencyTasks
+from learnedloss.families.shaped_sine.tasks import FrequencyModel, FrequencyTasks
+from learnedloss.meta.inner import InnerLoop, initial_params, learned_loss_apply
+from learnedloss.meta.inner import make_inner_optimizer as sgd
 
 SHAPED_INPUTS = ("x", "input", "target")
 

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from learnedloss.tasks import SineTasks, TaskBatch
+from learnedloss.families.sine import SineTasks
+from learnedloss.tasks import TaskBatch
 
 
 def test_sine_tasks_follow_their_distribution():

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from learnedloss import LearnedLoss, LossConfig, MetaTrainer, MetaTrainingDiverged
-from learnedloss.recipes import huber_start_config, mse_start_config
-from learnedloss.tasks import SineTasks, TaskFamily
+from learnedloss.families.sine import SineTasks
+from learnedloss.starts import huber_start_config, mse_start_config
+from learnedloss.tasks import TaskFamily
 
 TINY = dict(inner_steps=3, inner_lr=0.02, meta_batch_size=4, validation_size=4, progress=False)
 

@@ -4,7 +4,7 @@ The real simulator is MuJoCo through gymnasium (``pip install "learnedloss[rl]"`
 two-joint arm in the plane, links of 0.1 and 0.11, torques in [-1, 1] (gear 200), joint
 damping 1, a time step of 0.02 s (two MuJoCo steps of 0.01 s), 50 steps per episode.
 `MujocoReacher` sets its state and rolls policies out in it; the model-based recipe
-(`learnedloss.model_based`) learns a dynamics model from those roll-outs and never
+(`learnedloss.families.reacher.recipe`) learns a dynamics model from those roll-outs and never
 differentiates MuJoCo. `fingertip` is the arm's forward kinematics in torch, checked
 against MuJoCo in ``tests/test_reacher.py``.
 

@@ -86,7 +86,7 @@ def plain_loss_apply(loss_fn: Callable[..., torch.Tensor]) -> LossApply:
     """Wrap a parameter-free loss such as ``nn.MSELoss()`` for the inner loop.
 
     It sees (input, target), plus by keyword the side inputs named in its ``side_inputs``
-    attribute, if it has one (e.g. `learnedloss.baselines.reinforce_from_returns`)."""
+    attribute, if it has one (e.g. `learnedloss.evaluation.baselines.reinforce_from_returns`)."""
     side = tuple(getattr(loss_fn, "side_inputs", ()))
 
     def apply(loss_params: Params, input, target, offered):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from learnedloss.envs.mountain_car import GOAL_POSITION
-from learnedloss.evaluation import (
+from learnedloss.evaluation.protocol import (
     LossLike,
     _held_out,
     lr_grid,
@@ -25,10 +25,11 @@ from learnedloss.evaluation import (
     pick_lr,
     train_curves,
 )
+from learnedloss.families.mountain_car.tasks import MountainCarTasks, reached
+from learnedloss.families.recipe import meta_train
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
-from learnedloss.recipes import meta_train, mse_start_config
-from learnedloss.tasks.mountain_car import MountainCarTasks, reached
+from learnedloss.starts import mse_start_config
 
 REFERENCE_START = -0.55
 """ML3's start position (the velocity starts at 0)."""
@@ -84,7 +85,7 @@ class MountainCarRecipe:
 def meta_train_mountain_car(recipe: MountainCarRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
     """Meta-train a shaped or unshaped mountain-car loss; returns (best loss, trainer).
 
-    `learnedloss.recipes.meta_train` with a `MountainCarRecipe`, recorded in the metadata."""
+    `families.recipe.meta_train` with a `MountainCarRecipe`, recorded in the metadata."""
     return meta_train(recipe, family="mountain-car", **kwargs)
 
 

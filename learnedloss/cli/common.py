@@ -8,9 +8,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from learnedloss.config import RESIDUAL_FORMS
-from learnedloss.evaluation import Evaluation
-from learnedloss.plots import plot
-from learnedloss.recipes import save_run
+from learnedloss.evaluation.plots import plot
+from learnedloss.evaluation.protocol import Evaluation
+from learnedloss.families.recipe import save_run
 
 
 def add_schedule_arguments(parser: argparse.ArgumentParser, defaults) -> None:

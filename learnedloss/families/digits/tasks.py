@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from learnedloss.families.sine.tasks import mlp
 from learnedloss.tasks.base import TaskBatch, TaskFamily
-from learnedloss.tasks.sine import mlp
 
 SPLIT_SEED = 0
 META_TRAIN_FRACTION = 0.6
@@ -92,7 +92,7 @@ class DigitsTasks(TaskFamily):
 
     Example:
         >>> import torch
-        >>> from learnedloss.tasks.digits import DigitsTasks
+        >>> from learnedloss.families.digits.tasks import DigitsTasks
         >>> batch = DigitsTasks(n_way=5, n_shot=10).sample(4, torch.Generator().manual_seed(0))
         >>> tuple(batch.x_train.shape), tuple(batch.y_train.shape), batch.y_train.dtype
         ((4, 50, 64), (4, 50), torch.int64)

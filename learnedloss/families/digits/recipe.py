@@ -2,7 +2,7 @@
 
 The recipe behind ``learnedloss meta-train digits``, the bundled ``digits-classification``
 and ``digits-noisy-labels`` losses and docs/classification.md. A loss starts as exactly
-cross-entropy (`learnedloss.recipes.cross_entropy_start_config`) and is meta-trained on
+cross-entropy (`learnedloss.starts.cross_entropy_start_config`) and is meta-trained on
 5-way tasks from the meta-train image pool; it is evaluated on tasks from the meta-test
 pool, against cross-entropy, the 1.5·CE control, label smoothing and the generalized
 cross-entropy, each at its own learning rate tuned on separate meta-test tasks.
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from learnedloss.baselines import LossLike, classification_losses
-from learnedloss.evaluation import Evaluation, evaluate, lr_grid
+from learnedloss.evaluation.baselines import LossLike, classification_losses
+from learnedloss.evaluation.protocol import Evaluation, evaluate, lr_grid
+from learnedloss.families.digits.tasks import DigitsTasks
+from learnedloss.families.recipe import meta_train, recipe_from_metadata
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
-from learnedloss.recipes import cross_entropy_start_config, meta_train, recipe_from_metadata
-from learnedloss.tasks.digits import DigitsTasks
+from learnedloss.starts import cross_entropy_start_config
 
 META_OBJECTIVES = ("cross-entropy", "calibrated-cross-entropy", "expected-error")
 TEMPERATURES = tuple(2.0 ** (k / 2) for k in range(-6, 7))
@@ -107,7 +108,7 @@ class DigitsRecipe:
 
 
 def meta_train_digits(recipe: DigitsRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a classification loss (`learnedloss.recipes.meta_train` with a
+    """Meta-train a classification loss (`learnedloss.families.recipe.meta_train` with a
     `DigitsRecipe`); the recipe is recorded in the loss's metadata, so that
     ``learnedloss evaluate`` can rebuild its tasks."""
     return meta_train(recipe, family="digits", **kwargs)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from learnedloss.cli_common import (
+from learnedloss.cli.common import (
     add_comparison_arguments,
     add_residual_form_argument,
     add_schedule_arguments,
@@ -22,7 +22,7 @@ from learnedloss.cli_common import (
     named_losses,
     run_recipe,
 )
-from learnedloss.shaping import (
+from learnedloss.families.shaped_sine.recipe import (
     FrequencyRecipe,
     compare_recovery,
     landscape,
@@ -71,7 +71,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if args.plot:
-        from learnedloss.plots import plot_landscapes
+        from learnedloss.evaluation.plots import plot_landscapes
 
         omegas = torch.linspace(-7, 7, 561)
         curves = {

@@ -13,19 +13,19 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from learnedloss.cli_common import (
+from learnedloss.cli.common import (
     add_meta_gradient_arguments,
     add_schedule_arguments,
     named_losses,
     run_recipe,
 )
-from learnedloss.model_based import (
+from learnedloss.families.reacher.recipe import (
     ReacherRecipe,
     evaluate_reacher,
     meta_train_reacher,
     summarize_reaching,
 )
-from learnedloss.recipes import recipe_from_metadata
+from learnedloss.families.recipe import recipe_from_metadata
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:

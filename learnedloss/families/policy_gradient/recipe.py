@@ -6,7 +6,7 @@ The recipe behind ``learnedloss meta-train policy-gradient``, the bundled
 exactly REINFORCE with a baseline, ``-log_prob * advantage``, and learns a per-step
 correction of the advantage (the ``"baseline"`` residual form) from the advantage, the
 reward-to-go and the time step. Inner loop: a fresh policy per task
-(`learnedloss.tasks.PointMassGoals` or `learnedloss.tasks.CartPoleTasks`), ``inner_steps``
+(`PointMassGoals` or `CartPoleTasks`), ``inner_steps``
 SGD updates, each on a batch of its own episodes. Meta-objective: the trained policy's cost
 on fresh episodes. The meta-gradient is estimated by evolution strategies by default: it needs the
 cost only, so nothing about the sampling of the inner loop's episodes is approximated.
@@ -22,41 +22,20 @@ from dataclasses import dataclass
 
 import torch
 
-from learnedloss.baselines import LossLike, policy_gradient_losses
-from learnedloss.config import LossConfig
-from learnedloss.evaluation import Evaluation, evaluate, lr_grid
+from learnedloss.evaluation.baselines import LossLike, policy_gradient_losses
+from learnedloss.evaluation.protocol import Evaluation, evaluate, lr_grid
+from learnedloss.families.policy_gradient.cart_pole import CartPoleTasks
+from learnedloss.families.policy_gradient.point_mass import PointMassGoals
+from learnedloss.families.recipe import meta_train, recipe_from_metadata
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
-from learnedloss.recipes import meta_train, recipe_from_metadata
-from learnedloss.tasks.cart_pole import CartPoleTasks
-from learnedloss.tasks.point_mass import PointMassGoals
+from learnedloss.starts import reinforce_start_config
 
 REFERENCE = "REINFORCE + baseline"
 """The baseline ratios are taken against."""
 
 ENVS = ("point-mass", "cart-pole")
 """The task families a recipe can use: `PointMassGoals` and `CartPoleTasks`."""
-
-
-def reinforce_start_config(
-    hidden: tuple[int, ...] = (16, 16),
-    inputs: tuple[str, ...] = ("advantage", "reward_to_go", "time"),
-) -> LossConfig:
-    """A policy-gradient loss network that equals the REINFORCE surrogate exactly before
-    meta-training: ``-log_prob * (advantage - h)`` with the network's output ``h`` starting at
-    zero. Without ``log_prob`` among ``inputs`` the correction does not depend on the policy,
-    so the loss's gradient is always a reweighted score function, ``-(advantage - h) *
-    grad log_prob``."""
-    return LossConfig(
-        kind="policy_gradient",
-        hidden_sizes=hidden,
-        activation="relu",
-        output_activation="identity",
-        bias=True,
-        residual=True,
-        residual_form="baseline",
-        inputs=inputs,
-    )
 
 
 @dataclass
@@ -111,7 +90,7 @@ class PolicyGradientRecipe:
 def meta_train_policy_gradient(
     recipe: PolicyGradientRecipe, **kwargs
 ) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a policy-gradient loss (`learnedloss.recipes.meta_train` with a
+    """Meta-train a policy-gradient loss (`learnedloss.families.recipe.meta_train` with a
     `PolicyGradientRecipe`); the recipe is recorded in the loss's metadata, so that
     ``learnedloss evaluate`` can rebuild its tasks."""
     return meta_train(recipe, family="policy-gradient", **kwargs)

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from learnedloss.cli_common import (
+from learnedloss.cli.common import (
     add_comparison_arguments,
     add_meta_gradient_arguments,
     add_schedule_arguments,
@@ -20,7 +20,7 @@ from learnedloss.cli_common import (
     named_losses,
     run_recipe,
 )
-from learnedloss.control import (
+from learnedloss.families.mountain_car.recipe import (
     MountainCarRecipe,
     compare_driving,
     driving_table,
@@ -73,7 +73,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(driving_table(scores))
         results.append({s: {n: asdict(r) for n, r in rows.items()} for s, rows in scores.items()})
         if args.plot and seed == 0:
-            from learnedloss.plots import plot_trajectories
+            from learnedloss.evaluation.plots import plot_trajectories
 
             print(f"wrote {plot_trajectories(trajectories, args.plot)}")
     if args.json:

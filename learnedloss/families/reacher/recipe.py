@@ -34,15 +34,21 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from learnedloss.baselines import LossLike
 from learnedloss.envs.reacher import HORIZON, MujocoReacher, sample_goals, sample_starts
-from learnedloss.evaluation import _held_out, inner_loop_for, lr_grid, mean_and_std
+from learnedloss.evaluation.baselines import LossLike
+from learnedloss.evaluation.protocol import _held_out, inner_loop_for, lr_grid, mean_and_std
+from learnedloss.families.reacher.tasks import (
+    DynamicsModel,
+    ReacherGoals,
+    ReacherPolicy,
+    fit_dynamics,
+)
+from learnedloss.families.recipe import meta_train
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.inner import learned_loss_apply, plain_loss_apply
 from learnedloss.meta.trainer import MetaTrainer
-from learnedloss.recipes import meta_train, mse_start_config
+from learnedloss.starts import mse_start_config
 from learnedloss.tasks.base import TaskBatch
-from learnedloss.tasks.reacher import DynamicsModel, ReacherGoals, ReacherPolicy, fit_dynamics
 
 Transitions = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -283,7 +289,7 @@ def meta_train_reacher(
 ) -> tuple[LearnedLoss, MetaTrainer, ReacherGoals]:
     """Meta-train a reacher loss (see the module docs); returns (loss, trainer, tasks), the
     tasks holding the final dynamics model. ``kwargs`` go to
-    `learnedloss.recipes.meta_train` (``progress``, ``max_seconds``, ...); resuming is not
+    `learnedloss.families.recipe.meta_train` (``progress``, ``max_seconds``, ...); resuming is not
     supported, as the dynamics model and its data are not checkpointed."""
     reacher = MujocoReacher()
     tasks, data = recipe.fitted_tasks(reacher, recipe.seed)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from learnedloss.evaluation import (
+from learnedloss.evaluation.protocol import (
     LossLike,
     _held_out,
     lr_grid,
@@ -23,11 +23,12 @@ from learnedloss.evaluation import (
     pick_lr,
     train_curves,
 )
+from learnedloss.families.recipe import meta_train
+from learnedloss.families.shaped_sine.tasks import FrequencyModel, FrequencyTasks
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.state import has_checkpoint
 from learnedloss.meta.trainer import MetaTrainer
-from learnedloss.recipes import meta_train, mse_start_config
-from learnedloss.tasks.frequency import FrequencyModel, FrequencyTasks
+from learnedloss.starts import mse_start_config
 
 WITHIN = 0.1
 """A run has recovered the frequency when |ω - ω*| < WITHIN after the inner steps."""
@@ -90,7 +91,7 @@ def meta_train_frequency(
     """Meta-train a shaped or unshaped frequency-recovery loss in the recipe's two stages;
     returns (best loss, the trainer of the last stage run).
 
-    Stage one is `learnedloss.recipes.meta_train`; stage two continues from its best loss.
+    Stage one is `learnedloss.families.recipe.meta_train`; stage two continues from its best loss.
     The trainer's ``history`` holds both stages (``"stage"`` in each record, steps counted
     on). With ``run_dir``, each stage checkpoints in its own subfolder, and ``resume``
     continues whichever stage was interrupted. ``max_seconds`` is a budget for both.

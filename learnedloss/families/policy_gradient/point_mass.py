@@ -21,18 +21,18 @@ import torch
 from torch import nn
 
 from learnedloss.envs.point_mass import GOAL_RANGE, MAX_STEP, PointMass
-from learnedloss.tasks.base import TaskBatch, TaskFamily
-from learnedloss.tasks.episodes import (
+from learnedloss.families.policy_gradient.episodes import (
     GaussianPolicy,
     likelihood_ratio_cost,
     policy_gradient_arguments,
     sample_episodes,
 )
+from learnedloss.tasks.base import TaskBatch, TaskFamily
 
 
 class EpisodeRollout(nn.Module):
     """A batch of point-mass episodes of ``policy`` from the origin, driven by given noise
-    (see `learnedloss.tasks.episodes.sample_episodes`).
+    (see `learnedloss.families.policy_gradient.episodes.sample_episodes`).
 
     The policy observes the position / 0.5; a unit output of its network is the largest step
     (its ``scale`` is 0.1).
@@ -62,8 +62,8 @@ class PointMassGoals(TaskFamily):
     log-probability (its input) and its advantage (its target): the reward-to-go minus its
     mean over the batch's episodes at the same step, a baseline. It may read the side
     inputs ``reward_to_go`` (the return from that step on) and ``time`` (t / H, in
-    [0, 1)). `learnedloss.baselines.reinforce` is REINFORCE with that baseline,
-    `learnedloss.baselines.reinforce_from_returns` REINFORCE without it; a learned loss is
+    [0, 1)). `learnedloss.evaluation.baselines.reinforce` is REINFORCE with that baseline,
+    `baselines.reinforce_from_returns` REINFORCE without it; a learned loss is
     a ``policy_gradient`` `LearnedLoss`.
 
     Args:
@@ -108,7 +108,7 @@ class PointMassGoals(TaskFamily):
 
     def loss_arguments(self, prediction, target, x):
         """``(log_prob, advantage, {"reward_to_go", "time"})`` for each step of each
-        episode (`learnedloss.tasks.episodes.policy_gradient_arguments`)."""
+        episode (`learnedloss.families.policy_gradient.episodes.policy_gradient_arguments`)."""
         rewards = PointMass.reward(prediction[..., :2], target)
         return policy_gradient_arguments(prediction[..., 4], rewards)
 
@@ -125,7 +125,7 @@ class PointMassGoals(TaskFamily):
 
     def meta_objective(self, params, prediction, target, extra) -> torch.Tensor:
         """The cost, with the likelihood-ratio gradient
-        (`learnedloss.tasks.episodes.likelihood_ratio_cost`)."""
+        (`learnedloss.families.policy_gradient.episodes.likelihood_ratio_cost`)."""
         cost = -PointMass.reward(prediction[..., :2], target)
         return likelihood_ratio_cost(cost, prediction[..., 4])
 

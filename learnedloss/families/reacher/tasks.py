@@ -6,7 +6,7 @@ of a learned `DynamicsModel` (never through MuJoCo): the loss scores the fingert
 the goal at every step, and may read the joint velocities and the actions. The
 meta-objective is the distance to the goal at the end of the roll-out and along it, plus a
 small term on the final joint velocity (the arm should stop at the goal). Real performance
-is measured by running the trained policies in MuJoCo (`learnedloss.model_based`).
+is measured by running the trained policies in MuJoCo (`learnedloss.families.reacher.recipe`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from learnedloss.envs.reacher import HORIZON, fingertip, sample_goals, sample_starts
+from learnedloss.families.sine.tasks import mlp
 from learnedloss.tasks.base import TaskBatch, TaskFamily
-from learnedloss.tasks.sine import mlp
 
 VELOCITY_SCALE = 10.0
 """Joint velocities (rad/s) are divided by this before networks read them."""

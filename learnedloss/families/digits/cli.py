@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import argparse
 
-from learnedloss.cli_common import (
+from learnedloss.cli.common import (
     add_schedule_arguments,
     evaluate_at_tuned_lrs,
     run_recipe,
 )
-from learnedloss.digits_recipe import (
+from learnedloss.families.digits.recipe import (
     META_OBJECTIVES,
     DigitsRecipe,
     evaluate_classification,
     meta_train_digits,
     recipe_of,
 )
+from learnedloss.families.digits.tasks import MODELS
 from learnedloss.loss import LearnedLoss
-from learnedloss.tasks.digits import MODELS
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:

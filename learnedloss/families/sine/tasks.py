@@ -10,24 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import pairwise
 
 import torch
 from torch import nn
 
 from learnedloss.tasks.base import TaskBatch, TaskFamily
-
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
-
-
-def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
-    """An MLP with the given layer sizes, e.g. (1, 100, 10, 1), and hidden activation."""
-    layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(pairwise(sizes)):
-        if i:
-            layers.append(_ACTIVATIONS[activation]())
-        layers.append(nn.Linear(fan_in, fan_out))
-    return nn.Sequential(*layers)
+from learnedloss.tasks.models import MODEL_ACTIVATIONS, mlp
 
 
 class SineTasks(TaskFamily):
@@ -59,8 +47,10 @@ class SineTasks(TaskFamily):
     ) -> None:
         if not 0.0 <= outlier_fraction < 1.0:
             raise ValueError(f"outlier_fraction must be in [0, 1), got {outlier_fraction}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(_ACTIVATIONS)}, got {activation!r}")
+        if activation not in MODEL_ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {list(MODEL_ACTIVATIONS)}, got {activation!r}"
+            )
         self.amplitude, self.phase, self.x_range = amplitude, phase, x_range
         self.n_train, self.n_query = n_train, n_query
         self.outlier_fraction, self.outlier_range = outlier_fraction, outlier_range

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import argparse
 
-from learnedloss.cli_common import (
+from learnedloss.cli.common import (
     add_meta_gradient_arguments,
     add_schedule_arguments,
     evaluate_at_tuned_lrs,
     run_recipe,
 )
-from learnedloss.loss import LearnedLoss
-from learnedloss.policy_gradient import (
+from learnedloss.families.policy_gradient.recipe import (
     ENVS,
     PolicyGradientRecipe,
     evaluate_policy_gradient,
     meta_train_policy_gradient,
     recipe_of,
 )
+from learnedloss.loss import LearnedLoss
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:

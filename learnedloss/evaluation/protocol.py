@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from learnedloss.baselines import LossLike
+from learnedloss.evaluation.baselines import LossLike
 from learnedloss.meta.inner import (
     InnerLoop,
     Objective,
@@ -149,7 +149,7 @@ def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
 def per_start_table(header: str, results: Mapping[str, Mapping], row) -> str:
     """A text table of ``{start: {loss name: score}}`` results: ``header``, a rule, then
     ``row(start, name, score)`` for every start and loss (the comparisons of
-    `learnedloss.shaping` and `learnedloss.control`)."""
+    `learnedloss.families.shaped_sine.recipe` and `learnedloss.families.mountain_car.recipe`)."""
     lines = [header, "-" * len(header)]
     lines += [row(start, name, s) for start, rows in results.items() for name, s in rows.items()]
     return "\n".join(lines)

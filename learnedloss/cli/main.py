@@ -37,18 +37,11 @@ from typing import Any
 
 import torch
 
-from learnedloss import (
-    cli_control,
-    cli_digits,
-    cli_model_based,
-    cli_policy_gradient,
-    cli_shaping,
-    hub,
-)
+from learnedloss import hub
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.card import card_summary
-from learnedloss.cli_common import (
+from learnedloss.cli.common import (
     add_meta_gradient_arguments,
     add_residual_form_argument,
     add_schedule_arguments,
@@ -57,15 +50,16 @@ from learnedloss.cli_common import (
     train_and_save,
 )
 from learnedloss.errors import CheckpointError, ConfigError
-from learnedloss.evaluation import mean_and_std
-from learnedloss.plots import plot
-from learnedloss.recipes import (
-    SineRecipe,
-    evaluate_against_baselines,
-    meta_train_sine,
-    save_run,
-)
-from learnedloss.tasks.sine import SineTasks
+from learnedloss.evaluation.plots import plot
+from learnedloss.evaluation.protocol import mean_and_std
+from learnedloss.families.digits import cli as cli_digits
+from learnedloss.families.mountain_car import cli as cli_control
+from learnedloss.families.policy_gradient import cli as cli_policy_gradient
+from learnedloss.families.reacher import cli as cli_model_based
+from learnedloss.families.recipe import save_run
+from learnedloss.families.shaped_sine import cli as cli_shaping
+from learnedloss.families.sine.recipe import SineRecipe, evaluate_against_baselines, meta_train_sine
+from learnedloss.families.sine.tasks import SineTasks
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ the steps after it ended (cart out of bounds, pole past 12 degrees) count for no
 inner loop trains the policy with a policy-gradient loss on batches of its own episodes
 (reward 1 per step survived, as gymnasium's); the meta-objective is the trained policy's
 cost on fresh episodes (see `CartPoleTasks.objective`), with the likelihood-ratio gradient
-(`learnedloss.tasks.episodes`).
+(`learnedloss.families.policy_gradient.episodes`).
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ import torch
 from torch import nn
 
 from learnedloss.envs.cart_pole import START_HIGH, CartPole
-from learnedloss.tasks.base import TaskBatch, TaskFamily
-from learnedloss.tasks.episodes import (
+from learnedloss.families.policy_gradient.episodes import (
     CategoricalPolicy,
     gumbel_noise,
     likelihood_ratio_cost,
     policy_gradient_arguments,
     sample_episodes,
 )
+from learnedloss.tasks.base import TaskBatch, TaskFamily
 
 
 class CartPoleRollout(nn.Module):
     """A batch of cart-pole episodes of ``policy``, driven by given starts, pole lengths and
-    Gumbel noise (see `learnedloss.tasks.episodes.sample_episodes`). Episodes run for the
+    Gumbel noise (see `episodes.sample_episodes`). Episodes run for the
     whole horizon; which steps happened is for the task to read from the states.
 
     Shape:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from learnedloss.tasks.sine import mlp
+from learnedloss.families.sine.tasks import mlp
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 

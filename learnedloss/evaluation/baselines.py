@@ -83,7 +83,7 @@ def reinforce(log_prob: torch.Tensor, advantage: torch.Tensor) -> torch.Tensor:
     """The REINFORCE surrogate ``-(log_prob * advantage).mean()`` (Williams, 1992).
 
     Its gradient is the score-function estimate of the policy gradient. With advantages
-    that are returns minus a baseline (what `learnedloss.tasks.PointMassGoals` passes as
+    that are returns minus a baseline (what `PointMassGoals` passes as
     the target), this is REINFORCE with a baseline."""
     return -(log_prob * advantage).mean()
 

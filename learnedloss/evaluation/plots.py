@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from learnedloss.evaluation import Evaluation
+from learnedloss.evaluation.protocol import Evaluation
 
 
 def _pyplot():
@@ -89,7 +89,7 @@ def plot_landscapes(
     path: str | Path,
     title: str = "training loss over the model's frequency ω",
 ) -> Path:
-    """Write a PNG of loss landscapes over ω (see `learnedloss.shaping.landscape`).
+    """Write a PNG of loss landscapes over ω (see `shaped_sine.recipe.landscape`).
 
     Each curve is scaled to [0, 1], since only its shape matters to gradient descent
     (the learning rate absorbs the scale); a dashed line marks the target ω*.
@@ -111,10 +111,10 @@ def plot_trajectories(
     title: str = "mountain car from (-0.55, 0): trained policies' roll-outs",
 ) -> Path:
     """Write a PNG of mountain-car positions over time, one panel per loss (see
-    `learnedloss.control.compare_driving`): every run thin, the goal and the waypoint
+    `mountain_car.recipe.compare_driving`): every run thin, the goal and the waypoint
     dashed."""
     from learnedloss.envs.mountain_car import GOAL_POSITION
-    from learnedloss.tasks.mountain_car import WAYPOINT_POSITION
+    from learnedloss.families.mountain_car.tasks import WAYPOINT_POSITION
 
     plt = _pyplot()
     fig, axes = plt.subplots(

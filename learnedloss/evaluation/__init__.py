@@ -1,0 +1,35 @@
+"""Honest comparison of losses: each at its own tuned learning rate, over held-out tasks and
+seeds, with rescaled baselines as controls (`protocol`); the baselines users would pick
+(`baselines`); reports and plots."""
+
+from learnedloss.evaluation.protocol import (
+    EVALUATION_SEED_OFFSET,
+    TUNING_SEED_OFFSET,
+    Evaluation,
+    LossScore,
+    evaluate,
+    geometric_mean,
+    inner_loop_for,
+    lr_grid,
+    mean_and_std,
+    per_start_table,
+    pick_lr,
+    train_curves,
+    with_metrics,
+)
+
+__all__ = [
+    "EVALUATION_SEED_OFFSET",
+    "TUNING_SEED_OFFSET",
+    "Evaluation",
+    "LossScore",
+    "evaluate",
+    "geometric_mean",
+    "inner_loop_for",
+    "lr_grid",
+    "mean_and_std",
+    "per_start_table",
+    "pick_lr",
+    "train_curves",
+    "with_metrics",
+]
