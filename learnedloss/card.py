@@ -1,7 +1,9 @@
 """The model card (``README.md``) written next to a learned loss's weights.
 
 Everything in the card is derived from the loss's config and metadata, so the card and the
-checkpoint cannot disagree. Metadata keys the card understands (all optional):
+checkpoint cannot disagree; what the loss replaces, how it is called and what a residual loss
+starts as come from its kind (`learnedloss.kinds.LossKind`). Metadata keys the card
+understands (all optional):
 
 - ``title``: the card's heading.
 - ``description``: a paragraph of Markdown saying what the loss is and what it is for.
@@ -30,33 +32,6 @@ ML3_CITATION = """@inproceedings{bechtle2021ml3,
   note      = {arXiv:1906.05374}
 }"""
 
-_REPLACES = {
-    "regression": "torch.nn.MSELoss()",
-    "classification": "torch.nn.CrossEntropyLoss()",
-    "policy_gradient": "-(log_prob * advantage).mean()",
-}
-_CALLS = {
-    "regression": "loss = loss_fn(prediction, target)  # same shapes, reduction='mean'",
-    "classification": "loss = loss_fn(logits, labels)  # (N, C) logits, (N,) class indices",
-    "policy_gradient": "loss = loss_fn(log_prob, advantage)  # per step, same shapes",
-}
-_STARTS_AS = {
-    "regression": "starts as output_activation(input - target)",
-    "classification": "starts as cross-entropy",
-    "policy_gradient": "starts as output_activation(-log_prob * advantage)",
-}
-_ARGUMENTS = {"policy_gradient": "log_prob, advantage"}
-"""The positional arguments of the usage line, where they are not (prediction, target)."""
-
-
-def _call(config: LossConfig) -> str:
-    """The usage line, with the side inputs the loss reads passed by keyword."""
-    if not config.side_inputs:
-        return _CALLS[config.kind]
-    side = ", ".join(f"{name}={name}" for name in config.side_inputs)
-    arguments = _ARGUMENTS.get(config.kind, "prediction, target")
-    return f"# side inputs have the input's shape\nloss = loss_fn({arguments}, {side})"
-
 
 def card_tags(config: LossConfig) -> list[str]:
     """The Hub tags of a loss with this config."""
@@ -80,18 +55,19 @@ def render_model_card(
         license="apache-2.0",
     )
     name = repo_id or "path/to/this/loss"
+    kind = config.loss_kind
     title = metadata.get("title", f"Learned {config.kind} loss")
     sections = [
         f"# {title}",
         metadata.get("description", "A learned loss function for PyTorch (learnedloss)."),
         "## Usage",
-        f"A drop-in replacement for `{_REPLACES[config.kind]}`"
+        f"A drop-in replacement for `{kind.replaces}`"
         + (f" that also reads {', '.join(config.side_inputs)}" if config.side_inputs else "")
         + ":\n\n"
         "```python\n"
         "from learnedloss import LearnedLoss\n\n"
         f'loss_fn = LearnedLoss.from_pretrained("{name}")  # frozen, in eval mode\n'
-        f"{_call(config)}\n"
+        f"{kind.usage_line(config.side_inputs)}\n"
         "```",
         "## Architecture",
         _table(
@@ -102,7 +78,7 @@ def render_model_card(
                 "activation": config.activation,
                 "output activation": config.output_activation,
                 "bias": config.bias,
-                f"residual ({_STARTS_AS[config.kind]})": config.residual,
+                f"residual ({kind.starts_as})": config.residual,
                 **({"residual form": config.residual_form} if config.residual else {}),
             }
         ),

@@ -4,6 +4,23 @@
 that architecture plus free-form provenance (how the loss was made, what it scored), under a
 schema version. Reading is strict: an unknown version, kind, key or value is an error that
 names what was expected and what came.
+
+``KINDS``, ``FEATURES_BY_KIND`` and ``DEFAULT_INPUTS`` are read from the kinds in
+`learnedloss.kinds.KINDS` whenever they are looked up, so they include registered kinds:
+
+- ``KINDS``: the names of the kinds this release can build, a tuple. A regression loss is a
+  drop-in for ``nn.MSELoss``, a classification loss for ``nn.CrossEntropyLoss``, a
+  policy-gradient loss for the REINFORCE surrogate ``-(log_prob * advantage).mean()``
+  (docs/policy-gradient.md).
+- ``FEATURES_BY_KIND``: the per-element features a loss network of each kind computes
+  itself (`learnedloss.kinds.LossKind.features`; each kind's docstring says what they are).
+  Any other name in ``inputs`` (a Python identifier, e.g. ``"x"`` for the model's input) is
+  a *side input*: the caller passes it by keyword, ``loss(input, target, x=x)``, with the
+  input's shape. Side inputs are how a loss reads more than (prediction, target), e.g. for
+  loss shaping (docs/shaping.md) or a time step and an advantage for a policy-gradient loss.
+  Classification losses take none.
+- ``DEFAULT_INPUTS``: the features a network of each kind reads when ``inputs`` is not
+  given.
 """
 
 from __future__ import annotations
@@ -14,6 +31,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from learnedloss.errors import ConfigError
+from learnedloss.kinds import KINDS as _KIND_REGISTRY
+from learnedloss.kinds import LossKind, loss_kind
 
 SCHEMA_VERSION = 1
 """Version of the `config.json` layout written by this release."""
@@ -32,39 +51,17 @@ RESIDUAL_FORMS = ("add", "scale", "weight", "baseline")
 """How a residual network combines the standard loss's term with its own output (see
 `LossConfig.residual_form`)."""
 
-KINDS = ("regression", "classification", "policy_gradient")
-"""Loss kinds this release can build. A regression loss is a drop-in for ``nn.MSELoss``, a
-classification loss for ``nn.CrossEntropyLoss``, a policy-gradient loss for the REINFORCE
-surrogate ``-(log_prob * advantage).mean()`` (docs/policy-gradient.md)."""
 
-FEATURES_BY_KIND = {
-    "regression": ("input", "target", "residual"),
-    "classification": ("log_prob", "prob", "target"),
-    "policy_gradient": ("log_prob", "advantage"),
-}
-"""The per-element features a loss network of each kind computes itself.
+def __getattr__(name: str) -> Any:
+    """``KINDS``, ``FEATURES_BY_KIND`` and ``DEFAULT_INPUTS``, derived from the kinds."""
+    if name == "KINDS":
+        return tuple(_KIND_REGISTRY)
+    if name == "FEATURES_BY_KIND":
+        return {kind_name: kind.features for kind_name, kind in _KIND_REGISTRY.items()}
+    if name == "DEFAULT_INPUTS":
+        return {kind_name: kind.default_inputs for kind_name, kind in _KIND_REGISTRY.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-Regression: the prediction (``input``), the ``target`` and the ``residual`` input - target.
-Classification (one element per class of each sample): the predicted ``log_prob`` (log-softmax
-of the logits), the ``prob`` (softmax) and the ``target`` probability of that class (1 for
-the labelled class and 0 for the others when targets are class indices). Policy gradient
-(one element per time step of each episode): the ``log_prob`` of the action taken (the
-loss's input, the only feature that carries the policy's gradient) and the ``advantage``
-that weights it in REINFORCE (its target: the return that followed the action, or the
-return minus a baseline).
-
-Any other name in ``inputs`` (a Python identifier, e.g. ``"x"`` for the model's input) is a
-*side input*: the caller passes it by keyword, ``loss(input, target, x=x)``, with the
-input's shape. Side inputs are how a loss reads more than (prediction, target), e.g. for
-loss shaping (docs/shaping.md) or a time step and an advantage for a policy-gradient loss.
-Classification losses take none."""
-
-DEFAULT_INPUTS = {
-    "regression": ("input", "target"),
-    "classification": ("log_prob", "target"),
-    "policy_gradient": ("log_prob", "advantage"),
-}
-"""The features a network reads when ``inputs`` is not given."""
 
 _TOP_LEVEL_KEYS = {
     "schema_version",
@@ -91,18 +88,21 @@ class LossConfig:
     (prediction, target) for a regression loss, as in ML3 (Bechtle et al., ICPR 2021).
 
     Args:
-        kind: what the loss replaces: ``"regression"`` is a drop-in for ``nn.MSELoss``,
-            ``"classification"`` for ``nn.CrossEntropyLoss`` (docs/classification.md),
-            ``"policy_gradient"`` for the REINFORCE surrogate (docs/policy-gradient.md).
+        kind: the name of the kind in `learnedloss.kinds.KINDS`, which says what the loss
+            replaces: ``regression`` is a drop-in for ``nn.MSELoss``, ``classification``
+            for ``nn.CrossEntropyLoss`` (docs/classification.md), ``policy_gradient`` for
+            the REINFORCE surrogate (docs/policy-gradient.md). `loss_kind` returns the
+            kind itself.
         hidden_sizes: widths of the hidden layers; ML3's regression reference uses (50, 50).
         activation: hidden activation, one of `ACTIVATIONS`.
         output_activation: output activation, one of `OUTPUT_ACTIVATIONS`.
         bias: whether the linear layers have biases (ML3's reference: no bias).
-        inputs: the per-element features the network reads, in order, from
-            `FEATURES_BY_KIND` (default `DEFAULT_INPUTS`: ML3's (input, target) for
+        inputs: the per-element features the network reads, in order, from the kind's
+            ``features`` (default: its ``default_inputs``: ML3's (input, target) for
             regression, (log_prob, target) for classification). Adding ``"residual"`` makes
             shapes that depend on input - target (robust losses) easy to learn. Regression
-            and policy-gradient losses may also name side inputs (see `FEATURES_BY_KIND`).
+            and policy-gradient losses may also name side inputs (see the module's
+            ``FEATURES_BY_KIND``).
         residual: add the standard loss's own term to the network's last pre-activation and
             start the last layer at zero, so the loss starts as exactly the standard loss and
             the network learns a correction (e.g. a clipped residual, a robust loss). The
@@ -141,7 +141,7 @@ class LossConfig:
     residual_form: str = "add"
 
     def __post_init__(self) -> None:
-        _check_choice("kind", self.kind, KINDS)
+        kind = loss_kind(self.kind)
         sizes = self.hidden_sizes
         if not isinstance(sizes, (tuple, list)) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes
@@ -159,15 +159,17 @@ class LossConfig:
                 f"residual_form {self.residual_form!r} needs residual=True; without a residual "
                 "there is no standard term to scale"
             )
-        only_for = {"weight": "regression", "baseline": "policy_gradient"}
-        if only_for.get(self.residual_form, self.kind) != self.kind:
+        if self.residual_form not in kind.residual_forms:
+            allowing = [
+                k.name for k in _KIND_REGISTRY.values() if self.residual_form in k.residual_forms
+            ]
             raise ConfigError(
-                f"residual_form {self.residual_form!r} is for {only_for[self.residual_form]} "
+                f"residual_form {self.residual_form!r} is for {_and(allowing)} "
                 f"losses, got kind {self.kind!r}"
             )
-        allowed = FEATURES_BY_KIND[self.kind]
+        allowed = kind.features
         if self.inputs is None:
-            object.__setattr__(self, "inputs", DEFAULT_INPUTS[self.kind])
+            object.__setattr__(self, "inputs", kind.default_inputs)
         inputs = tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else None
         if (
             not inputs
@@ -182,12 +184,27 @@ class LossConfig:
                 f"{self.kind!r} or a side input named by a Python identifier, got {self.inputs!r}"
             )
         object.__setattr__(self, "inputs", inputs)
-        if self.kind == "classification" and self.side_inputs:
+        if not kind.takes_side_inputs and self.side_inputs:
+            taking = [
+                k.name.replace("_", "-") for k in _KIND_REGISTRY.values() if k.takes_side_inputs
+            ]
             raise ConfigError(
-                f"inputs {list(self.side_inputs)} are not classification features "
-                f"{list(allowed)}; side inputs are supported by regression and "
-                "policy-gradient losses only"
+                f"inputs {list(self.side_inputs)} are not {self.kind} features "
+                f"{list(allowed)}; side inputs are supported by {_and(taking)} losses only"
             )
+        kind.check_config(self)
+
+    @property
+    def loss_kind(self) -> LossKind:
+        """The kind object named by ``kind`` (see `learnedloss.kinds`): its features, its
+        standard term, how it reads a call's arguments, and its model-card text.
+
+        Example:
+            >>> from learnedloss import LossConfig
+            >>> LossConfig().loss_kind.features
+            ('input', 'target', 'residual')
+        """
+        return loss_kind(self.kind)
 
     @property
     def in_features(self) -> int:
@@ -197,7 +214,8 @@ class LossConfig:
     @property
     def side_inputs(self) -> tuple[str, ...]:
         """The inputs the caller passes by keyword (those the loss does not compute)."""
-        return tuple(name for name in self.inputs if name not in FEATURES_BY_KIND[self.kind])
+        features = self.loss_kind.features
+        return tuple(name for name in self.inputs if name not in features)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready architecture fields (without schema version or metadata).
@@ -214,6 +232,13 @@ class LossConfig:
 
 def _is_feature_name(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+
+
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c`` (``no`` for none)."""
+    if not names:
+        return "no"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

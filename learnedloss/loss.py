@@ -15,18 +15,12 @@ from torch import nn
 
 from learnedloss import hub
 from learnedloss._version import __version__
-from learnedloss.classification import class_features
 from learnedloss.config import LossConfig, check_metadata
 from learnedloss.errors import CheckpointError
+from learnedloss.kinds import KINDS
 from learnedloss.networks import PointwiseMLP
 
 REDUCTIONS = ("mean", "sum", "none")
-
-_INPUT_AND_TARGET_FEATURES = {
-    "regression": ("input", "target"),
-    "policy_gradient": ("log_prob", "advantage"),
-}
-"""The feature names a loss of each elementwise kind gives its ``input`` and ``target``."""
 
 
 class LearnedLoss(nn.Module):
@@ -34,9 +28,11 @@ class LearnedLoss(nn.Module):
     works.
 
     A small MLP :math:`\ell_\phi` scores each element from its features, and the scores are
-    reduced like a standard PyTorch loss (ML3, Bechtle et al., ICPR 2021).
+    reduced like a standard PyTorch loss (ML3, Bechtle et al., ICPR 2021). ``config.kind``
+    names the loss's kind (`learnedloss.kinds`), which says what it replaces and how it reads
+    its arguments:
 
-    **Regression** (``config.kind == "regression"``, a drop-in for ``nn.MSELoss``):
+    **Regression** (kind ``regression``, a drop-in for ``nn.MSELoss``):
 
     .. math::
         l_n = \ell_\phi(x_n, y_n)
@@ -46,9 +42,9 @@ class LearnedLoss(nn.Module):
     the :math:`l_n` with the input's shape. Because the network is applied per element, one
     loss serves any output width or shape.
 
-    **Classification** (``config.kind == "classification"``, a drop-in for
-    ``nn.CrossEntropyLoss``): with :math:`p_{n,c}` the softmax of the logits over the class
-    dimension and :math:`y_{n,c}` the target probability (one-hot for class indices),
+    **Classification** (kind ``classification``, a drop-in for ``nn.CrossEntropyLoss``):
+    with :math:`p_{n,c}` the softmax of the logits over the class dimension and
+    :math:`y_{n,c}` the target probability (one-hot for class indices),
 
     .. math::
         l_n = \sum_{c=1}^{C} \ell_\phi(\log p_{n,c}, y_{n,c}),
@@ -57,9 +53,9 @@ class LearnedLoss(nn.Module):
     behave as in ``nn.CrossEntropyLoss``: ignored samples count 0 and ``'mean'`` divides by
     the number of samples not ignored. See docs/classification.md.
 
-    **Policy gradient** (``config.kind == "policy_gradient"``, a drop-in for the REINFORCE
-    surrogate ``-(log_prob * advantage).mean()``): ``input`` is the log-probability of each
-    action taken and ``target`` its advantage (the return that followed it, or that minus a
+    **Policy gradient** (kind ``policy_gradient``, a drop-in for the REINFORCE surrogate
+    ``-(log_prob * advantage).mean()``): ``input`` is the log-probability of each action
+    taken and ``target`` its advantage (the return that followed it, or that minus a
     baseline), one element per time step of each episode, and
 
     .. math::
@@ -138,9 +134,10 @@ class LearnedLoss(nn.Module):
             raise TypeError(f"config must be a LossConfig, got {type(config).__name__}")
         if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
             raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
-        if ignore_index != -100 and self.config.kind != "classification":
+        if ignore_index != -100 and not self.config.loss_kind.uses_ignore_index:
+            using = " and ".join(name for name, kind in KINDS.items() if kind.uses_ignore_index)
             raise ValueError(
-                f"ignore_index applies to classification losses; this loss is of kind "
+                f"ignore_index applies to {using or 'no'} losses; this loss is of kind "
                 f"{self.config.kind!r}"
             )
         self.reduction = reduction
@@ -153,64 +150,26 @@ class LearnedLoss(nn.Module):
     def forward(
         self, input: torch.Tensor, target: torch.Tensor, **side_inputs: torch.Tensor
     ) -> torch.Tensor:
-        if self.config.kind == "classification":
-            return self._classification_loss(input, target, side_inputs)
-        return self._elementwise_loss(input, target, side_inputs)
-
-    def _network_dtype(self, *tensors: torch.Tensor) -> torch.dtype:
-        dtype = self.network.layers[0].weight.dtype
-        for tensor in tensors:
-            dtype = torch.promote_types(dtype, tensor.dtype)
-        return dtype
-
-    def _elementwise_loss(self, input, target, side_inputs) -> torch.Tensor:
-        """Regression and policy-gradient losses: one network call per element."""
-        _check_pair(input, target)
-        _check_side_inputs(side_inputs, self.config.side_inputs, input)
-        if self.check_finite and not torch.compiler.is_compiling():
-            for name, value in {"input": input, "target": target, **side_inputs}.items():
-                _check_finite(value, name)
-        dtype = self._network_dtype(input, target)
-        input_name, target_name = _INPUT_AND_TARGET_FEATURES[self.config.kind]
-        named = {input_name: input.to(dtype), target_name: target.to(dtype)}
-        named.update({name: value.to(dtype) for name, value in side_inputs.items()})
+        kind = self.config.loss_kind
+        named, valid = kind.element_features(
+            input,
+            target,
+            side_inputs,
+            config=self.config,
+            param_dtype=self.network.layers[0].weight.dtype,
+            ignore_index=self.ignore_index,
+            check_finite=self.check_finite,
+        )
         skip = multiplier = None
-        if self.config.kind == "policy_gradient":
-            if self.config.residual:
-                skip, multiplier = -named["log_prob"] * named["advantage"], named["log_prob"]
-        elif self.config.residual or "residual" in self.config.inputs:  # only when used
-            named["residual"] = skip = named["input"] - named["target"]
+        if self.config.residual:  # the standard loss's own term, which the network corrects
+            skip, multiplier = kind.standard_term(named)
         features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
-        per_element = self.network(features, skip, multiplier)
-        return _reduce(per_element, self.reduction).to(input.dtype)
-
-    def _classification_loss(self, input, target, side_inputs) -> torch.Tensor:
-        if side_inputs:
-            raise TypeError(
-                f"a classification loss takes no side inputs, got {sorted(side_inputs)}; "
-                "call it as loss(input, target)"
-            )
-        floating = isinstance(input, torch.Tensor) and input.is_floating_point()
-        logits = input.to(self._network_dtype(input)) if floating else input
-        named, valid = class_features(logits, target, self.ignore_index, self.check_finite)
-        if self.check_finite and not torch.compiler.is_compiling():
-            _check_finite(input, "input")
-            if target.is_floating_point():
-                _check_finite(target, "target")
-        features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
-        skip = None
-        if self.config.residual:  # the cross-entropy term of each class
-            skip = torch.where(
-                named["target"] != 0,
-                -named["target"] * named["log_prob"],
-                torch.zeros_like(named["log_prob"]),
-            )
-        per_sample = self.network(features, skip).sum(dim=-1)
+        per_sample = kind.per_sample(self.network(features, skip, multiplier))
         return _reduce(per_sample, self.reduction, valid).to(input.dtype)
 
     def extra_repr(self) -> str:
         out = f"kind={self.config.kind!r}, reduction={self.reduction!r}"
-        if self.config.kind == "classification":
+        if self.config.loss_kind.uses_ignore_index:
             out += f", ignore_index={self.ignore_index}"
         return out
 
@@ -408,42 +367,6 @@ def finite_check_disabled(loss: nn.Module) -> Iterator[None]:
             loss.check_finite = previous
 
 
-def _check_pair(input: Any, target: Any) -> None:
-    for name, value in (("input", input), ("target", target)):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if not value.is_floating_point():
-            raise TypeError(
-                f"{name} must be a floating-point tensor (float16, bfloat16, float32 or "
-                f"float64), got {value.dtype}. For class labels use a classification loss; "
-                "for integer regression targets convert with .float()."
-            )
-    if input.shape != target.shape:
-        raise ValueError(
-            f"input and target must have the same shape, got input {tuple(input.shape)} and "
-            f"target {tuple(target.shape)}. LearnedLoss never broadcasts; reshape one of them "
-            "(e.g. target.view_as(input)) if that is what you meant."
-        )
-
-
-def _check_side_inputs(given: dict[str, Any], declared: tuple[str, ...], input) -> None:
-    if set(given) != set(declared):
-        call = ", ".join(["input", "target", *(f"{n}={n}" for n in declared)])
-        raise TypeError(
-            f"this loss reads the side inputs {list(declared)} (from its config), but got "
-            f"{sorted(given)}; call it as loss({call})"
-        )
-    for name, value in given.items():
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            got = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
-            raise TypeError(f"side input {name!r} must be a floating-point tensor, got {got}")
-        if value.shape != input.shape:
-            raise ValueError(
-                f"side input {name!r} must have the input's shape {tuple(input.shape)}, got "
-                f"{tuple(value.shape)}"
-            )
-
-
 def _reduce(
     values: torch.Tensor, reduction: str, valid: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -459,13 +382,3 @@ def _reduce(
     if reduction == "sum":
         return values.sum()
     return values.mean() if valid is None else values.sum() / valid.sum()
-
-
-def _check_finite(tensor: torch.Tensor, name: str) -> None:
-    finite = torch.isfinite(tensor)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
-        raise ValueError(
-            f"{name} holds {bad} non-finite value(s) (NaN or inf) out of {tensor.numel()}; "
-            "a learned loss expects finite values. Set check_finite=False to skip this check."
-        )

@@ -1,0 +1,173 @@
+"""The classification kind: a drop-in for ``nn.CrossEntropyLoss``, with its conventions.
+
+A classification loss scores every (sample, class) pair with its network and sums over
+classes. `class_features` turns logits and targets into those per-class features and the mask
+of samples ``ignore_index`` leaves in; it knows nothing about the network.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from learnedloss.kinds.base import LossKind, check_all_finite
+
+if TYPE_CHECKING:
+    from learnedloss.config import LossConfig
+
+
+class Classification(LossKind):
+    r"""Classification losses, drop-ins for ``nn.CrossEntropyLoss`` (docs/classification.md).
+
+    With :math:`p_{n,c}` the softmax of the logits over the class dimension and
+    :math:`y_{n,c}` the target probability (one-hot for class indices),
+
+    .. math::
+        l_n = \sum_{c=1}^{C} \ell_\phi(\log p_{n,c}, y_{n,c}),
+
+    so the same network serves any number of classes. ``reduction`` and ``ignore_index``
+    behave as in ``nn.CrossEntropyLoss``: ignored samples count 0 and ``'mean'`` divides by
+    the number of samples not ignored.
+
+    Features (one element per class of each sample): the predicted ``log_prob`` (log-softmax
+    of the logits), the ``prob`` (softmax) and the ``target`` probability of that class (1
+    for the labelled class and 0 for the others when targets are class indices). No side
+    inputs. The standard term is each class's cross-entropy term ``-target * log_prob`` (0
+    where the target is 0): a residual loss with an ``identity`` output starts as
+    ``F.cross_entropy``. Residual forms: ``"add"`` and ``"scale"``.
+
+    Shape:
+        - Input: logits :math:`(C)`, :math:`(N, C)` or :math:`(N, C, d_1, ..., d_K)`.
+        - Target: class indices (an integer dtype) of shape :math:`()`, :math:`(N)` or
+          :math:`(N, d_1, ..., d_K)`, each in :math:`[0, C)` or ``ignore_index``; or class
+          probabilities (floating point) of the input's shape.
+        - Output: scalar; with ``reduction='none'``, the target's shape for class indices,
+          the input's shape without the class dimension for probabilities.
+    """
+
+    name = "classification"
+    features = ("log_prob", "prob", "target")
+    default_inputs = ("log_prob", "target")
+    takes_side_inputs = False
+    uses_ignore_index = True
+    replaces = "torch.nn.CrossEntropyLoss()"
+    call = "loss = loss_fn(logits, labels)  # (N, C) logits, (N,) class indices"
+    starts_as = "starts as cross-entropy"
+
+    def element_features(
+        self,
+        input: Any,
+        target: Any,
+        side_inputs: dict[str, Any],
+        *,
+        config: LossConfig,
+        param_dtype: torch.dtype,
+        ignore_index: int,
+        check_finite: bool,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        if side_inputs:
+            raise TypeError(
+                f"a classification loss takes no side inputs, got {sorted(side_inputs)}; "
+                "call it as loss(input, target)"
+            )
+        floating = isinstance(input, torch.Tensor) and input.is_floating_point()
+        logits = input.to(torch.promote_types(param_dtype, input.dtype)) if floating else input
+        named, valid = class_features(logits, target, ignore_index, check_finite)
+        if check_finite and not torch.compiler.is_compiling():
+            check_all_finite(input, "input")
+            if target.is_floating_point():
+                check_all_finite(target, "target")
+        return named, valid
+
+    def standard_term(
+        self, features: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        skip = torch.where(  # the cross-entropy term of each class
+            features["target"] != 0,
+            -features["target"] * features["log_prob"],
+            torch.zeros_like(features["log_prob"]),
+        )
+        return skip, None
+
+    def per_sample(self, per_element: torch.Tensor) -> torch.Tensor:
+        """Sum the per-class values of each sample (the class dimension is last)."""
+        return per_element.sum(dim=-1)
+
+
+def class_features(
+    input: torch.Tensor, target: torch.Tensor, ignore_index: int, check_values: bool
+) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """Per-class features of a batch, with the class dimension moved last.
+
+    Args:
+        input: logits ``(C)``, ``(N, C)`` or ``(N, C, d1, ...)``.
+        target: class indices ``()``, ``(N)`` or ``(N, d1, ...)`` (an integer dtype), or
+            class probabilities of the input's shape (floating point).
+        ignore_index: an index target whose samples count for nothing.
+        check_values: check in eager mode that class indices are in range.
+
+    Returns:
+        ``({"log_prob", "prob", "target"}: (..., C) tensors in the input's dtype, valid)``:
+        ``valid`` is the ``(...)`` mask of samples not ignored, or None for probability
+        targets (which ignore nothing).
+    """
+    _check_classification_pair(input, target)
+    class_dim = 0 if input.dim() == 1 else 1
+    n_classes = input.shape[class_dim]
+    log_prob = F.log_softmax(input, dim=class_dim).movedim(class_dim, -1)
+    if target.is_floating_point():
+        probs = target.to(input.dtype).movedim(class_dim, -1)
+        valid = None
+    else:
+        valid = target != ignore_index
+        if check_values and not torch.compiler.is_compiling():
+            _check_class_indices(target, valid, n_classes, ignore_index)
+        safe = torch.where(valid, target, torch.zeros_like(target)).long()
+        probs = torch.zeros_like(log_prob).scatter(-1, safe.unsqueeze(-1), 1.0)
+    return {"log_prob": log_prob, "prob": log_prob.exp(), "target": probs}, valid
+
+
+def _check_classification_pair(input: object, target: object) -> None:
+    for name, value in (("input", input), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if not input.is_floating_point():
+        raise TypeError(
+            f"input must be floating-point logits (float16, bfloat16, float32 or float64), "
+            f"got {input.dtype}"
+        )
+    if input.dim() == 0:
+        raise ValueError("input must be logits of shape (C), (N, C) or (N, C, d1, ...), got ()")
+    if target.is_floating_point():
+        if target.shape != input.shape:
+            raise ValueError(
+                "class-probability targets must have the input's shape "
+                f"{tuple(input.shape)}, got {tuple(target.shape)}"
+            )
+        return
+    if target.dtype == torch.bool or target.is_complex():
+        raise TypeError(
+            f"target must be class indices (an integer dtype) or class probabilities "
+            f"(floating point), got {target.dtype}"
+        )
+    expected = () if input.dim() == 1 else (input.shape[0], *input.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(
+            f"class-index targets for input of shape {tuple(input.shape)} must have shape "
+            f"{expected} (the input's shape without the class dimension), got "
+            f"{tuple(target.shape)}"
+        )
+
+
+def _check_class_indices(
+    target: torch.Tensor, valid: torch.Tensor, n_classes: int, ignore_index: int
+) -> None:
+    bad = valid & ((target < 0) | (target >= n_classes))
+    if bool(bad.any()):
+        values = sorted({int(v) for v in target[bad].flatten()[:5]})
+        raise ValueError(
+            f"target holds class indices {values} outside [0, {n_classes - 1}] for input with "
+            f"{n_classes} classes (ignore_index is {ignore_index})"
+        )
