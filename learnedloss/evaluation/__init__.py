@@ -1,11 +1,14 @@
 """Honest comparison of losses: each at its own tuned learning rate, over held-out tasks and
 seeds, with rescaled baselines as controls (`protocol`); the baselines users would pick
-(`baselines`); reports and plots."""
+(`baselines`, some `Tuned` over a grid of variants, some trained with each model through a
+`JointInnerLoop`); reports and plots."""
 
+from learnedloss.evaluation.baselines import Tuned
 from learnedloss.evaluation.protocol import (
     EVALUATION_SEED_OFFSET,
     TUNING_SEED_OFFSET,
     Evaluation,
+    JointInnerLoop,
     LossScore,
     evaluate,
     geometric_mean,
@@ -15,6 +18,7 @@ from learnedloss.evaluation.protocol import (
     per_start_table,
     pick_lr,
     train_curves,
+    trained_with_model,
     with_metrics,
 )
 
@@ -22,7 +26,9 @@ __all__ = [
     "EVALUATION_SEED_OFFSET",
     "TUNING_SEED_OFFSET",
     "Evaluation",
+    "JointInnerLoop",
     "LossScore",
+    "Tuned",
     "evaluate",
     "geometric_mean",
     "inner_loop_for",
@@ -31,5 +37,6 @@ __all__ = [
     "per_start_table",
     "pick_lr",
     "train_curves",
+    "trained_with_model",
     "with_metrics",
 ]

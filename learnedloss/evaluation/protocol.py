@@ -10,29 +10,37 @@ The measuring stick (see docs/evaluation.md):
   few easy or hard tasks do not dominate;
 - rescaled-MSE controls (c·MSE) are scored the same way: c·MSE is MSE at lr·c, so their
   ratios to MSE show how far tuning noise alone moves a score. A loss beats MSE only when
-  its ratio falls outside that band.
+  its ratio falls outside that band;
+- a baseline with a shape parameter (`Tuned`, e.g. Huber's δ) has it tuned jointly with the
+  lr; a loss with parameters of its own that is not learned by meta-training
+  (``trained_with_model = True``, e.g. `AdaptiveRobustLoss`) has them trained with each model
+  (`JointInnerLoop`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
-from learnedloss.evaluation.baselines import LossLike
+from learnedloss.evaluation.baselines import LossLike, Tuned
 from learnedloss.meta.inner import (
     InnerLoop,
+    LossArguments,
     Objective,
+    Params,
     initial_params,
     learned_loss_apply,
     make_inner_optimizer,
     plain_loss_apply,
     plain_objective,
 )
-from learnedloss.tasks.base import TaskBatch, TaskFamily
+from learnedloss.tasks.base import TaskBatch, TaskFamily, default_loss_arguments
 
 EVALUATION_SEED_OFFSET = 10_000
 TUNING_SEED_OFFSET = 20_000
@@ -64,9 +72,14 @@ class LossScore:
         curve_log_mean, curve_log_std: mean and std over runs of its logarithm; their
             exponential is the geometric mean curve the score is the end of.
         diverged: runs whose final objective was not finite.
-        tuning: ``{lr: tuning-task score}`` for every lr tried.
+        tuning: ``{lr: tuning-task score}`` for every lr tried (for a `Tuned` baseline,
+            with the chosen variant).
         metrics: the final value of each of the family's `TaskFamily.metrics` for every
             run, ``{name: (n_tasks * n_inits,)}`` (e.g. the error rate of a classifier).
+        variant: for a `Tuned` baseline, the label of the variant chosen with the lr on the
+            tuning tasks; None otherwise.
+        variants: for a `Tuned` baseline, ``{variant: {lr: tuning-task score}}`` for every
+            pair tried; empty otherwise.
     """
 
     name: str
@@ -80,6 +93,8 @@ class LossScore:
     diverged: int
     tuning: dict[float, float] = field(default_factory=dict)
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    variant: str | None = None
+    variants: dict[str, dict[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,22 +113,29 @@ class Evaluation:
 
     def table(self) -> str:
         """A plain-text table: lr, score, ratio to the reference, the mean of each metric
-        and diverged runs."""
+        and diverged runs; a `Tuned` baseline's chosen variant follows its label."""
         metric_names = list(next(iter(self.scores.values())).metrics)
-        header = f"{'loss':28s} | {'lr':>9} | {'geo-mean':>9} | {'ratio':>6} | "
+        labels = {
+            name: name if s.variant is None else f"{name} [{s.variant}]"
+            for name, s in self.scores.items()
+        }
+        tuned = any(s.variant is not None for s in self.scores.values())
+        width = max(28, *map(len, labels.values())) if tuned else 28
+        header = f"{'loss':{width}s} | {'lr':>9} | {'geo-mean':>9} | {'ratio':>6} | "
         header += "".join(f"{name:>9} | " for name in metric_names)
         lines = [header + "diverged", "-" * (len(header) + 8)]
         for name, s in self.scores.items():
             metrics = "".join(f"{float(v.mean()):9.4f} | " for v in s.metrics.values())
             lines.append(
-                f"{name:28s} | {s.lr:9.3g} | {s.score:9.4g} | {self.ratio(name):6.3f} | "
-                f"{metrics}{s.diverged}/{len(s.finals)}"
+                f"{labels[name]:{width}s} | {s.lr:9.3g} | {s.score:9.4g} | "
+                f"{self.ratio(name):6.3f} | {metrics}{s.diverged}/{len(s.finals)}"
             )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         """JSON-ready summary for model cards and reports; each loss's ``curve`` is the
-        geometric mean over runs of the objective every ``every`` steps."""
+        geometric mean over runs of the objective every ``every`` steps; a `Tuned`
+        baseline's entry also has its chosen ``variant``."""
         return {
             "protocol": self.protocol,
             "reference": self.reference,
@@ -126,6 +148,7 @@ class Evaluation:
                     "diverged": s.diverged,
                     **{metric: float(v.mean()) for metric, v in s.metrics.items()},
                     "curve": s.curve_log_mean.exp().tolist(),
+                    **({} if s.variant is None else {"variant": s.variant}),
                 }
                 for name, s in self.scores.items()
             },
@@ -170,6 +193,127 @@ def _held_out(tasks: TaskFamily, n_tasks: int, n_inits: int, seed: int):
     return template, batch, params
 
 
+class _ModelWithLoss(nn.Module):
+    """A task's model and a loss whose parameters train with it: ``forward`` is the model's,
+    the parameters are ``model.*`` and ``loss.*``."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class JointInnerLoop(InnerLoop):
+    """An `InnerLoop` that trains a loss's own parameters together with each task's model,
+    with the same optimizer and lr: Barron's `AdaptiveRobustLoss` learns its α and scale
+    this way, per task. `evaluate` uses it for every loss module marked
+    ``trained_with_model = True``.
+
+    `run` and `curves` take the models' parameters and the loss's starting parameters like
+    any `InnerLoop` (``loss_params``, unbatched; every task starts from them). The lower-level
+    `init_state`, `steps` and `score` work on the joint parameters of `joint` (the model's
+    under ``model.``, the loss's under ``loss.``, batched over tasks); `split` separates them.
+    The objective sees the model's parameters only.
+
+    Args:
+        loss: the loss module (copied: its parameters are never changed in place).
+        model: the template of the tasks' models.
+        objective, optimizer, path, loss_arguments: as for `InnerLoop`.
+
+    Example:
+        >>> import torch, torchopt
+        >>> from torch import nn
+        >>> from learnedloss.evaluation.baselines import AdaptiveRobustLoss
+        >>> from learnedloss.meta.inner import plain_objective
+        >>> loss = AdaptiveRobustLoss()
+        >>> inner = JointInnerLoop(
+        ...     loss, nn.Linear(1, 1), plain_objective(nn.functional.mse_loss), torchopt.sgd(0.1)
+        ... )
+        >>> models = {"weight": torch.zeros(4, 1, 1), "bias": torch.zeros(4, 1)}
+        >>> start = {k: v.detach() for k, v in loss.named_parameters()}
+        >>> joint = inner.joint(models, start)
+        >>> x, y = torch.randn(4, 8, 1), torch.randn(4, 8, 1)
+        >>> joint, _ = inner.steps(joint, inner.init_state(joint), {}, x, y, 5)
+        >>> models, trained = inner.split(joint)
+        >>> trained["scale_raw"].shape  # one scale per task
+        torch.Size([4])
+    """
+
+    def __init__(
+        self,
+        loss: nn.Module,
+        model: nn.Module,
+        objective: Objective,
+        optimizer,
+        path: str = "vmap",
+        loss_arguments: LossArguments = default_loss_arguments,
+    ) -> None:
+        loss = copy.deepcopy(loss)
+        self._side = tuple(getattr(loss, "side_inputs", ()))
+        super().__init__(
+            _ModelWithLoss(model, loss),
+            self._joint_loss_apply,
+            objective,
+            optimizer,
+            path=path,
+            loss_arguments=loss_arguments,
+        )
+
+    # the loss's parameters and buffers, read from the joint ones
+    def _joint_loss_apply(self, tensors: Params, input, target, offered):
+        side = {name: offered[name] for name in self._side}
+        return functional_call(self.model.loss, tensors, (input, target), side)
+
+    def joint(self, params: Params, loss_params: Params) -> Params:
+        """The joint parameters: the models' ``params`` (batched over tasks) under
+        ``model.``, and ``loss_params`` (unbatched) repeated for every task under
+        ``loss.``."""
+        n_tasks = next(iter(params.values())).shape[0]
+        return {
+            **{f"model.{k}": v for k, v in params.items()},
+            **{f"loss.{k}": v.expand(n_tasks, *v.shape).clone() for k, v in loss_params.items()},
+        }
+
+    @staticmethod
+    def split(joint: Params) -> tuple[Params, Params]:
+        """``(model parameters, loss parameters)`` from joint ones."""
+        parts: tuple[Params, Params] = ({}, {})
+        for key, value in joint.items():
+            owner, name = key.split(".", 1)
+            parts[owner == "loss"][name] = value
+        return parts
+
+    def _train_loss(self, params, loss_params, buffers, x, y):
+        input, target, offered = self.loss_arguments(self._predict(params, buffers, x), y, x)
+        own = {k: v for k, v in {**params, **buffers}.items() if k.startswith("loss.")}
+        return self.loss_apply(
+            {k[len("loss.") :]: v for k, v in own.items()}, input, target, offered
+        )
+
+    def _score(self, params, state, x, y, extra):
+        prediction = self._predict(params, state[1], x)
+        return self.objective(self.split(params)[0], prediction, y, extra)
+
+    def run(self, params: Params, loss_params: Params, batch, n_steps: int, **kwargs):
+        """`InnerLoop.run`, from the models' ``params`` and the loss's starting
+        ``loss_params``; the meta-gradient reaches those starting values."""
+        return super().run(self.joint(params, loss_params), {}, batch, n_steps, **kwargs)
+
+    def curves(self, params: Params, loss_params: Params, batch, n_steps: int, **kwargs):
+        """`InnerLoop.curves`, from the models' ``params`` and the loss's starting
+        ``loss_params``."""
+        return super().curves(self.joint(params, loss_params), {}, batch, n_steps, **kwargs)
+
+
+def trained_with_model(loss) -> bool:
+    """Whether ``loss`` has parameters to train with each model (its class says
+    ``trained_with_model = True``, as `AdaptiveRobustLoss` does)."""
+    return bool(getattr(loss, "trained_with_model", False)) and isinstance(loss, nn.Module)
+
+
 def inner_loop_for(
     loss: LossLike,
     tasks: TaskFamily,
@@ -180,7 +324,25 @@ def inner_loop_for(
     device: str | torch.device = "cpu",
 ) -> tuple[InnerLoop, dict[str, torch.Tensor]]:
     """An `InnerLoop` that trains ``tasks``' models with ``loss`` (learned or standard) at
-    ``lr``, and the loss parameters to run it with (detached; none for a standard loss)."""
+    ``lr``, and the loss parameters to run it with (detached; none for a standard loss).
+
+    A loss marked ``trained_with_model`` gets a `JointInnerLoop`, and its parameters are
+    where each task's copy starts."""
+    if isinstance(loss, Tuned):
+        raise TypeError(
+            f"Tuned({loss.name!r}) is a grid of variants for evaluate() to tune; to train "
+            f"with one, pick it from .variants (one of {list(loss.variants)})"
+        )
+    if trained_with_model(loss):
+        loss_params = {k: v.detach().to(device) for k, v in loss.named_parameters()}
+        inner = JointInnerLoop(
+            copy.deepcopy(loss).to(device),
+            template.to(device),
+            objective or plain_objective(tasks.objective),
+            make_inner_optimizer(optimizer, lr),
+            loss_arguments=tasks.loss_arguments,
+        )
+        return inner, loss_params
     if isinstance(loss, nn.Module) and any(True for _ in loss.parameters()):
         apply = learned_loss_apply(loss)
         loss_params = {k: v.detach().to(device) for k, v in loss.named_parameters()}
@@ -257,8 +419,12 @@ def evaluate(
     """Score losses by training fresh models on held-out tasks (see the module docstring).
 
     Args:
-        losses: ``{label: loss}``; a loss is a `LearnedLoss`, an ``nn.Module`` or a function
-            ``(prediction, target) -> scalar``. See `standard_losses` for the baselines.
+        losses: ``{label: loss}``; a loss is a `LearnedLoss`, an ``nn.Module`` (one marked
+            ``trained_with_model``, like `AdaptiveRobustLoss`, has its parameters trained
+            with each model), a function ``(prediction, target) -> scalar``, or a `Tuned`
+            grid of variants, whose variant is tuned with the lr on the tuning tasks (also
+            when ``lr`` is fixed). See `robust_regression_baselines`,
+            `noisy_label_baselines` and `standard_losses` for the baselines.
         tasks: the family held-out tasks are drawn from (seed ``10000 + seed``).
         steps: optimizer steps per model.
         n_tasks: held-out tasks.
@@ -290,17 +456,34 @@ def evaluate(
     scored = with_metrics(tasks)
     if lr is None:
         grid = list(lrs) if lrs is not None else lr_grid()
+    tuned = any(isinstance(loss, Tuned) for loss in losses.values())
+    if lr is None or tuned:
         tune = _held_out(tasks, tune_tasks, 1, TUNING_SEED_OFFSET + seed)
     run = dict(optimizer=optimizer, score_on=score_on, device=device, objective=scored)
+
+    def tuning_scores(loss: LossLike, candidates: Sequence[float]) -> dict[float, float]:
+        tuning = {}
+        for candidate in candidates:
+            finals = train_curves(loss, tasks, *tune, candidate, steps, every=steps, **run)
+            finals = finals[-1, :, column]
+            tuning[candidate] = geometric_mean(finals) if column == 0 else _mean_or_inf(finals)
+        return tuning
+
     scores = {}
     for name, loss in losses.items():
         tuning: dict[float, float] = {}
+        variant, variants = None, {}
         chosen = lr
-        if chosen is None:
-            for candidate in grid:
-                finals = train_curves(loss, tasks, *tune, candidate, steps, every=steps, **run)
-                finals = finals[-1, :, column]
-                tuning[candidate] = geometric_mean(finals) if column == 0 else _mean_or_inf(finals)
+        if isinstance(loss, Tuned):
+            candidates = grid if lr is None else [lr]
+            variants = {label: tuning_scores(v, candidates) for label, v in loss.variants.items()}
+            variant, chosen = min(
+                ((label, c) for label in variants for c in candidates),
+                key=lambda pair: variants[pair[0]][pair[1]],
+            )
+            tuning, loss = variants[variant], loss.variants[variant]
+        elif chosen is None:
+            tuning = tuning_scores(loss, grid)
             chosen = min(tuning, key=tuning.get)
         curves = train_curves(
             loss, tasks, template, batch, params, chosen, steps, every=every, **run
@@ -321,6 +504,8 @@ def evaluate(
             diverged=int((~torch.isfinite(finals)).sum()),
             tuning=tuning,
             metrics=metrics,
+            variant=variant,
+            variants=variants,
         )
     protocol = {
         "tasks": tasks.describe(),
@@ -330,7 +515,7 @@ def evaluate(
         "optimizer": optimizer,
         "lr": "tuned per loss" if lr is None else lr,
         "lr_grid": None if lr is not None else [grid[0], grid[-1], len(grid)],
-        "tune_tasks": None if lr is not None else tune_tasks,
+        "tune_tasks": None if lr is not None and not tuned else tune_tasks,
         "select_by": select_by,
         "score_on": score_on,
         "seed": seed,
