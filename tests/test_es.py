@@ -1,4 +1,5 @@
-"""Evolution-strategies meta-gradients: the estimator, and MetaTrainer(meta_gradient="es")."""
+"""Evolution-strategies meta-gradients: the estimator, and
+MetaTrainer(meta_gradient=EvolutionStrategies(...))."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learnedloss import LearnedLoss, MetaTrainer
+from learnedloss.meta import EvolutionStrategies
 from learnedloss.meta.es import es_gradient
 from learnedloss.meta.inner import initial_params
 from learnedloss.starts import mse_start_config
@@ -74,7 +76,10 @@ def test_es_meta_gradient_agrees_with_backprop_where_the_inner_loop_is_smooth():
 
 def test_es_training_moves_the_loss_is_recorded_and_resumes_bit_identically(tmp_path):
     settings = dict(
-        TINY, meta_gradient="es", es_pairs=3, es_sigma=0.05, validate_every=2, checkpoint_every=2
+        TINY,
+        meta_gradient=EvolutionStrategies(pairs=3, sigma=0.05),
+        validate_every=2,
+        checkpoint_every=2,
     )
     whole = MetaTrainer(make_loss(), tiny_tasks(outlier_fraction=0.2), **settings)
     start = {k: v.clone() for k, v in whole.loss.state_dict().items()}
@@ -82,6 +87,7 @@ def test_es_training_moves_the_loss_is_recorded_and_resumes_bit_identically(tmp_
     assert any(not torch.equal(start[k], v) for k, v in whole.loss.state_dict().items())
     assert best.metadata["training"]["meta_gradient"] == "es"
     assert best.metadata["training"]["es_pairs"] == 3
+    assert best.metadata["training"]["es_sigma"] == 0.05
     assert all(math.isfinite(r["meta_train"]) and not r["skipped"] for r in whole.history)
 
     first = MetaTrainer(make_loss(), tiny_tasks(outlier_fraction=0.2), run_dir=tmp_path, **settings)
@@ -99,8 +105,31 @@ def test_es_training_moves_the_loss_is_recorded_and_resumes_bit_identically(tmp_
         backprop.fit(5, resume=True)
 
 
+def test_a_checkpoint_of_the_string_shorthand_resumes_with_the_object(tmp_path):
+    """``meta_gradient="es"`` records the same settings as ``EvolutionStrategies()``, so
+    either resumes the other's run."""
+    settings = dict(TINY, validate_every=0, checkpoint_every=1)
+    MetaTrainer(make_loss(), tiny_tasks(), meta_gradient="es", run_dir=tmp_path, **settings).fit(1)
+    resumed = MetaTrainer(
+        make_loss(), tiny_tasks(), meta_gradient=EvolutionStrategies(), run_dir=tmp_path, **settings
+    )
+    resumed.fit(2, resume=True)
+    assert resumed.step == 2
+    other = MetaTrainer(
+        make_loss(),
+        tiny_tasks(),
+        meta_gradient=EvolutionStrategies(sigma=0.1),
+        run_dir=tmp_path,
+        **settings,
+    )
+    with pytest.raises(ValueError, match="cannot resume"):
+        other.fit(3, resume=True)
+
+
 def test_bad_es_settings_are_rejected():
     with pytest.raises(ValueError, match="meta_gradient must be 'backprop' or 'es'"):
         MetaTrainer(make_loss(), tiny_tasks(), meta_gradient="spsa")
-    with pytest.raises(ValueError, match="es_pairs >= 1 and es_sigma > 0"):
-        MetaTrainer(make_loss(), tiny_tasks(), meta_gradient="es", es_pairs=0)
+    with pytest.raises(ValueError, match="EvolutionStrategies needs pairs"):
+        MetaTrainer(make_loss(), tiny_tasks(), meta_gradient=EvolutionStrategies(pairs=0))
+    with pytest.raises(ValueError, match="EvolutionStrategies needs sigma"):
+        EvolutionStrategies(sigma=-1.0)

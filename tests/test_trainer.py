@@ -13,6 +13,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+import torchopt
 from torch import nn
 
 from learnedloss import LearnedLoss, LossConfig, MetaTrainer, MetaTrainingDiverged
@@ -341,6 +342,17 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     )
     with pytest.raises(ValueError, match="cannot resume"):
         other.fit(2, resume=True)
+    settings = {k: v for k, v in TINY.items() if k != "inner_lr"}
+    custom = MetaTrainer(
+        make_loss(),
+        tiny_tasks(),
+        validate_every=0,
+        run_dir=tmp_path,
+        inner_optimizer=torchopt.sgd(0.02),  # not recorded as "sgd": its lr cannot be read
+        **settings,
+    )
+    with pytest.raises(ValueError, match="cannot resume"):
+        custom.fit(2, resume=True)
 
 
 def test_bad_trainer_arguments_are_rejected():
@@ -348,6 +360,8 @@ def test_bad_trainer_arguments_are_rejected():
         MetaTrainer(make_loss(), tiny_tasks(), score_on="test")
     with pytest.raises(ValueError, match="inner optimizer must be one of"):
         MetaTrainer(make_loss(), tiny_tasks(), inner_optimizer="lbfgs")
+    with pytest.raises(ValueError, match="carries its own learning rate"):
+        MetaTrainer(make_loss(), tiny_tasks(), inner_optimizer=torchopt.sgd(0.1), inner_lr=0.1)
     with pytest.raises(ValueError, match="truncate"):
         MetaTrainer(make_loss(), tiny_tasks(), truncate=0)
 

@@ -1,5 +1,5 @@
-"""The machinery every family's recipe shares: meta-train a loss as a recipe says, rebuild a
-recipe from a loss's metadata, and save a run.
+"""The machinery every family's recipe shares: the `Recipe` base with the schedule fields,
+meta-train a loss as a recipe says, rebuild a recipe from a loss's metadata, and save a run.
 
 A recipe is a dataclass with ``tasks()``, ``initial_loss()`` and ``outer_steps``; its fields
 named like `MetaTrainer` arguments are passed on.
@@ -9,11 +9,92 @@ from __future__ import annotations
 
 import inspect
 import json
-from dataclasses import asdict, fields
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import torch
+
 from learnedloss.loss import LearnedLoss
+from learnedloss.meta.gradients import meta_gradient_from
 from learnedloss.meta.trainer import MetaTrainer
+
+
+@dataclass
+class Recipe:
+    """The schedule fields every family's recipe shares, plain values that serialize to JSON.
+
+    A family's recipe subclasses this (or `MetaGradientRecipe`), adds its own fields and
+    redeclares a schedule field only to change its default. `meta_train` passes the fields
+    named like `MetaTrainer` arguments on. Subclasses define ``tasks()`` and
+    ``initial_loss()``, which builds the loss under `seeded` (``seed``) so that it leaves the
+    global RNG untouched.
+
+    Attributes:
+        outer_steps: outer (meta-) steps.
+        inner_steps: inner-loop steps per task.
+        inner_lr: inner-loop learning rate.
+        meta_batch_size: tasks per outer step.
+        meta_lr: the learning rate of the meta-optimizer (Adam).
+        validate_every: meta-validate (and checkpoint) every this many outer steps.
+        validation_size: fixed meta-validation tasks.
+        seed: seeds the initial loss, task sampling and model initialization.
+    """
+
+    outer_steps: int = 500
+    inner_steps: int = 1
+    inner_lr: float = 1e-3
+    meta_batch_size: int = 8
+    meta_lr: float = 1e-3
+    validate_every: int = 50
+    validation_size: int = 32
+    seed: int = 0
+
+
+@dataclass
+class MetaGradientRecipe(Recipe):
+    """A `Recipe` that also chooses the meta-gradient estimator and which loss to keep.
+
+    The estimator is kept as plain fields, so the recipe stays JSON; `meta_train` turns them
+    into ``Backprop()`` or ``EvolutionStrategies(pairs=es_pairs, sigma=es_sigma)`` (see
+    `learnedloss.meta.gradients.meta_gradient_from`).
+
+    Attributes:
+        meta_gradient: ``"backprop"`` or ``"es"`` (evolution strategies).
+        es_pairs: antithetic perturbation pairs per outer step (``"es"`` only).
+        es_sigma: perturbation scale (``"es"`` only).
+        keep: what is saved: the ``"best"`` loss by meta-validation, or the ``"last"`` one.
+    """
+
+    meta_gradient: str = "backprop"
+    es_pairs: int = 16
+    es_sigma: float = 0.05
+    keep: str = "best"
+
+
+@contextmanager
+def seeded(seed: int):
+    """Seed the global torch RNG with ``seed`` inside the block and restore it after.
+
+    ``with seeded(self.seed): loss = LearnedLoss(...)`` builds the same initial weights as
+    ``torch.manual_seed(self.seed)`` followed by the construction, but leaves the caller's
+    RNG as it was (CPU only: recipes build on the CPU)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def trainer_settings(recipe) -> dict:
+    """The `MetaTrainer` arguments a recipe sets: its fields named like them, with
+    ``meta_gradient``/``es_pairs``/``es_sigma`` turned into an estimator object."""
+    accepted = set(inspect.signature(MetaTrainer).parameters) - {"es_pairs", "es_sigma"}
+    values = asdict(recipe)
+    settings = {k: v for k, v in values.items() if k in accepted}
+    if "meta_gradient" in settings:
+        settings["meta_gradient"] = meta_gradient_from(
+            settings["meta_gradient"], values.get("es_pairs"), values.get("es_sigma")
+        )
+    return settings
 
 
 def meta_train(
@@ -29,16 +110,16 @@ def meta_train(
 ) -> tuple[LearnedLoss, MetaTrainer]:
     """Meta-train a loss as a recipe says; returns (best loss, trainer).
 
-    A recipe is a dataclass with ``tasks()``, ``initial_loss()`` and ``outer_steps``; its
-    fields named like `MetaTrainer` arguments (``inner_steps``, ``meta_lr``, ...) are passed
-    on. Checkpoints are written at every validation. ``max_seconds`` stops early (see
-    `MetaTrainer.fit`). With ``family``, the recipe is recorded in the loss's metadata as
+    A recipe is a dataclass with ``tasks()``, ``initial_loss()`` and ``outer_steps`` (see
+    `Recipe`); its fields named like `MetaTrainer` arguments (``inner_steps``, ``meta_lr``,
+    ...) are passed on, ``meta_gradient``, ``es_pairs`` and ``es_sigma`` as an estimator
+    (`trainer_settings`). Checkpoints are written at every validation. ``max_seconds`` stops
+    early (see `MetaTrainer.fit`). With ``family``, the recipe is recorded in the loss's metadata as
     ``{"family": family, **recipe}``, so that commands can rebuild its tasks. ``tasks``
     replaces ``recipe.tasks()`` (for families built from more than the recipe, such as a
     fitted dynamics model) and ``callbacks`` go to the `MetaTrainer`.
     """
-    accepted = set(inspect.signature(MetaTrainer).parameters)
-    settings = {k: v for k, v in asdict(recipe).items() if k in accepted}
+    settings = trainer_settings(recipe)
     trainer = MetaTrainer(
         recipe.initial_loss(),
         recipe.tasks() if tasks is None else tasks,

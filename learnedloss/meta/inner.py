@@ -51,19 +51,50 @@ Objective = Callable[[Params, torch.Tensor, torch.Tensor, dict], torch.Tensor]
 scored (see `TaskFamily.meta_objective`)."""
 
 INNER_OPTIMIZERS = ("sgd", "adam")
+"""The string shorthands for inner optimizers (see `make_inner_optimizer`)."""
+
+InnerOptimizer = str | torchopt.base.GradientTransformation
+"""An inner optimizer: a torchopt ``GradientTransformation`` (carrying its own learning
+rate), or one of the shorthands in `INNER_OPTIMIZERS` (given a learning rate)."""
 
 
-def make_inner_optimizer(name: str, lr: float) -> torchopt.base.GradientTransformation:
+def make_inner_optimizer(
+    optimizer: InnerOptimizer, lr: float | None = None
+) -> torchopt.base.GradientTransformation:
     """A torchopt functional optimizer for the inner loop.
 
+    A ``GradientTransformation`` (e.g. ``torchopt.adam(1e-2, eps_root=1e-8)``, or any
+    ``torchopt.chain``) carries its own learning rate and is returned as it is: giving
+    ``lr`` as well is an error. The shorthands need ``lr``: ``"sgd"`` is
+    ``torchopt.sgd(lr)`` and ``"adam"`` is ``torchopt.adam(lr, eps_root=1e-8)``.
+
     Adam gets ``eps_root=1e-8``: without it, differentiating through Adam's square root gives
-    NaN meta-gradients wherever a gradient is exactly zero.
+    NaN meta-gradients wherever a gradient is exactly zero. Give a custom Adam the same.
+
+    Example:
+        >>> import torchopt
+        >>> sgd = make_inner_optimizer("sgd", 0.1)
+        >>> adam = make_inner_optimizer(torchopt.adam(1e-2, eps_root=1e-8))
     """
-    if name == "sgd":
+    if isinstance(optimizer, torchopt.base.GradientTransformation):
+        if lr is not None:
+            raise ValueError(
+                "a torchopt GradientTransformation carries its own learning rate, so "
+                f"inner_lr must not be given with it (got inner_lr={lr!r}); build it with "
+                "the lr (e.g. torchopt.sgd(0.1)), or pass 'sgd' or 'adam' with inner_lr"
+            )
+        return optimizer
+    if optimizer not in INNER_OPTIMIZERS:
+        raise ValueError(
+            f"inner optimizer must be one of {list(INNER_OPTIMIZERS)} or a torchopt "
+            f"GradientTransformation (e.g. torchopt.adam(1e-2, eps_root=1e-8)), got "
+            f"{optimizer!r}"
+        )
+    if lr is None:
+        raise ValueError(f"the inner optimizer {optimizer!r} needs a learning rate (lr)")
+    if optimizer == "sgd":
         return torchopt.sgd(lr)
-    if name == "adam":
-        return torchopt.adam(lr, eps_root=1e-8)
-    raise ValueError(f"inner optimizer must be one of {list(INNER_OPTIMIZERS)}, got {name!r}")
+    return torchopt.adam(lr, eps_root=1e-8)
 
 
 def learned_loss_apply(loss: nn.Module) -> LossApply:
@@ -144,7 +175,7 @@ class InnerLoop:
         loss_apply: the loss the models are trained with (see `learned_loss_apply`).
         objective: scores one trained model, ``(params, prediction, target, extra) ->
             scalar`` (see `plain_objective` and `TaskFamily.meta_objective`).
-        optimizer: a torchopt functional optimizer (see `make_inner_optimizer`).
+        optimizer: a torchopt ``GradientTransformation`` (see `make_inner_optimizer`).
         path: ``"vmap"`` or ``"loop"``.
         loss_arguments: what the loss is called with (see `TaskFamily.loss_arguments`).
     """

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchopt
 from tqdm.auto import tqdm
 
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta import state as checkpoints
-from learnedloss.meta.es import es_gradient
+from learnedloss.meta.gradients import MetaGradient, meta_gradient_from
 from learnedloss.meta.inner import (
     InnerLoop,
+    InnerOptimizer,
     initial_params,
     learned_loss_apply,
     make_inner_optimizer,
@@ -25,6 +27,12 @@ from learnedloss.meta.inner import (
 from learnedloss.tasks.base import TaskBatch, TaskFamily
 
 Callback = Callable[["MetaTrainer", dict], Any]
+
+CUSTOM_INNER_OPTIMIZER = "torchopt.GradientTransformation"
+"""What `MetaTrainer.describe` records as the inner optimizer for a ``GradientTransformation``
+(whose settings it cannot read back); its ``inner_lr`` is then ``None``."""
+DEFAULT_INNER_LR = 1e-3
+"""The inner learning rate of the ``"sgd"``/``"adam"`` shorthands when none is given."""
 
 
 class MetaTrainingDiverged(RuntimeError):
@@ -37,16 +45,23 @@ class MetaTrainer:
     Each outer step samples ``meta_batch_size`` tasks and fresh models, trains every model
     for ``inner_steps`` with the loss through a differentiable torchopt optimizer, scores the
     trained models with the task objective, and updates the loss by backpropagating that
-    score through the inner steps (second order). With ``meta_gradient="es"`` it estimates
-    the meta-gradient from forward runs alone instead (evolution strategies,
-    `learnedloss.meta.es`), for inner loops too chaotic to backpropagate through.
+    score through the inner steps (second order, `learnedloss.meta.Backprop`). With
+    ``meta_gradient=EvolutionStrategies(...)`` it estimates the meta-gradient from forward
+    runs alone instead, for inner loops too chaotic to backpropagate through.
 
     Args:
         loss: the loss to meta-train (updated in place; unfrozen for the run).
         tasks: the task family to meta-train on.
         inner_steps: inner-loop steps K.
-        inner_lr: inner-loop learning rate.
-        inner_optimizer: ``"sgd"`` or ``"adam"`` (torchopt; Adam with ``eps_root=1e-8``).
+        inner_lr: the learning rate of the ``"sgd"``/``"adam"`` shorthands (default 1e-3).
+            Not with a ``GradientTransformation``, which carries its own.
+        inner_optimizer: a torchopt ``GradientTransformation``, e.g.
+            ``torchopt.adam(1e-2, eps_root=1e-8)`` or any ``torchopt.chain(...)``, built with
+            its learning rate; or the shorthand ``"sgd"`` (``torchopt.sgd(inner_lr)``) or
+            ``"adam"`` (``torchopt.adam(inner_lr, eps_root=1e-8)``). Adam inside a
+            differentiated loop needs ``eps_root > 0``. A transformation's settings cannot be
+            read back: the metadata records it as ``"torchopt.GradientTransformation"``, and
+            a resumed run must be given the same one.
         meta_optimizer: ``params -> torch.optim.Optimizer``; default Adam at ``meta_lr``.
         meta_lr: the outer learning rate of the default meta-optimizer.
         meta_batch_size: tasks per outer step.
@@ -70,14 +85,18 @@ class MetaTrainer:
         callbacks: called as ``callback(trainer, record)`` after every outer step.
         max_skips: stop with `MetaTrainingDiverged` after this many consecutive outer steps
             whose meta-gradient was not finite (each is skipped with a warning).
-        meta_gradient: ``"backprop"`` (exact, through the inner loop) or ``"es"``: the
-            antithetic evolution-strategies estimate of the gradient of the meta-objective
-            smoothed over Gaussian perturbations of the loss's weights, ``es_pairs`` pairs at
-            scale ``es_sigma``, all on the outer step's tasks. ES costs ``2 * es_pairs``
-            inner loops per outer step but no graph, and it survives inner loops whose exact
-            meta-gradient explodes (docs/sine.md).
-        es_pairs: antithetic perturbation pairs per outer step (``"es"`` only).
-        es_sigma: perturbation scale (``"es"`` only).
+        meta_gradient: how the meta-gradient is estimated (`learnedloss.meta.gradients`):
+            ``Backprop()`` (the default; exact, through the inner loop) or
+            ``EvolutionStrategies(pairs=16, sigma=0.05)``: the antithetic evolution-strategies
+            estimate of the gradient of the meta-objective smoothed over Gaussian
+            perturbations of the loss's weights, all on the outer step's tasks. ES costs
+            ``2 * pairs`` inner loops per outer step but no graph, and it survives inner
+            loops whose exact meta-gradient explodes (docs/sine.md). The strings
+            ``"backprop"`` and ``"es"`` are shorthands for the defaults of each.
+        es_pairs: deprecated, use ``EvolutionStrategies(pairs=...)``: with
+            ``meta_gradient="es"``, the antithetic pairs per outer step.
+        es_sigma: deprecated, use ``EvolutionStrategies(sigma=...)``: with
+            ``meta_gradient="es"``, the perturbation scale.
         path: ``"auto"`` (vmap, falling back to a loop over tasks when vmap cannot run the
             model), ``"vmap"`` or ``"loop"``.
         seed: seeds task sampling and model initialization.
@@ -96,6 +115,18 @@ class MetaTrainer:
         >>> loss = LearnedLoss(LossConfig(residual=True, output_activation="square", bias=True))
         >>> trainer = MetaTrainer(loss, SineTasks(), inner_steps=5, progress=False)
         >>> best = trainer.fit(steps=3)
+
+        Any torchopt optimizer inside, evolution strategies outside:
+
+        >>> import torchopt
+        >>> from learnedloss.meta import EvolutionStrategies
+        >>> trainer = MetaTrainer(
+        ...     loss,
+        ...     SineTasks(),
+        ...     inner_optimizer=torchopt.adam(1e-2, eps_root=1e-8),
+        ...     meta_gradient=EvolutionStrategies(pairs=4, sigma=0.05),
+        ...     progress=False,
+        ... )
     """
 
     def __init__(
@@ -104,8 +135,8 @@ class MetaTrainer:
         tasks: TaskFamily,
         *,
         inner_steps: int = 1,
-        inner_lr: float = 1e-3,
-        inner_optimizer: str = "sgd",
+        inner_lr: float | None = None,
+        inner_optimizer: InnerOptimizer = "sgd",
         meta_optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
         | None = None,
         meta_lr: float = 1e-3,
@@ -122,9 +153,9 @@ class MetaTrainer:
         callbacks: Sequence[Callback] = (),
         max_skips: int = 10,
         keep: str = "best",
-        meta_gradient: str = "backprop",
-        es_pairs: int = 16,
-        es_sigma: float = 0.05,
+        meta_gradient: str | MetaGradient = "backprop",
+        es_pairs: int | None = None,
+        es_sigma: float | None = None,
         path: str = "auto",
         seed: int = 0,
         device: str | torch.device = "cpu",
@@ -138,12 +169,12 @@ class MetaTrainer:
             raise ValueError(f"path must be 'auto', 'vmap' or 'loop', got {path!r}")
         if keep not in ("best", "last"):
             raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
-        if meta_gradient not in ("backprop", "es"):
-            raise ValueError(f"meta_gradient must be 'backprop' or 'es', got {meta_gradient!r}")
-        if meta_gradient == "es" and (es_pairs < 1 or not es_sigma > 0):
-            raise ValueError(
-                f"ES needs es_pairs >= 1 and es_sigma > 0, got {es_pairs} and {es_sigma}"
-            )
+        self.meta_gradient = _meta_gradient(meta_gradient, es_pairs, es_sigma)
+        if inner_lr is None and not isinstance(
+            inner_optimizer, torchopt.base.GradientTransformation
+        ):
+            inner_lr = DEFAULT_INNER_LR
+        self._inner_optimizer = make_inner_optimizer(inner_optimizer, inner_lr)
         if truncate is not None and truncate < 1:
             raise ValueError(f"truncate must be a positive number of steps, got {truncate}")
         self.loss = loss
@@ -164,7 +195,6 @@ class MetaTrainer:
         self.callbacks = callbacks
         self.max_skips = max_skips
         self.keep = keep
-        self.meta_gradient, self.es_pairs, self.es_sigma = meta_gradient, es_pairs, es_sigma
         self.seed = seed
         self.device = torch.device(device)
         self.progress = progress
@@ -176,7 +206,6 @@ class MetaTrainer:
         self._generator = torch.Generator().manual_seed(seed)
         validation_family = validation_tasks or tasks
         self._validation = self._fixed_tasks(validation_family, validation_size, seed + 1)
-        self._inner_optimizer = make_inner_optimizer(inner_optimizer, inner_lr)
         self._inner = self._make_inner(tasks)
         self._validation_inner = self._make_inner(validation_family)
         self.history: list[dict] = []
@@ -250,7 +279,9 @@ class MetaTrainer:
             "method": "ML3 meta-training (learnedloss.MetaTrainer)",
             "tasks": self.tasks.describe(),
             "inner_steps": self.inner_steps,
-            "inner_optimizer": self.inner_optimizer,
+            "inner_optimizer": self.inner_optimizer
+            if isinstance(self.inner_optimizer, str)
+            else CUSTOM_INNER_OPTIMIZER,
             "inner_lr": self.inner_lr,
             "truncate": self.truncate,
             "meta_optimizer": type(self.meta_optimizer).__name__,
@@ -258,12 +289,9 @@ class MetaTrainer:
             "meta_batch_size": self.meta_batch_size,
             "score_on": self.score_on,
             "aggregate": self.aggregate,
-            # written only for ES, so checkpoints of backprop runs resume across releases
-            **(
-                {"meta_gradient": "es", "es_pairs": self.es_pairs, "es_sigma": self.es_sigma}
-                if self.meta_gradient == "es"
-                else {}
-            ),
+            # ES writes its settings; backprop writes nothing, so checkpoints of backprop
+            # runs resume across releases
+            **self.meta_gradient.describe(),
             "outer_steps": self.step,
             "seed": self.seed,
             "best_step": self.best_step,
@@ -346,33 +374,17 @@ class MetaTrainer:
             )
             return self.meta_objective(batch, params, loss_params)
 
-    def _es_meta_gradient(self, batch, params) -> float:
-        """Set the loss's ``.grad`` to the ES estimate; returns the mean objective."""
-        weights = dict(self.loss.named_parameters())
-        gradient, value = es_gradient(
-            lambda perturbed: self._meta_objective_with_fallback(batch, params, perturbed),
-            weights,
-            self.es_pairs,
-            self.es_sigma,
-            self._generator,
-        )
-        if gradient is not None:
-            for name, weight in weights.items():
-                weight.grad = gradient[name]
-        return value
-
     def _outer_step(self) -> dict:
         batch = self.tasks.sample(self.meta_batch_size, self._generator).to(self.device)
         _, params = initial_params(self.tasks.make_model, self.meta_batch_size, self._generator)
         params = {k: v.to(self.device) for k, v in params.items()}
 
         self.meta_optimizer.zero_grad(set_to_none=True)
-        if self.meta_gradient == "es":
-            objective = self._es_meta_gradient(batch, params)
-        else:
-            graph = self._meta_objective_with_fallback(batch, params)
-            graph.backward()
-            objective = float(graph.detach())
+        objective = self.meta_gradient.backward(
+            lambda loss_params: self._meta_objective_with_fallback(batch, params, loss_params),
+            dict(self.loss.named_parameters()),
+            self._generator,
+        )
         grads = [p.grad for p in self.loss.parameters()]
         # A parameter with no gradient (e.g. an output bias, which shifts the loss but not
         # its gradient, so the inner loop never feels it) simply is not updated.
@@ -395,8 +407,9 @@ class MetaTrainer:
                 raise MetaTrainingDiverged(
                     f"the meta-gradient was not finite for {self._skips} consecutive outer "
                     f"steps (last meta-objective {objective:.4g}, at step {self.step}). "
-                    f"The inner loop diverges: lower inner_lr ({self.inner_lr}) or "
-                    f"meta_lr ({self.meta_lr}), or use fewer inner_steps "
+                    f"The inner loop diverges: lower the inner learning rate "
+                    f"({self._inner_lr_text()}) or meta_lr ({self.meta_lr}), or use fewer "
+                    f"inner_steps "
                     f"({self.inner_steps}). The loss keeps its last finite weights."
                 )
         record["skipped"] = not finite
@@ -410,6 +423,11 @@ class MetaTrainer:
                 }
         self.history.append(record)
         return record
+
+    def _inner_lr_text(self) -> str:
+        if self.inner_lr is None:
+            return "set in the GradientTransformation given as inner_optimizer"
+        return f"inner_lr={self.inner_lr}"
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -465,3 +483,31 @@ class MetaTrainer:
         best = state["best"]
         self.best_score = math.inf if best["score"] is None else best["score"]
         self.best_step, self._best_weights = best["step"], best["weights"]
+
+
+def _meta_gradient(
+    meta_gradient: str | MetaGradient, es_pairs: int | None, es_sigma: float | None
+) -> MetaGradient:
+    """The estimator for `MetaTrainer`'s arguments; ``es_pairs``/``es_sigma`` are the
+    deprecated spelling of ``EvolutionStrategies(pairs=..., sigma=...)``."""
+    legacy = {k: v for k, v in (("es_pairs", es_pairs), ("es_sigma", es_sigma)) if v is not None}
+    if legacy and isinstance(meta_gradient, MetaGradient):
+        raise ValueError(
+            f"{' and '.join(legacy)} cannot be combined with meta_gradient={meta_gradient!r}; "
+            "give the settings to the estimator, e.g. EvolutionStrategies(pairs=16, sigma=0.05)"
+        )
+    estimator = meta_gradient_from(meta_gradient, es_pairs, es_sigma)
+    if legacy:
+        what = (
+            "use meta_gradient=EvolutionStrategies(pairs=..., sigma=...) "
+            "(from learnedloss.meta) instead"
+            if meta_gradient == "es"
+            else f"they do nothing with meta_gradient={meta_gradient!r}; drop them"
+        )
+        warnings.warn(
+            f"MetaTrainer's {' and '.join(legacy)} are deprecated and will be removed in the "
+            f"next release: {what}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return estimator

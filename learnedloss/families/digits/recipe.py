@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from learnedloss.evaluation.baselines import LossLike, classification_losses
 from learnedloss.evaluation.protocol import Evaluation, evaluate, lr_grid
 from learnedloss.families.digits.tasks import DigitsTasks
-from learnedloss.families.recipe import meta_train, recipe_from_metadata
+from learnedloss.families.recipe import Recipe, meta_train, recipe_from_metadata, seeded
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.starts import cross_entropy_start_config
@@ -64,7 +64,7 @@ class MetaTrainingDigits(DigitsTasks):
 
 
 @dataclass
-class DigitsRecipe:
+class DigitsRecipe(Recipe):
     """Meta-training settings for classification on the bundled digits.
 
     Defaults: 5-way tasks with 40 training and 20 query images per class, 40% of the training
@@ -86,10 +86,8 @@ class DigitsRecipe:
     inner_steps: int = 100
     inner_lr: float = 0.2
     meta_batch_size: int = 16
-    meta_lr: float = 1e-3
     validate_every: int = 25
     validation_size: int = 64
-    seed: int = 0
 
     def _task_settings(self) -> dict:
         names = ("n_way", "n_shot", "n_query", "label_noise", "model")
@@ -103,8 +101,8 @@ class DigitsRecipe:
         return DigitsTasks(split="meta-test", **{**self._task_settings(), **changes})
 
     def initial_loss(self) -> LearnedLoss:
-        torch.manual_seed(self.seed)
-        return LearnedLoss(cross_entropy_start_config(self.hidden, self.inputs))
+        with seeded(self.seed):
+            return LearnedLoss(cross_entropy_start_config(self.hidden, self.inputs))
 
 
 def meta_train_digits(recipe: DigitsRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:

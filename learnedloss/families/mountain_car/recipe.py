@@ -26,7 +26,7 @@ from learnedloss.evaluation.protocol import (
     train_curves,
 )
 from learnedloss.families.mountain_car.tasks import MountainCarTasks, reached
-from learnedloss.families.recipe import meta_train
+from learnedloss.families.recipe import MetaGradientRecipe, meta_train, seeded
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.starts import mse_start_config
@@ -36,7 +36,7 @@ REFERENCE_START = -0.55
 
 
 @dataclass
-class MountainCarRecipe:
+class MountainCarRecipe(MetaGradientRecipe):
     """Meta-training settings for the mountain car.
 
     The loss starts as exactly the task cost, the squared distance r = position - goal
@@ -68,8 +68,6 @@ class MountainCarRecipe:
     horizon: int = 200
     waypoint_steps: int = 80
     validate_every: int = 10
-    validation_size: int = 32
-    seed: int = 0
 
     def tasks(self) -> MountainCarTasks:
         return MountainCarTasks(
@@ -77,9 +75,9 @@ class MountainCarRecipe:
         )
 
     def initial_loss(self) -> LearnedLoss:
-        torch.manual_seed(self.seed)
         inputs = ("input", "target", "residual", "velocity", "action")
-        return LearnedLoss(mse_start_config(self.hidden, inputs, residual_form="add"))
+        with seeded(self.seed):
+            return LearnedLoss(mse_start_config(self.hidden, inputs, residual_form="add"))
 
 
 def meta_train_mountain_car(recipe: MountainCarRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:

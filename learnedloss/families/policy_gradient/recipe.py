@@ -20,13 +20,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from learnedloss.evaluation.baselines import LossLike, policy_gradient_losses
 from learnedloss.evaluation.protocol import Evaluation, evaluate, lr_grid
 from learnedloss.families.policy_gradient.cart_pole import CartPoleTasks
 from learnedloss.families.policy_gradient.point_mass import PointMassGoals
-from learnedloss.families.recipe import meta_train, recipe_from_metadata
+from learnedloss.families.recipe import (
+    MetaGradientRecipe,
+    meta_train,
+    recipe_from_metadata,
+    seeded,
+)
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.starts import reinforce_start_config
@@ -39,7 +42,7 @@ ENVS = ("point-mass", "cart-pole")
 
 
 @dataclass
-class PolicyGradientRecipe:
+class PolicyGradientRecipe(MetaGradientRecipe):
     """Meta-training settings for policy-gradient losses on point-mass goals
     (``env="point-mass"``) or cart-poles (``env="cart-pole"``).
 
@@ -66,11 +69,8 @@ class PolicyGradientRecipe:
     meta_lr: float = 0.01
     meta_gradient: str = "es"
     es_pairs: int = 8
-    es_sigma: float = 0.05
     keep: str = "last"
     validate_every: int = 20
-    validation_size: int = 32
-    seed: int = 0
 
     def tasks(self) -> PointMassGoals | CartPoleTasks:
         common = dict(episodes=self.episodes, query_episodes=self.query_episodes)
@@ -83,8 +83,8 @@ class PolicyGradientRecipe:
         )
 
     def initial_loss(self) -> LearnedLoss:
-        torch.manual_seed(self.seed)
-        return LearnedLoss(reinforce_start_config(self.hidden, self.inputs))
+        with seeded(self.seed):
+            return LearnedLoss(reinforce_start_config(self.hidden, self.inputs))
 
 
 def meta_train_policy_gradient(

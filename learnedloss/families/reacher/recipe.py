@@ -43,7 +43,7 @@ from learnedloss.families.reacher.tasks import (
     ReacherPolicy,
     fit_dynamics,
 )
-from learnedloss.families.recipe import meta_train
+from learnedloss.families.recipe import MetaGradientRecipe, meta_train, seeded
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.inner import learned_loss_apply, plain_loss_apply
 from learnedloss.meta.trainer import MetaTrainer
@@ -115,7 +115,8 @@ def run_policies(
     """Run each task's trained policy in MuJoCo from its start towards its goal; returns
     the distances to the goal after every step, ``(T, horizon)`` (and adds the transitions
     to ``data``)."""
-    policy = ReacherPolicy(tasks.policy_hidden)
+    with torch.random.fork_rng(devices=[]):  # a template: its own weights are never used
+        policy = ReacherPolicy(tasks.policy_hidden)
     distances = []
     for i in range(len(batch)):
         weights = {k.removeprefix("policy."): v[i] for k, v in params.items()}
@@ -229,7 +230,7 @@ class CollapseMonitor:
 
 
 @dataclass
-class ReacherRecipe:
+class ReacherRecipe(MetaGradientRecipe):
     """Meta-training settings for the model-based reacher.
 
     Defaults: a 64-64 tanh dynamics model fitted on 100 random-action episodes and refitted
@@ -260,16 +261,14 @@ class ReacherRecipe:
     meta_lr: float = 0.01
     meta_gradient: str = "es"
     es_pairs: int = 4
-    es_sigma: float = 0.05
     keep: str = "last"
     validate_every: int = 25
     validation_size: int = 16
     collapse_floor: float = 0.01
-    seed: int = 0
 
     def initial_loss(self) -> LearnedLoss:
-        torch.manual_seed(self.seed)
-        return LearnedLoss(mse_start_config(self.hidden, self.inputs, self.residual_form))
+        with seeded(self.seed):
+            return LearnedLoss(mse_start_config(self.hidden, self.inputs, self.residual_form))
 
     def fitted_tasks(self, reacher: MujocoReacher, seed: int) -> tuple[ReacherGoals, ReacherData]:
         """Tasks over a dynamics model fitted on ``random_episodes`` random episodes (drawn
@@ -277,8 +276,8 @@ class ReacherRecipe:
         generator = torch.Generator().manual_seed(seed)
         data = ReacherData()
         collect_random(reacher, self.random_episodes, generator, data)
-        torch.manual_seed(seed)
-        dynamics = DynamicsModel(self.dynamics_hidden)
+        with seeded(seed):
+            dynamics = DynamicsModel(self.dynamics_hidden)
         fit_dynamics(dynamics, *data.tensors(), steps=self.fit_steps, generator=generator)
         tasks = ReacherGoals(dynamics, self.horizon, self.policy_hidden, self.velocity_weight)
         return tasks, data

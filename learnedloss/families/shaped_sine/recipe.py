@@ -23,7 +23,7 @@ from learnedloss.evaluation.protocol import (
     pick_lr,
     train_curves,
 )
-from learnedloss.families.recipe import meta_train
+from learnedloss.families.recipe import Recipe, meta_train, seeded
 from learnedloss.families.shaped_sine.tasks import FrequencyModel, FrequencyTasks
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.state import has_checkpoint
@@ -35,7 +35,7 @@ WITHIN = 0.1
 
 
 @dataclass
-class FrequencyRecipe:
+class FrequencyRecipe(Recipe):
     """Meta-training settings for frequency recovery, in two stages.
 
     The loss starts as exactly the squared error (a residual network over (x, ŷ, y)) and
@@ -55,7 +55,6 @@ class FrequencyRecipe:
 
     shaped: bool = True
     outer_steps: int = 6000
-    inner_steps: int = 1
     inner_lr: float = 1.0
     meta_batch_size: int = 32
     meta_lr: float = 3e-3
@@ -66,7 +65,6 @@ class FrequencyRecipe:
     finetune_meta_lr: float = 1e-3
     validate_every: int = 250
     validation_size: int = 256
-    seed: int = 0
 
     def tasks(self) -> FrequencyTasks:
         return FrequencyTasks(shaped=self.shaped, start=None)
@@ -75,9 +73,9 @@ class FrequencyRecipe:
         return FrequencyTasks(shaped=self.shaped, start=0.1)
 
     def initial_loss(self) -> LearnedLoss:
-        torch.manual_seed(self.seed)
         inputs = ("x", "input", "target")
-        return LearnedLoss(mse_start_config(self.hidden, inputs, self.residual_form))
+        with seeded(self.seed):
+            return LearnedLoss(mse_start_config(self.hidden, inputs, self.residual_form))
 
 
 def meta_train_frequency(

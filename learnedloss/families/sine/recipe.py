@@ -11,7 +11,7 @@ import torch
 from learnedloss.config import LossConfig
 from learnedloss.evaluation.baselines import standard_losses
 from learnedloss.evaluation.protocol import Evaluation, evaluate, lr_grid
-from learnedloss.families.recipe import meta_train
+from learnedloss.families.recipe import MetaGradientRecipe, meta_train, seeded
 from learnedloss.families.sine.tasks import SineTasks
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
@@ -21,7 +21,7 @@ _STARTS = {"mse": mse_start_config, "huber": huber_start_config}
 
 
 @dataclass
-class SineRecipe:
+class SineRecipe(MetaGradientRecipe):
     """Meta-training settings for sine regression (defaults: the corrupted-target set-up).
 
     The sine distribution defaults to ML3's meta-test one: amplitude [0.2, 5], phase
@@ -46,19 +46,12 @@ class SineRecipe:
     inner_lr: float = 0.05
     inner_optimizer: str = "sgd"
     truncate: int | None = None
-    # "backprop" or "es" (evolution strategies, for horizons too chaotic to backpropagate)
-    meta_gradient: str = "backprop"
-    es_pairs: int = 16
-    es_sigma: float = 0.05
-    # what is saved: the "best" loss by meta-validation, or the "last" one
-    keep: str = "best"
+    # meta_gradient "backprop" (the default) or "es" (evolution strategies, for horizons too
+    # chaotic to backpropagate), es_pairs, es_sigma and keep: `MetaGradientRecipe`'s defaults
     meta_batch_size: int = 64
-    meta_lr: float = 1e-3
     score_on: str = "query"
     aggregate: str = "log-mean"
     validate_every: int = 25
-    validation_size: int = 32
-    seed: int = 0
 
     def tasks(self) -> SineTasks:
         return SineTasks(
@@ -69,14 +62,14 @@ class SineRecipe:
         )
 
     def initial_loss(self) -> LearnedLoss:
-        torch.manual_seed(self.seed)
         if self.start in _STARTS:
-            return LearnedLoss(
-                _STARTS[self.start](self.hidden, self.inputs, residual_form=self.residual_form)
-            )
-        if self.start == "ml3":
-            return LearnedLoss(LossConfig(hidden_sizes=self.hidden, inputs=self.inputs))
-        raise ValueError(f"start must be 'mse', 'huber' or 'ml3', got {self.start!r}")
+            config = _STARTS[self.start](self.hidden, self.inputs, residual_form=self.residual_form)
+        elif self.start == "ml3":
+            config = LossConfig(hidden_sizes=self.hidden, inputs=self.inputs)
+        else:
+            raise ValueError(f"start must be 'mse', 'huber' or 'ml3', got {self.start!r}")
+        with seeded(self.seed):
+            return LearnedLoss(config)
 
 
 def meta_train_sine(recipe: SineRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
