@@ -513,3 +513,48 @@ def test_online_regression_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "online" in result.stdout and "MSE" in result.stdout
     assert (tmp_path / "shapes.png").stat().st_size > 0
+
+
+def test_cost_and_results_benchmarks_print_their_tables():
+    cost = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "online_cost.py"),
+            "--widths",
+            "8",
+            "--steps",
+            "2",
+            "--repeats",
+            "1",
+            "--adapt-every",
+            "1",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert cost.returncode == 0, cost.stderr
+    assert "| 8 |" in cost.stdout and "adapt every 2" in cost.stdout
+    results = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "online_results.py"),
+            "--seeds",
+            "1",
+            "--steps",
+            "3",
+            "--optimizers",
+            "adam",
+            "--outliers",
+            "0.2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert results.returncode == 0, results.stderr
+    assert "| MSE + early stopping (control) |" in results.stdout
+    assert "| online, adapt every 1 |" in results.stdout

@@ -36,7 +36,8 @@ class OnlineLossTrainer:
     before its own update (as in AdaLFL, Raymond et al., arXiv 2301.13247). Steps in between
     are plain optimizer steps with the current loss and cost about as much as an ordinary
     training step. A non-finite objective or meta-gradient is never applied: the loss update
-    is skipped with a warning and counted in ``skipped``.
+    is skipped, counted in ``skipped`` and reported in the step's record, with a
+    ``RuntimeWarning`` at the 1st, 2nd, 4th, 8th, ... skip.
 
     The trainer owns a trainable *copy* of the loss: a `LearnedLoss` passed in (e.g. a frozen
     one from `LearnedLoss.from_pretrained`, which is a good offline warm start) is
@@ -212,13 +213,15 @@ class OnlineLossTrainer:
             self.meta_optimizer.zero_grad(set_to_none=True)
         else:
             self.skipped += 1
-            warnings.warn(
-                f"online step {self.steps + 1}: non-finite objective or meta-gradient "
-                f"(objective {float(value.detach()):.4g}); the loss update is skipped "
-                f"({self.skipped} skipped so far). Lower meta_lr or lr if this repeats.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            if self.skipped & (self.skipped - 1) == 0:  # the 1st, 2nd, 4th, 8th, ... skip
+                warnings.warn(
+                    f"online step {self.steps + 1}: non-finite objective or meta-gradient "
+                    f"(objective {float(value.detach()):.4g}); the loss update is skipped "
+                    f"({self.skipped} skipped so far; this warning repeats at powers of two). "
+                    "Lower lr or meta_lr if this repeats.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         with torch.no_grad():
             for name, p in self._params.items():
                 p.copy_(new_params[name])
