@@ -18,7 +18,7 @@ import sys
 
 CHILD = r"""
 import json, resource, statistics, sys, time, torch
-from learnedloss import LearnedLoss, MetaTrainer
+from learnedloss import Backprop, EvolutionStrategies, LearnedLoss, MetaTrainer
 from learnedloss.starts import huber_start_config
 from learnedloss.families.sine import SineTasks
 mode, pairs, n_tasks, inner_steps, repeats, run = json.loads(sys.argv[1])
@@ -27,8 +27,9 @@ torch.manual_seed(0)
 loss = LearnedLoss(huber_start_config((16, 16), residual_form="weight"))
 trainer = MetaTrainer(loss, SineTasks(outlier_fraction=0.4), inner_steps=inner_steps,
                       inner_lr=0.2, meta_batch_size=n_tasks, aggregate="log-mean",
-                      validate_every=0, progress=False, meta_gradient=mode,
-                      es_pairs=max(pairs, 1), max_skips=10**6)
+                      validate_every=0, progress=False,
+                      meta_gradient=Backprop() if mode == "backprop"
+                      else EvolutionStrategies(pairs=max(pairs, 1)), max_skips=10**6)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 times = []
 if run:

@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from learnedloss import LearnedLoss, MetaTrainer
+from learnedloss import EvolutionStrategies, LearnedLoss, MetaTrainer
 from learnedloss.evaluation.baselines import huber
 from learnedloss.evaluation.protocol import evaluate, lr_grid
 from learnedloss.families.sine import SineTasks
@@ -44,9 +44,7 @@ def main() -> None:
         tasks,
         inner_steps=100,
         inner_lr=0.2,
-        meta_gradient="es",
-        es_pairs=12,
-        es_sigma=0.05,
+        meta_gradient=EvolutionStrategies(pairs=12, sigma=0.05),
         meta_batch_size=32,
         meta_lr=0.01,
         aggregate="log-mean",

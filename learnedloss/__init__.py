@@ -13,13 +13,16 @@ from learnedloss.errors import CheckpointError, ConfigError
 from learnedloss.evaluation.plots import plot
 from learnedloss.evaluation.protocol import evaluate
 from learnedloss.loss import LearnedLoss
+from learnedloss.meta.gradients import Backprop, EvolutionStrategies
 from learnedloss.meta.trainer import MetaTrainer, MetaTrainingDiverged
 
 _deprecated.install()
 
 __all__ = [
+    "Backprop",
     "CheckpointError",
     "ConfigError",
+    "EvolutionStrategies",
     "LearnedLoss",
     "LossConfig",
     "MetaTrainer",

@@ -32,6 +32,7 @@ MOVED_MODULES: dict[str, tuple[str, ...]] = {
         "learnedloss.starts",
     ),
     "learnedloss.model_based": ("learnedloss.families.reacher.recipe",),
+    "learnedloss.classification": ("learnedloss.kinds.classification",),
     "learnedloss.tasks.sine": ("learnedloss.families.sine.tasks", "learnedloss.tasks.models"),
     "learnedloss.tasks.frequency": ("learnedloss.families.shaped_sine.tasks",),
     "learnedloss.tasks.mountain_car": ("learnedloss.families.mountain_car.tasks",),
