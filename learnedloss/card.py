@@ -17,11 +17,47 @@ understands (all optional):
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
 from learnedloss.config import LossConfig
+
+DOCS_BASE_URL = "https://learnedloss.readthedocs.io/en/latest"
+"""Where the project's documentation (the ``docs/`` folder, built with MkDocs) is published.
+Cards link there with absolute URLs, since a card is read on the Hub, away from the source
+tree; `docs_url` maps a ``docs/`` page to its address."""
+
+INSTALL_COMMAND = "pip install learnedloss"
+"""The install line a model card shows."""
+
+_DOCS_PATH = re.compile(r"(?<![\w./:-])docs/([A-Za-z0-9_-]+)\.md(#[A-Za-z0-9_-]+)?")
+
+
+def docs_url(page: str = "") -> str:
+    """The published address of a documentation page, given as ``"sine.md"``,
+    ``"docs/sine.md"`` or ``"sine.md#anchor"`` (``""``: the front page).
+
+    Example:
+        >>> from learnedloss.card import docs_url
+        >>> docs_url("docs/sine.md#results") == docs_url() + "sine/#results"
+        True
+    """
+    page = page.removeprefix("docs/")
+    page, _, anchor = page.partition("#")
+    stem = page.removesuffix(".md")
+    path = "" if stem in ("", "index") else f"{stem}/"
+    return f"{DOCS_BASE_URL}/{path}" + (f"#{anchor}" if anchor else "")
+
+
+def link_docs(text: str) -> str:
+    """Turn ``docs/NAME.md`` mentions in Markdown prose into links to the published pages,
+    so that they work where the card is read (the Hub), not only in a source checkout."""
+    return _DOCS_PATH.sub(
+        lambda m: f"[{m.group(0)}]({docs_url(m.group(1) + '.md' + (m.group(2) or ''))})", text
+    )
+
 
 ML3_CITATION = """@inproceedings{bechtle2021ml3,
   title     = {Meta Learning via Learned Loss},
@@ -59,8 +95,11 @@ def render_model_card(
     title = metadata.get("title", f"Learned {config.kind} loss")
     sections = [
         f"# {title}",
-        metadata.get("description", "A learned loss function for PyTorch (learnedloss)."),
+        link_docs(
+            metadata.get("description", "A learned loss function for PyTorch (learnedloss).")
+        ),
         "## Usage",
+        f"Install [learnedloss]({docs_url()}):\n\n```bash\n{INSTALL_COMMAND}\n```",
         f"A drop-in replacement for `{kind.replaces}`"
         + (f" that also reads {', '.join(config.side_inputs)}" if config.side_inputs else "")
         + ":\n\n"
@@ -69,6 +108,7 @@ def render_model_card(
         f'loss_fn = LearnedLoss.from_pretrained("{name}")  # frozen, in eval mode\n'
         f"{kind.usage_line(config.side_inputs)}\n"
         "```",
+        f"How losses are saved, loaded and shared: [checkpoints]({docs_url('checkpoints.md')}).",
         "## Architecture",
         _table(
             {
@@ -94,7 +134,8 @@ def render_model_card(
     sections += [
         "## Method",
         "The loss is an MLP applied to each element's features and averaged (or summed) "
-        "like a standard PyTorch loss, following ML3 (Bechtle et al., ICPR 2021).",
+        "like a standard PyTorch loss, following ML3 (Bechtle et al., ICPR 2021, "
+        "[arXiv:1906.05374](https://arxiv.org/abs/1906.05374)).",
         f"```bibtex\n{ML3_CITATION}\n```",
     ]
     content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
@@ -105,7 +146,7 @@ def _table(rows: dict[str, Any]) -> str:
     lines = ["| | |", "|---|---|"]
     for key, value in rows.items():
         text = value if isinstance(value, str) else json.dumps(value)
-        lines.append(f"| {_escape(key)} | {_escape(text)} |")
+        lines.append(f"| {_escape(key)} | {link_docs(_escape(text))} |")
     return "\n".join(lines)
 
 

@@ -292,6 +292,15 @@ def config_from_json_dict(data: Any, source: str = "config.json") -> tuple[LossC
     )
     if missing:
         raise ConfigError(f"{source}: missing keys {missing}")
+    for key in ("kind", "activation", "output_activation", "residual_form", "input_convention"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"{source}: {key} must be a string, got {data[key]!r}")
+    if not isinstance(data["hidden_sizes"], list):
+        raise ConfigError(
+            f"{source}: hidden_sizes must be a list of positive ints, got {data['hidden_sizes']!r}"
+        )
+    if not isinstance(data["inputs"], list):
+        raise ConfigError(f"{source}: inputs must be a list of names, got {data['inputs']!r}")
     if data.get("input_convention", "elementwise") != "elementwise":
         raise ConfigError(
             f"{source}: unknown input_convention {data['input_convention']!r}, "
@@ -300,9 +309,7 @@ def config_from_json_dict(data: Any, source: str = "config.json") -> tuple[LossC
     try:
         config = LossConfig(
             kind=data["kind"],
-            hidden_sizes=tuple(data["hidden_sizes"])
-            if isinstance(data["hidden_sizes"], list)
-            else data["hidden_sizes"],
+            hidden_sizes=tuple(data["hidden_sizes"]),
             activation=data["activation"],
             output_activation=data["output_activation"],
             bias=data["bias"],
@@ -320,29 +327,47 @@ def config_from_json_dict(data: Any, source: str = "config.json") -> tuple[LossC
     return config, metadata
 
 
+MAX_METADATA_DEPTH = 32
+"""How deeply metadata may nest dicts and lists (the metadata dict itself is level 1).
+
+Provenance tables are two or three levels deep; the bound keeps a malformed or hostile
+``config.json`` from exhausting the interpreter's recursion limit while it is checked,
+written or rendered."""
+
+
 def check_metadata(metadata: Any) -> None:
-    """Check that metadata is a JSON object of finite, JSON-native values."""
+    """Check that metadata is a JSON object of finite, JSON-native values.
+
+    Raises:
+        ConfigError: a value that is not JSON (a datetime, a tensor, NaN), a non-string key,
+            or nesting deeper than `MAX_METADATA_DEPTH` levels.
+    """
     if not isinstance(metadata, dict):
         raise ConfigError(f"metadata must be a dict, got {type(metadata).__name__}")
-    _check_json_value(metadata, "metadata")
+    _check_json_value(metadata, "metadata", 1)
 
 
-def _check_json_value(value: Any, where: str) -> None:
+def _check_json_value(value: Any, where: str, depth: int) -> None:
     if value is None or isinstance(value, (bool, int, str)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ConfigError(f"{where} is {value}; metadata values must be finite")
         return
+    if isinstance(value, (list, tuple, dict)) and depth > MAX_METADATA_DEPTH:
+        raise ConfigError(
+            f"metadata nests dicts and lists deeper than {MAX_METADATA_DEPTH} levels (at "
+            f"{where[:80]}{'...' if len(where) > 80 else ''}); flatten it"
+        )
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _check_json_value(item, f"{where}[{i}]")
+            _check_json_value(item, f"{where}[{i}]", depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ConfigError(f"{where} has a non-string key {key!r}")
-            _check_json_value(item, f"{where}.{key}")
+            _check_json_value(item, f"{where}.{key}", depth + 1)
         return
     raise ConfigError(
         f"{where} is a {type(value).__name__}; metadata holds only JSON values "

@@ -7,42 +7,111 @@ A checkpoint is a directory with three files:
 - ``README.md``: the model card (see `learnedloss.card`).
 
 This module reads and writes those files, resolves a name to such a directory (a local path,
-a bundled loss or a Hub repo id through ``huggingface_hub``'s cache), and uploads one with
-``HfApi.upload_folder``. It works on plain configs and tensors; it does not build modules.
+a bundled loss or a Hub repo id through ``huggingface_hub``'s cache), and uploads one in a
+single Hub commit. It works on plain configs and tensors; it builds a loss module only on the
+``meta`` device, to learn the tensor shapes a config needs without allocating them.
+
+**Writing is all or nothing** (`write_checkpoint`). The three files are first written into a
+fresh hidden journal directory inside the checkpoint directory, ``.learnedloss-save-*/``,
+and flushed to disk; a ``COMMITTED`` marker written last (by rename) is the commit point.
+Only then are the files moved into place (each by an atomic rename of a hard link), and the
+journal is removed, its marker first. A reader (`read_checkpoint`) that finds a committed
+journal reads the checkpoint from it instead of the half-replaced files beside it. So after
+an interrupt at any point a reader gets the old checkpoint (before the commit point) or the
+new one (after it), never a mix, and the user's other files in the directory are never
+touched. Besides, the weights file records the architecture it was saved with, so a
+``config.json`` from another save with the same shapes (another activation, say) is refused
+with a `CheckpointError` instead of computing another function.
+
+**Reading checks before it allocates.** The tensor names, shapes and dtypes in the weights
+file's header are compared with those the config needs (from a module built on the ``meta``
+device) before any tensor is loaded, so a ``config.json`` that claims huge layers fails fast.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
+import shutil
 import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import CommitInfo, HfApi, ModelCard, hf_hub_download
-from huggingface_hub.errors import (
+from huggingface_hub import (
+    CommitInfo,
+    CommitOperationAdd,
+    CommitOperationDelete,
+    HfApi,
+    ModelCard,
+    hf_hub_download,
+)
+from huggingface_hub.utils import (
     EntryNotFoundError,
     HFValidationError,
     LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+    validate_repo_id,
 )
-from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from learnedloss.bundled import bundled_names, bundled_path
 from learnedloss.card import render_model_card
-from learnedloss.config import LossConfig, config_from_json_dict, config_to_json_dict
-from learnedloss.errors import CheckpointError, ConfigError
+from learnedloss.config import (
+    SCHEMA_VERSION,
+    LossConfig,
+    config_from_json_dict,
+    config_to_json_dict,
+)
+from learnedloss.errors import CardWarning, CheckpointError, ConfigError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
+CHECKPOINT_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
+"""The files of a checkpoint, in the order they are moved into place."""
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 """Weight-file endings that are (or usually are) pickles. learnedloss never loads them."""
+
+JOURNAL_PREFIX = ".learnedloss-save-"
+"""Name prefix of the hidden directory a save writes into before its commit point."""
+COMMIT_MARKER = "COMMITTED"
+"""The file whose presence in a journal directory says the journal holds a whole checkpoint."""
+
+ARCHITECTURE_KEY = "learnedloss.architecture"
+"""Key, in the safetensors header's string metadata, of the architecture the weights were
+saved with (the JSON of `LossConfig.to_dict`)."""
+
+MAX_CONFIG_BYTES = 16 * 2**20
+"""``config.json`` files larger than this are refused (metadata is provenance, not data)."""
+MAX_HEADER_BYTES = 16 * 2**20
+"""safetensors headers larger than this are refused (a loss network has a few tensors)."""
+
+_FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+_OTHER_DTYPES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "I32": 4,
+    "U32": 4,
+    "I64": 8,
+    "U64": 8,
+}
 
 
 @dataclass
@@ -53,7 +122,7 @@ class Checkpoint:
         config: the loss architecture.
         metadata: provenance and results from ``config.json``.
         tensors: the weights, on the CPU, in their stored dtype.
-        card: the model card, or None when the directory has no ``README.md``.
+        card: the model card, or None when the directory has no readable ``README.md``.
         directory: where the files were read from.
     """
 
@@ -62,6 +131,17 @@ class Checkpoint:
     tensors: dict[str, torch.Tensor]
     card: ModelCard | None
     directory: Path
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One entry of a safetensors header: the dtype (``"F32"``, ...) and the shape."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+
+# --------------------------------------------------------------------------------- writing
 
 
 def write_checkpoint(
@@ -74,11 +154,16 @@ def write_checkpoint(
 ) -> Path:
     """Write ``model.safetensors``, ``config.json`` and ``README.md`` into ``directory``.
 
-    Each file is written to a temporary name and renamed, so an interrupted save never leaves
-    a half-written file under the final name. Non-finite weights are refused.
+    The save is all or nothing (see the module docstring): after an interrupt at any point,
+    `read_checkpoint` returns the checkpoint the directory held before or the new one. Other
+    files in ``directory`` are left as they are. Non-finite weights are refused. One process
+    at a time should save into a directory.
+
+    Raises:
+        CheckpointError: non-finite weights.
+        ConfigError: metadata that is not JSON.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
@@ -87,47 +172,161 @@ def write_checkpoint(
         config_to_json_dict(config, metadata, library_version), indent=2, sort_keys=True
     )
     card_text = str(render_model_card(config, metadata, repo_id=repo_id))
+    header = {
+        "format": "pt",
+        "library": "learnedloss",
+        ARCHITECTURE_KEY: json.dumps(config.to_dict(), sort_keys=True),
+    }
 
-    _atomic_write(
-        directory / WEIGHTS_NAME,
-        lambda tmp: save_file(tensors, tmp, metadata={"format": "pt", "library": "learnedloss"}),
-    )
-    _atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_json + "\n"))
-    _atomic_write(directory / CARD_NAME, lambda tmp: Path(tmp).write_text(card_text))
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_journals(directory, committed=False)  # leftovers of saves interrupted before commit
+    journal = Path(tempfile.mkdtemp(dir=directory, prefix=JOURNAL_PREFIX))
+    try:
+        save_file(tensors, str(journal / WEIGHTS_NAME), metadata=header)
+        (journal / CONFIG_NAME).write_text(config_json + "\n", encoding="utf-8")
+        (journal / CARD_NAME).write_text(card_text, encoding="utf-8")
+        for name in CHECKPOINT_FILES:
+            _fsync(journal / name)
+        _fsync_dir(journal)
+        stamp = f"{time.time_ns()}\n"
+        marker_tmp = journal / f".{COMMIT_MARKER}.tmp"
+        marker_tmp.write_text(stamp)
+        _fsync(marker_tmp)
+        os.replace(marker_tmp, journal / COMMIT_MARKER)  # the commit point
+        _fsync_dir(journal)
+    except BaseException:
+        shutil.rmtree(journal, ignore_errors=True)
+        raise
+
+    for name in CHECKPOINT_FILES:
+        _install(journal / name, directory / name)
+    _fsync_dir(directory)
+    _remove_journals(directory, committed=True, up_to=_journal_stamp(journal))
     return directory
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def _install(source: Path, target: Path) -> None:
+    """Put a copy of ``source`` at ``target`` with one atomic rename (a hard link if possible)."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; use the usual file mode
-        os.replace(tmp, path)
+        try:
+            os.link(source, tmp)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(source, tmp)
+            _fsync(tmp)
+        os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def read_checkpoint(directory: str | os.PathLike) -> Checkpoint:
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (renames) to disk where the platform allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # e.g. Windows, where directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _journal_stamp(journal: Path) -> int | None:
+    """The commit stamp of a journal directory, or None if it is not (or no longer) committed."""
+    try:
+        return int((journal / COMMIT_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _journals(directory: Path) -> list[Path]:
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return []
+    return [p for p in entries if p.name.startswith(JOURNAL_PREFIX) and p.is_dir()]
+
+
+def _remove_journals(directory: Path, *, committed: bool, up_to: int | None = None) -> None:
+    """Remove uncommitted journals, or committed ones stamped ``up_to`` or earlier.
+
+    A committed journal loses its marker first, so a reader never takes a journal whose
+    files are being deleted for a whole checkpoint.
+    """
+    for journal in _journals(directory):
+        stamp = _journal_stamp(journal)
+        if committed:
+            if stamp is None or (up_to is not None and stamp > up_to):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                (journal / COMMIT_MARKER).unlink()
+        elif stamp is not None:
+            continue
+        shutil.rmtree(journal, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------- reading
+
+
+def read_checkpoint(
+    directory: str | os.PathLike,
+    *,
+    expected_tensors: Callable[[LossConfig], dict[str, tuple[int, ...]]] | None = None,
+) -> Checkpoint:
     """Read and validate a checkpoint directory.
 
+    Checks, in order, before anything the config sizes is allocated: ``config.json`` (size,
+    encoding, JSON, schema, metadata), the weights file's header (format, tensor names,
+    shapes and dtypes against what the config needs, the architecture the weights were
+    saved with); then loads the tensors and checks that they are finite. A model card that
+    cannot be read gives a `learnedloss.errors.CardWarning`, not an error: it is optional.
+
+    Args:
+        directory: the checkpoint directory.
+        expected_tensors: the tensor shapes a config needs; by default those of a
+            `learnedloss.LearnedLoss` built on the ``meta`` device.
+
     Raises:
-        CheckpointError: no safetensors weights (pickles are refused, never opened), or a
-            truncated or foreign weights file.
+        CheckpointError: no safetensors weights (pickles are refused, never opened), a
+            truncated or foreign weights file, tensors missing, unexpected, mis-shaped, not
+            floating point or not finite, or weights saved with another architecture.
         ConfigError: a missing, malformed or unsupported ``config.json``.
     """
     directory = Path(directory)
-    config_path = directory / CONFIG_NAME
-    weights_path = directory / WEIGHTS_NAME
+    for _ in range(5):
+        journals = [(s, j) for j in _journals(directory) if (s := _journal_stamp(j)) is not None]
+        if not journals:
+            break
+        journal = max(journals)[1]  # an interrupted or running save's new checkpoint, whole
+        try:
+            return _read_files(journal, directory, expected_tensors)
+        except (OSError, CheckpointError, ConfigError):
+            if _journal_stamp(journal) is not None:
+                raise
+            # The save finished meanwhile and removed its journal: read again.
+    return _read_files(directory, directory, expected_tensors)
+
+
+def _read_files(
+    source: Path,
+    directory: Path,
+    expected_tensors: Callable[[LossConfig], dict[str, tuple[int, ...]]] | None,
+) -> Checkpoint:
+    config_path = source / CONFIG_NAME
+    weights_path = source / WEIGHTS_NAME
     if not weights_path.is_file():
-        pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        pickles = sorted(p.name for p in source.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if pickles:
             raise CheckpointError(
                 f"{directory} holds only pickle weights {pickles}; learnedloss loads "
@@ -137,15 +336,224 @@ def read_checkpoint(directory: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{directory} has no '{WEIGHTS_NAME}'")
     if not config_path.is_file():
         raise ConfigError(f"{directory} has no '{CONFIG_NAME}'")
-    try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{config_path} is not valid JSON: {err}") from None
-    config, metadata = config_from_json_dict(data, source=str(config_path))
+    config, metadata = read_config(config_path)
+
+    infos, header_metadata = read_safetensors_header(weights_path)
+    expected = (expected_tensors or module_tensor_shapes)(config)
+    check_tensor_infos(infos, expected, config, source=str(weights_path))
+    check_saved_architecture(header_metadata, config, source=str(weights_path))
+
     tensors = _read_safetensors(weights_path)
-    card_path = directory / CARD_NAME
-    card = ModelCard.load(card_path) if card_path.is_file() else None
+    for name, tensor in sorted(tensors.items()):
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{weights_path}: tensor {name!r} holds NaN or infinite values")
+    card = read_card(source / CARD_NAME)
     return Checkpoint(config, metadata, tensors, card, directory)
+
+
+def read_config(path: Path) -> tuple[LossConfig, dict[str, Any]]:
+    """Read and validate a ``config.json``.
+
+    Raises:
+        ConfigError: too large, not UTF-8, not JSON, nested too deeply, or not a valid
+            learnedloss config.
+    """
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path} is {size} bytes, more than the {MAX_CONFIG_BYTES} a learnedloss config "
+            "may have; it is not a learnedloss config.json"
+        )
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text: {err}") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path} nests JSON arrays or objects too deeply to read; it is not a learnedloss "
+            "config.json"
+        ) from None
+    return config_from_json_dict(data, source=str(path))
+
+
+def read_card(path: Path) -> ModelCard | None:
+    """The model card at ``path``, or None if there is none or it cannot be read.
+
+    The card is optional documentation, so a broken one (bad YAML, another encoding) gives a
+    `learnedloss.errors.CardWarning` and None instead of an error.
+    """
+    if not path.is_file():
+        return None
+    try:
+        return ModelCard(path.read_bytes().decode("utf-8"))
+    except Exception as err:  # any failure of an optional file: warn, load without it
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        warnings.warn(
+            f"{path}: the model card could not be read ({type(err).__name__}: {reason}); "
+            "the loss loads without it. Save the loss again to rewrite the card.",
+            CardWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _unreadable(path: Path, reason: str) -> CheckpointError:
+    size = path.stat().st_size
+    return CheckpointError(
+        f"{path} ({size} bytes) is not a readable safetensors file: {reason}. "
+        "It may be truncated (an interrupted download or copy) or a file of another "
+        "format renamed to model.safetensors."
+    )
+
+
+def read_safetensors_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+    """The tensor names, dtypes and shapes, and the string metadata, of a safetensors file.
+
+    Reads the header only (8 bytes of length, then JSON), never the tensor data, and checks
+    that every tensor's bytes lie inside the file.
+
+    Raises:
+        CheckpointError: the file is not a well-formed safetensors file.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise _unreadable(path, "shorter than the 8-byte header length")
+        length = int.from_bytes(prefix, "little")
+        if length > min(size - 8, MAX_HEADER_BYTES):
+            raise _unreadable(path, f"a header of {length} bytes does not fit the file")
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise _unreadable(path, f"the header is not JSON ({type(err).__name__})") from None
+    if not isinstance(header, dict):
+        raise _unreadable(path, "the header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise _unreadable(path, "the header's __metadata__ is not a map of strings")
+    data_size = size - 8 - length
+    infos = {}
+    for name, entry in header.items():
+        if not isinstance(entry, dict):
+            raise _unreadable(path, f"the header entry of {name!r} is not an object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        item = _FLOAT_DTYPES.get(dtype) or _OTHER_DTYPES.get(dtype)
+        if (
+            item is None
+            or not isinstance(shape, list)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            or not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= data_size
+            or offsets[1] - offsets[0] != math.prod(shape) * item
+        ):
+            raise _unreadable(path, f"the header entry of {name!r} is malformed: {entry!r:.200}")
+        infos[name] = TensorInfo(dtype, tuple(shape))
+    return infos, metadata
+
+
+def module_tensor_shapes(
+    config: LossConfig, module_class: type[torch.nn.Module] | None = None
+) -> dict[str, tuple[int, ...]]:
+    """The state-dict shapes of a `learnedloss.LearnedLoss` (or ``module_class``) with this
+    config, without allocating it (built on the ``meta`` device).
+
+    Raises:
+        CheckpointError: the config describes a network too large to build at all.
+    """
+    if module_class is None:
+        from learnedloss.loss import LearnedLoss as module_class  # loss.py imports this module
+
+    try:
+        with torch.device("meta"):
+            module = module_class(config)
+        return {name: tuple(t.shape) for name, t in module.state_dict().items()}
+    except (RuntimeError, OverflowError, ValueError) as err:
+        raise CheckpointError(
+            f"the architecture in config.json ({config}) cannot be built: {err}"
+        ) from None
+
+
+def check_tensor_infos(
+    infos: dict[str, TensorInfo],
+    expected: dict[str, tuple[int, ...]],
+    config: LossConfig,
+    source: str,
+) -> None:
+    """Compare a weights file's header with the tensors a config needs.
+
+    Raises:
+        CheckpointError: listing missing, unexpected and mis-shaped tensors, or tensors that
+            are not floating point.
+    """
+    missing = sorted(set(expected) - set(infos))
+    unexpected = sorted(set(infos) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: weights do not match the architecture in config.json "
+            f"({config}): missing tensors {missing}, unexpected tensors {unexpected}"
+        )
+    mis_shaped = [
+        f"{name!r} has shape {info.shape}, expected {expected[name]}"
+        for name, info in sorted(infos.items())
+        if info.shape != tuple(expected[name])
+    ]
+    if mis_shaped:
+        raise CheckpointError(
+            f"{source}: tensors do not fit the architecture in config.json "
+            f"({config}): " + "; ".join(mis_shaped)
+        )
+    for name, info in sorted(infos.items()):
+        if info.dtype not in _FLOAT_DTYPES:
+            raise CheckpointError(
+                f"{source}: tensor {name!r} has dtype {info.dtype}, expected floating point "
+                f"({', '.join(_FLOAT_DTYPES)})"
+            )
+
+
+def check_saved_architecture(header_metadata: dict[str, str], config: LossConfig, source: str):
+    """Refuse weights saved with another architecture than ``config.json`` describes.
+
+    Weights files written by learnedloss record the architecture they were saved with; files
+    from releases that did not are accepted as they are.
+
+    Raises:
+        CheckpointError: the recorded architecture differs from ``config``.
+    """
+    recorded = header_metadata.get(ARCHITECTURE_KEY)
+    if recorded is None:
+        return
+    try:
+        data = json.loads(recorded)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        saved, _ = config_from_json_dict(
+            {"schema_version": SCHEMA_VERSION, "library_name": "learnedloss", **data},
+            source="the architecture recorded in the weights",
+        )
+    except (ValueError, RecursionError) as err:
+        raise CheckpointError(
+            f"{source}: the architecture recorded in the weights file is malformed ({err})"
+        ) from None
+    if saved != config:
+        before, now = saved.to_dict(), config.to_dict()
+        differing = "; ".join(
+            f"{key}: {before.get(key)!r} in the weights, {now.get(key)!r} in config.json"
+            for key in sorted(set(before) | set(now))
+            if before.get(key) != now.get(key)
+        )
+        raise CheckpointError(
+            f"{source} was saved with another architecture than config.json describes "
+            f"({differing}). The two files come from different saves (a copy or an edit "
+            "mixed them): save the loss again, or restore the matching config.json."
+        )
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -153,12 +561,13 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as err:
-        size = path.stat().st_size
-        raise CheckpointError(
-            f"{path} ({size} bytes) is not a readable safetensors file: {err}. "
-            "It may be truncated (an interrupted download or copy) or a file of another "
-            "format renamed to model.safetensors."
-        ) from None
+        raise _unreadable(path, str(err)) from None
+
+
+# --------------------------------------------------------------------------------- resolving
+
+
+_COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 def resolve_checkpoint_dir(
@@ -178,6 +587,8 @@ def resolve_checkpoint_dir(
     2. the short name of a loss bundled with learnedloss (see `bundled_names`);
     3. a Hugging Face Hub repo id, fetched with ``hf_hub_download`` into the Hub cache
        (respecting ``HF_HUB_OFFLINE``, ``revision``, ``cache_dir`` and ``local_files_only``).
+       All files come from one commit: the one ``config.json`` was resolved at, even if
+       the branch moves during the download.
     """
     path = Path(name_or_path)
     if path.is_dir():
@@ -195,7 +606,6 @@ def resolve_checkpoint_dir(
         ) from None
     download = dict(
         repo_id=name,
-        revision=revision,
         cache_dir=cache_dir,
         local_files_only=local_files_only,
         token=token,
@@ -203,16 +613,31 @@ def resolve_checkpoint_dir(
         library_name="learnedloss",
     )
     try:
-        config_file = hf_hub_download(filename=CONFIG_NAME, **download)
+        config_file = hf_hub_download(filename=CONFIG_NAME, revision=revision, **download)
     except LocalEntryNotFoundError as err:
         raise FileNotFoundError(
             f"{name!r} is not a directory or a bundled loss ({bundled_names()}), and its "
             f"'{CONFIG_NAME}' is not in the local Hub cache (offline or local_files_only). "
             f"Details: {err}"
         ) from None
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(
+            f"{name!r} is not a directory, not a bundled loss ({bundled_names()}) and not a "
+            "Hub repo you can read (pass token= for a private one)"
+        ) from None
+    except RevisionNotFoundError:
+        raise FileNotFoundError(
+            f"Hub repo {name!r} has no revision {revision!r} (a branch, tag or commit)"
+        ) from None
+    except EntryNotFoundError:
+        raise ConfigError(
+            f"Hub repo {name!r} has no '{CONFIG_NAME}'; it is not a learnedloss checkpoint"
+        ) from None
     snapshot = Path(config_file).parent
+    # The snapshot folder is named by the commit: fetch the other files at that commit.
+    commit = snapshot.name if _COMMIT_SHA.match(snapshot.name) else revision
     try:
-        hf_hub_download(filename=WEIGHTS_NAME, **download)
+        hf_hub_download(filename=WEIGHTS_NAME, revision=commit, **download)
     except LocalEntryNotFoundError:
         if not any(p.suffix in PICKLE_SUFFIXES for p in snapshot.iterdir()):
             raise FileNotFoundError(
@@ -225,33 +650,60 @@ def resolve_checkpoint_dir(
             f"Hub repo {name!r} has no '{WEIGHTS_NAME}'. learnedloss loads safetensors "
             "weights only and never downloads or unpickles .bin/.pt files."
         ) from None
-    with contextlib.suppress(EntryNotFoundError):  # the model card is optional for loading
-        hf_hub_download(filename=CARD_NAME, **download)
+    # The model card is optional for loading.
+    with contextlib.suppress(EntryNotFoundError, LocalEntryNotFoundError):
+        hf_hub_download(filename=CARD_NAME, revision=commit, **download)
     return snapshot
+
+
+# --------------------------------------------------------------------------------- uploading
 
 
 def upload_checkpoint(
     directory: str | os.PathLike,
     repo_id: str,
     *,
-    token: str | None = None,
+    token: str | bool | None = None,
     private: bool | None = None,
     revision: str | None = None,
     commit_message: str = "Upload learned loss with learnedloss",
+    commit_description: str | None = None,
     create_pr: bool = False,
+    delete_stale: bool = True,
 ) -> CommitInfo:
-    """Create ``repo_id`` if needed and upload a checkpoint directory in one commit.
+    """Upload a checkpoint directory to the Hub in one commit.
+
+    Creates ``repo_id`` if needed, and the branch ``revision`` (from ``main``) if it does not
+    exist yet. The commit adds ``model.safetensors``, ``config.json`` and ``README.md`` and,
+    with ``delete_stale``, deletes every other file of the branch (except
+    ``.gitattributes``), so the repo holds exactly the new checkpoint: no weights of an
+    older save in another format stay behind. With ``create_pr`` the commit opens a pull
+    request against ``revision`` (default ``main``) instead of changing it.
 
     Returns:
-        ``huggingface_hub.CommitInfo`` for the commit.
+        ``huggingface_hub.CommitInfo`` for the commit (``pr_url`` set for a pull request).
     """
+    directory = Path(directory)
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
-    return api.upload_folder(
+    if revision is not None and revision != "main" and not _COMMIT_SHA.match(revision):
+        api.create_branch(repo_id=repo_id, branch=revision, exist_ok=True)
+    operations: list = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(directory / name))
+        for name in CHECKPOINT_FILES
+    ]
+    if delete_stale:
+        existing = api.list_repo_files(repo_id=repo_id, revision=revision)
+        operations += [
+            CommitOperationDelete(path_in_repo=path)
+            for path in sorted(existing)
+            if path not in CHECKPOINT_FILES and path != ".gitattributes"
+        ]
+    return api.create_commit(
         repo_id=repo_id,
-        folder_path=str(directory),
-        allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, CARD_NAME],
+        operations=operations,
         commit_message=commit_message,
+        commit_description=commit_description,
         revision=revision,
         create_pr=create_pr,
     )

@@ -200,18 +200,46 @@ class LearnedLoss(nn.Module):
     # ----------------------------------------------------------------- checkpoints
 
     def save_pretrained(
-        self, save_directory: str | os.PathLike, repo_id: str | None = None
+        self,
+        save_directory: str | os.PathLike,
+        repo_id: str | None = None,
+        *,
+        push_to_hub: bool = False,
+        **push_to_hub_kwargs: Any,
     ) -> Path:
         """Write ``model.safetensors``, ``config.json`` and ``README.md`` (model card).
 
+        The save is all or nothing: if it is interrupted at any point, `from_pretrained`
+        loads the checkpoint the directory held before or the new one, never a mix of the
+        two (docs/checkpoints.md). Other files in the directory are left alone.
+
         Args:
             save_directory: the directory to write; created if needed.
-            repo_id: the name the card's usage snippet loads the loss by.
+            repo_id: the name the card's usage snippet loads the loss by, and the Hub repo
+                to push to (default: the directory's name).
+            push_to_hub: also upload the checkpoint with `push_to_hub`.
+            **push_to_hub_kwargs: passed to `push_to_hub` (``token``, ``private``,
+                ``revision``, ``create_pr``, ``commit_message``, ...).
 
         Returns:
             The directory as a ``pathlib.Path``.
+
+        Example:
+            >>> import tempfile
+            >>> from learnedloss import LearnedLoss, LossConfig
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     path = LearnedLoss(LossConfig(hidden_sizes=(4,))).save_pretrained(tmp)
+            ...     sorted(p.name for p in path.iterdir())
+            ['README.md', 'config.json', 'model.safetensors']
         """
-        return hub.write_checkpoint(
+        if push_to_hub_kwargs and not push_to_hub:
+            raise TypeError(
+                f"save_pretrained got {sorted(push_to_hub_kwargs)}, which are arguments of "
+                "push_to_hub; pass push_to_hub=True to upload"
+            )
+        if push_to_hub and repo_id is None:
+            repo_id = Path(save_directory).resolve().name
+        directory = hub.write_checkpoint(
             save_directory,
             self.config,
             self.metadata,
@@ -219,6 +247,9 @@ class LearnedLoss(nn.Module):
             library_version=__version__,
             repo_id=repo_id,
         )
+        if push_to_hub:
+            hub.upload_checkpoint(directory, repo_id, **push_to_hub_kwargs)
+        return directory
 
     @classmethod
     def from_pretrained(
@@ -271,7 +302,9 @@ class LearnedLoss(nn.Module):
             token=token,
             force_download=force_download,
         )
-        checkpoint = hub.read_checkpoint(directory)
+        checkpoint = hub.read_checkpoint(  # checks shapes before anything is allocated
+            directory, expected_tensors=lambda config: hub.module_tensor_shapes(config, cls)
+        )
         loss = cls(
             checkpoint.config,
             reduction=reduction,
@@ -320,19 +353,39 @@ class LearnedLoss(nn.Module):
         self,
         repo_id: str,
         *,
-        token: str | None = None,
+        token: str | bool | None = None,
         private: bool | None = None,
         revision: str | None = None,
         commit_message: str = "Upload learned loss with learnedloss",
+        commit_description: str | None = None,
         create_pr: bool = False,
+        delete_stale: bool = True,
     ) -> CommitInfo:
         """Publish the loss to the Hugging Face Hub in one commit.
 
-        Creates the repo if it does not exist and uploads ``model.safetensors``,
-        ``config.json`` and the model card, written as by `save_pretrained`.
+        Creates the repo if it does not exist, and the branch ``revision`` (from ``main``)
+        if it does not exist yet, then commits ``model.safetensors``, ``config.json`` and
+        the model card, written as by `save_pretrained`.
+
+        Args:
+            repo_id: ``"namespace/name"`` (or ``"name"`` in your own namespace).
+            token: a Hub token with write access (default: the one ``hf auth login``
+                saved).
+            private: create the repo private (an existing repo keeps its visibility).
+            revision: the branch to commit to (default ``main``); with ``create_pr``, the
+                branch the pull request targets.
+            commit_message: the commit's title.
+            commit_description: the commit's (or pull request's) description.
+            create_pr: open a pull request with the commit instead of committing to the
+                branch.
+            delete_stale: delete the branch's other files in the same commit (all but
+                ``.gitattributes``), so the repo holds exactly this checkpoint and no
+                weights of an older upload in another format stay behind.
 
         Returns:
-            ``huggingface_hub.CommitInfo`` of the commit.
+            ``huggingface_hub.CommitInfo`` of the commit; ``pr_url`` and ``pr_revision``
+            (``refs/pr/N``, loadable with ``from_pretrained(repo_id, revision=...)``) for a
+            pull request.
 
         Example:
             >>> loss_fn.push_to_hub("my-org/robust-sine-loss")  # doctest: +SKIP
@@ -346,7 +399,9 @@ class LearnedLoss(nn.Module):
                 private=private,
                 revision=revision,
                 commit_message=commit_message,
+                commit_description=commit_description,
                 create_pr=create_pr,
+                delete_stale=delete_stale,
             )
 
 
