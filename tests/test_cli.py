@@ -1,12 +1,18 @@
-"""The `learnedloss` command."""
+"""The `learnedloss` command: list, info, the parser's shape, help texts and the registry."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
+import sys
 
-from learnedloss.cli import main
+import pytest
+
+from learnedloss._version import __version__
+from learnedloss.cli import build_parser, main
+from learnedloss.families import registry
 
 
 def test_info_prints_config_and_card_summary(capsys):
@@ -33,7 +39,9 @@ def test_info_on_a_bad_checkpoint_exits_2_with_the_reason(capsys, small_loss, tm
     small_loss.save_pretrained(tmp_path / "loss")
     (tmp_path / "loss" / "model.safetensors").write_bytes(b"garbage")
     assert main(["info", str(tmp_path / "loss")]) == 2
-    assert "not a readable safetensors file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a readable safetensors file" in err
+    assert err.startswith("learnedloss: error: ") and err.count("\n") == 1
     assert main(["info", "nobody/absent"]) == 2
 
 
@@ -47,3 +55,93 @@ def test_console_script_is_installed():
     assert exe is not None, "the learnedloss console script is not on PATH"
     result = subprocess.run([exe, "info", "mse-fit"], capture_output=True, text=True, check=True)
     assert "regression" in result.stdout
+
+
+def test_python_dash_m_prints_the_version():
+    result = subprocess.run(
+        [sys.executable, "-m", "learnedloss", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == f"learnedloss {__version__}"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def _walk(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _walk(sub)
+
+
+def test_every_option_of_every_command_has_help():
+    parsers = list(_walk(build_parser()))
+    assert len(parsers) > 2 * len(registry.FAMILIES)
+    missing = []
+    for parser in parsers:
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [
+                    f"{parser.prog} {choice.dest}"
+                    for choice in action._choices_actions
+                    if not (choice.help or "").strip()
+                ]
+            elif not (action.help or "").strip():
+                missing.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, f"options without help: {missing}"
+
+
+@pytest.mark.parametrize("command", ["meta-train", "evaluate"])
+def test_family_choices_come_from_the_registry(command):
+    families = _subparsers(_subparsers(build_parser())[command])
+    assert list(families) == registry.names() == [f.name for f in registry.FAMILIES]
+
+
+def test_evaluate_help_lists_every_registered_family(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["evaluate", "--help"])
+    assert exit.value.code == 0
+    printed = capsys.readouterr().out
+    for family in registry.FAMILIES:
+        assert family.name in printed and family.help[:30] in " ".join(printed.split())
+
+
+def test_every_family_provides_the_cli_hooks():
+    for family in registry.FAMILIES:
+        hooks = family.cli()
+        for name in ("add_meta_train_arguments", "run_meta_train"):
+            assert callable(getattr(hooks, name)), (family.name, name)
+        for name in ("add_evaluate_arguments", "run_evaluate"):
+            assert callable(getattr(hooks, name)), (family.name, name)
+        assert family.docs.endswith(".md")
+    kinds = [f.kind for f in registry.FAMILIES if f.default_for_kind]
+    assert len(kinds) == len(set(kinds)), "one default family per kind"
+
+
+def test_registry_lookup_names_the_known_families():
+    assert registry.family("digits").kind == "classification"
+    assert registry.family_for_kind("policy_gradient").name == "policy-gradient"
+    with pytest.raises(LookupError, match="sine, shaped-sine, mountain-car"):
+        registry.family("nope")
+
+
+def test_help_does_not_import_the_families():
+    code = (
+        "import sys\nfrom learnedloss.cli import main\n"
+        "for argv in (['--help'], ['meta-train', '--help'], ['evaluate', '--help']):\n"
+        "    try: main(argv)\n"
+        "    except SystemExit: pass\n"
+        "print(sorted(m for m in sys.modules if m.endswith('.cli') and 'families' in m))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,4 +1,5 @@
-"""`learnedloss meta-train` and `learnedloss evaluate`, end to end at tiny sizes."""
+"""`learnedloss meta-train FAMILY` and `learnedloss evaluate FAMILY`, end to end at tiny
+sizes."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_meta_train_then_evaluate(tmp_path, capsys):
         main(
             [
                 "evaluate",
-                str(out),
+                "sine",
+                f"learned={out}",
                 "--outliers",
                 "0.2",
                 "--steps",
@@ -146,7 +148,8 @@ def test_meta_train_digits_then_evaluate_on_other_settings(tmp_path, capsys):
     assert loss.metadata["training"]["tasks"]["meta_objective"] == "calibrated-cross-entropy"
 
     scores = tmp_path / "eval.json"
-    evaluate = ["evaluate", str(out), "--steps", "3", "--n-tasks", "3", "--n-inits", "1"]
+    evaluate = ["evaluate", "digits", f"learned={out}", "--steps", "3", "--n-tasks", "3"]
+    evaluate += ["--n-inits", "1"]
     evaluate += ["--tune-tasks", "2", "--lr-range", "0.1", "0.2", "--same-lr", "0.1"]
     evaluate += ["--n-way", "4", "--model", "cnn", "--seeds", "2", "--json", str(scores)]
     assert main(evaluate) == 0
@@ -173,3 +176,45 @@ def test_meta_train_with_es_weights_and_keep_last(tmp_path, capsys):
     assert (training["meta_gradient"], training["es_pairs"], training["es_sigma"]) == ("es", 2, 0.1)
     assert training["kept"] == "last"
     assert json.loads((out / "recipe.json").read_text())["keep"] == "last"
+
+
+TINY_EVALUATE = ["--steps", "2", "--n-tasks", "2", "--n-inits", "1", "--tune-tasks", "2"]
+TINY_EVALUATE += ["--lr-range", "0.01", "0.02"]
+
+
+def test_evaluate_several_losses_in_one_table(tmp_path, capsys):
+    """Each loss's numbers are those of its own run; the baselines are listed once."""
+    alone, both = tmp_path / "alone.json", tmp_path / "both.json"
+    argv = ["evaluate", "sine", *TINY_EVALUATE, "--same-lr", "0.01"]
+    assert main([*argv, "fit=mse-fit", "--json", str(alone)]) == 0
+    assert main([*argv, "fit=mse-fit", "robust-regression", "--json", str(both)]) == 0
+    printed = capsys.readouterr().out
+    assert "robust-regression" in printed and printed.count("\nMSE ") == 4  # 2 runs x 2 tables
+    one, two = json.loads(alone.read_text())[0], json.loads(both.read_text())[0]
+    names = list(two["tuned"]["losses"])
+    assert names[:3] == ["MSE", "fit", "robust-regression"]
+    assert names[3:] == [n for n in one["tuned"]["losses"] if n not in ("MSE", "fit")]
+    for name, row in one["tuned"]["losses"].items():
+        assert two["tuned"]["losses"][name] == row
+    assert list(two["same_lr"]["losses"]) == ["MSE", "fit", "robust-regression"]
+
+
+def test_deprecated_evaluate_loss_form_still_runs_with_the_same_numbers(tmp_path, capsys):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    assert main(["evaluate", "mse-fit", *TINY_EVALUATE, "--json", str(old)]) == 0
+    captured = capsys.readouterr()
+    warning = "learnedloss: warning: 'learnedloss evaluate LOSS' is deprecated; use "
+    assert warning + "'learnedloss evaluate sine LOSS'" in captured.err
+    assert "learned " in captured.out
+    assert main(["evaluate", "sine", "learned=mse-fit", *TINY_EVALUATE, "--json", str(new)]) == 0
+    assert "deprecated" not in capsys.readouterr().err
+    assert json.loads(old.read_text()) == json.loads(new.read_text())
+
+
+def test_deprecated_form_accepts_the_options_of_every_kind(tmp_path, capsys):
+    """As before, ``--outliers`` (sine) is accepted and ignored for a classification loss."""
+    argv = ["evaluate", "digits-classification", *TINY_EVALUATE, "--outliers", "0.1"]
+    assert main([*argv, "--n-way", "3", "--n-shot", "2", "--lr-range", "0.1", "0.2"]) == 0
+    captured = capsys.readouterr()
+    assert "use 'learnedloss evaluate digits LOSS'" in captured.err
+    assert "3-way 2-shot" in captured.out

@@ -1,77 +1,73 @@
-"""The ``learnedloss`` command.
+"""The ``learnedloss`` command (also ``python -m learnedloss``).
 
 Subcommands:
 
 - ``learnedloss list``: the losses bundled with this installation.
 - ``learnedloss info NAME_OR_PATH``: a loss's config and model-card summary.
-- ``learnedloss meta-train sine ...``: meta-train a loss on sine regression tasks.
-- ``learnedloss meta-train shaped-sine ...``: meta-train a frequency-recovery loss, shaped
-  with the true frequency (or ``--unshaped``).
-- ``learnedloss meta-train digits ...``: meta-train a drop-in for ``nn.CrossEntropyLoss`` on
-  few-shot digits tasks, optionally with noisy labels.
-- ``learnedloss meta-train policy-gradient ...``: meta-train a drop-in for the REINFORCE
-  surrogate on point-mass goals (model-free RL).
-- ``learnedloss evaluate NAME_OR_PATH ...``: score a loss against tuned baselines (sine tasks
-  for regression losses, digits tasks for classification losses, point-mass goals for
-  policy-gradient losses).
-- ``learnedloss evaluate-shaped LOSS ...``: frequency recovery against MSE, and landscapes.
-- ``learnedloss meta-train mountain-car ...``: meta-train a mountain-car loss, shaped with a
-  waypoint (or ``--unshaped``).
-- ``learnedloss evaluate-mountain-car LOSS ...``: success rates against the task cost, and
-  trajectories.
-- ``learnedloss meta-train reacher ...``: meta-train a loss for optimizing reacher policies
-  through a learned dynamics model (model-based RL, MuJoCo).
-- ``learnedloss evaluate-reacher LOSS ...``: final distances in MuJoCo against the task loss.
+- ``learnedloss meta-train FAMILY ...``: meta-train a loss on a task family.
+- ``learnedloss evaluate FAMILY LOSS [LOSS ...]``: score losses on the family's held-out tasks
+  against its baselines.
 - ``learnedloss demo``: meta-train a robust sine loss and compare it with MSE, in minutes.
+
+The families are those of `learnedloss.families.registry`; this module loops over them and
+knows none by name. Deprecated forms that still run, with a warning on stderr:
+``learnedloss evaluate LOSS ...`` (the family chosen by the loss's kind) and the
+``evaluate-*`` aliases of the registry (``evaluate-shaped`` for ``evaluate shaped-sine``, ...).
+
+A mistake on the command line (an unknown family, a loss that cannot be loaded, a bad value)
+prints one line ``learnedloss: error: ...`` on stderr and exits with status 2 before anything
+runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from learnedloss import hub
 from learnedloss._version import __version__
-from learnedloss.bundled import bundled_names
-from learnedloss.card import card_summary
-from learnedloss.cli.common import (
-    add_meta_gradient_arguments,
-    add_residual_form_argument,
-    add_schedule_arguments,
-    evaluate_over_seeds,
-    recipe_from_args,
-    train_and_save,
-)
-from learnedloss.errors import CheckpointError, ConfigError
-from learnedloss.evaluation.plots import plot
-from learnedloss.evaluation.protocol import mean_and_std
-from learnedloss.families.digits import cli as cli_digits
-from learnedloss.families.mountain_car import cli as cli_control
-from learnedloss.families.policy_gradient import cli as cli_policy_gradient
-from learnedloss.families.reacher import cli as cli_model_based
-from learnedloss.families.recipe import save_run
-from learnedloss.families.shaped_sine import cli as cli_shaping
-from learnedloss.families.sine.recipe import SineRecipe, evaluate_against_baselines, meta_train_sine
-from learnedloss.families.sine.tasks import SineTasks
+from learnedloss.cli import common
+from learnedloss.cli.common import ArgumentParser, fail, warn
+from learnedloss.errors import CheckpointError
+from learnedloss.families.registry import FAMILIES, Family, family, family_for_kind, names
+
+TRAIN, EVALUATE = "meta-train", "evaluate"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="learnedloss", description="Learned loss functions for PyTorch (ML3)."
+def build_parser(families: Iterable[str] | None = None) -> ArgumentParser:
+    """The parser of ``learnedloss``. ``families``: the families whose options are added
+    (default: all; each one imports its module). The others are listed with no options."""
+    load = set(names() if families is None else families)
+    parser = ArgumentParser(
+        prog="learnedloss",
+        description="Learned loss functions for PyTorch (ML3).",
+        epilog="Deprecated forms, still accepted: 'learnedloss evaluate LOSS ...' (the family "
+        "chosen by the loss's kind) and "
+        + ", ".join(f"'learnedloss {f.evaluate_alias}'" for f in FAMILIES if f.evaluate_alias)
+        + "; use 'learnedloss evaluate FAMILY LOSS ...'.",
     )
-    parser.add_argument("--version", action="version", version=f"learnedloss {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"learnedloss {__version__}",
+        help="print the version and exit",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("list", help="list the losses bundled with this installation")
+    commands.add_parser(
+        "list",
+        help="list the losses bundled with this installation",
+        description="Print the names of the losses bundled with this installation.",
+    )
 
-    info = commands.add_parser("info", help="print a loss's config and model card summary")
+    info = commands.add_parser(
+        "info",
+        help="print a loss's config and model card summary",
+        description="Read and validate a loss; print its config and model card summary.",
+    )
     info.add_argument("name_or_path", help="a directory, a bundled name or a Hub repo id")
     info.add_argument("--revision", help="Hub branch, tag or commit")
     info.add_argument("--cache-dir", help="Hub cache directory")
@@ -80,156 +76,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", action="store_true", help="print one JSON object")
 
-    train = commands.add_parser("meta-train", help="meta-train a loss on a task family")
-    families = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
-    sine = families.add_parser("sine", help="sine regression (optionally corrupted targets)")
-    _add_training_run_arguments(sine)
-    _add_recipe_arguments(sine)
-    shaped = families.add_parser(
-        "shaped-sine", help="frequency recovery, shaped with the true frequency (ML3 sec. V-C)"
+    train = commands.add_parser(
+        TRAIN,
+        help="meta-train a loss on a task family",
+        description="Meta-train a loss on a task family and save it (save_pretrained, plus "
+        "history.json and recipe.json).",
     )
-    _add_training_run_arguments(shaped)
-    cli_shaping.add_meta_train_arguments(shaped)
-    car = families.add_parser(
-        "mountain-car", help="mountain car, shaped with a waypoint (ML3 sec. V-C)"
+    train_families = train.add_subparsers(dest="family", required=True, metavar="FAMILY")
+    evaluate = commands.add_parser(
+        EVALUATE,
+        help="score losses on a family's held-out tasks against its baselines",
+        description="Score one or more losses on a family's held-out tasks against the "
+        "family's baselines.",
     )
-    _add_training_run_arguments(car)
-    cli_control.add_meta_train_arguments(car)
-    digits = families.add_parser(
-        "digits", help="few-shot classification of the bundled digits (drop-in for CE)"
-    )
-    _add_training_run_arguments(digits)
-    cli_digits.add_meta_train_arguments(digits)
-    pg = families.add_parser(
-        "policy-gradient", help="model-free RL: a drop-in for REINFORCE on point-mass goals"
-    )
-    _add_training_run_arguments(pg)
-    cli_policy_gradient.add_meta_train_arguments(pg)
-    reacher = families.add_parser(
-        "reacher", help="model-based RL: MuJoCo's reacher through a learned dynamics model"
-    )
-    _add_training_run_arguments(reacher)
-    cli_model_based.add_meta_train_arguments(reacher)
-
-    ev = commands.add_parser("evaluate", help="score a loss on held-out tasks vs baselines")
-    ev.add_argument("name_or_path", help="a directory, a bundled name or a Hub repo id")
-    _add_evaluation_arguments(ev)
-
-    ev_shaped = commands.add_parser(
-        "evaluate-shaped", help="frequency recovery of shaped-sine losses against MSE"
-    )
-    cli_shaping.add_evaluate_arguments(ev_shaped)
-    ev_car = commands.add_parser(
-        "evaluate-mountain-car", help="mountain-car success of learned losses vs the task cost"
-    )
-    cli_control.add_evaluate_arguments(ev_car)
-    ev_reacher = commands.add_parser(
-        "evaluate-reacher", help="reacher losses in MuJoCo vs the task loss (model-based RL)"
-    )
-    cli_model_based.add_evaluate_arguments(ev_reacher)
+    evaluate_families = evaluate.add_subparsers(dest="family", required=True, metavar="FAMILY")
+    for entry in FAMILIES:
+        description = f"{entry.help[0].upper()}{entry.help[1:]} (docs/{entry.docs})."
+        trainer = train_families.add_parser(entry.name, help=entry.help, description=description)
+        evaluator = evaluate_families.add_parser(
+            entry.name, help=entry.help, description=description
+        )
+        if entry.name in load:
+            hooks = entry.cli()
+            common.add_training_run_arguments(trainer)
+            hooks.add_meta_train_arguments(trainer)
+            common.add_evaluate_arguments(evaluator)
+            hooks.add_evaluate_arguments(evaluator)
 
     demo = commands.add_parser(
-        "demo", help="meta-train a robust sine loss, compare it with MSE and tuned baselines"
+        "demo",
+        help="meta-train a robust sine loss, compare it with MSE and tuned baselines",
+        description="Meta-train a robust sine loss and compare it with MSE and the tuned "
+        "baselines, in minutes on a laptop CPU.",
     )
-    demo.add_argument("--out", default="learnedloss-demo", help="output directory")
-    demo.add_argument("--outer-steps", type=int, default=400)
-    demo.add_argument("--threads", type=int, default=1)
+    demo.add_argument(
+        "--out",
+        type=common.output_dir,
+        default="learnedloss-demo",
+        help="output directory (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--outer-steps",
+        type=common.positive_int,
+        default=400,
+        help="meta-training outer steps (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--threads",
+        type=common.positive_int,
+        default=1,
+        help="torch intra-op threads (default: %(default)s)",
+    )
     return parser
-
-
-def _add_training_run_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--out", required=True, help="directory to save the loss in")
-    add("--run-dir", help="trainer checkpoints (for --resume)")
-    add("--resume", action="store_true", help="continue from --run-dir")
-    add(
-        "--max-minutes",
-        type=float,
-        help="wall-clock budget: stop early, save the best loss so far (resumable)",
-    )
-    add("--device", default="cpu")
-    add("--threads", type=int, default=1, help="torch intra-op threads")
-
-
-def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = SineRecipe()
-    add = parser.add_argument
-    add(
-        "--outliers",
-        dest="outlier_fraction",
-        type=float,
-        default=defaults.outlier_fraction,
-        help="fraction of inner-loop targets replaced by noise in [-10, 10]",
-    )
-    add("--amplitude", type=float, nargs=2, default=defaults.amplitude)
-    add("--phase", type=float, nargs=2, default=defaults.phase)
-    add("--x-range", type=float, nargs=2, default=defaults.x_range)
-    add(
-        "--start",
-        choices=["mse", "huber", "ml3"],
-        default=defaults.start,
-        help="mse / huber: a residual network equal to MSE / Huber (delta 1); "
-        "ml3: ML3's reference network",
-    )
-    add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
-    add(
-        "--inputs",
-        nargs="+",
-        default=list(defaults.inputs),
-        choices=["input", "target", "residual"],
-        help="per-element features the loss network reads",
-    )
-    add_residual_form_argument(parser, defaults.residual_form)
-    add("--inner-optimizer", choices=["sgd", "adam"], default=defaults.inner_optimizer)
-    add(
-        "--truncate",
-        type=int,
-        default=defaults.truncate,
-        help="backpropagate through the last N inner steps (0: all)",
-    )
-    add_meta_gradient_arguments(parser, defaults)
-    add("--score-on", choices=["query", "train"], default=defaults.score_on)
-    add(
-        "--aggregate",
-        choices=["mean", "log-mean"],
-        default=defaults.aggregate,
-        help="combine task objectives by their mean or the mean of their logs",
-    )
-    add_schedule_arguments(parser, defaults)
-
-
-def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--outliers", type=float, default=0.2, help="sine losses: outlier fraction")
-    add(
-        "--steps",
-        type=int,
-        help="optimizer steps per model (default: 100 for sine, the meta-training horizon "
-        "for classification and policy gradient)",
-    )
-    add("--n-tasks", type=int, default=100)
-    add("--n-inits", type=int, default=3)
-    add("--tune-tasks", type=int, default=32)
-    add(
-        "--lr-range",
-        type=float,
-        nargs=2,
-        help="the tuning grid's bounds (default: 1e-3 0.5 for sine, 0.05 3.2 for "
-        "classification, 1e-3 2 for policy gradient)",
-    )
-    add("--same-lr", type=float, help="also compare with MSE at this one learning rate")
-    add("--model-hidden", type=int, nargs="+", default=[100, 10])
-    add("--model-activation", default="relu", choices=["relu", "tanh", "elu"])
-    add("--optimizer", choices=["sgd", "adam"], default="sgd", help="the same for every loss")
-    add("--seeds", type=int, default=1, help="repeat with this many evaluation seeds")
-    add("--plot", help="write the held-out curves to this PNG")
-    add("--json", help="write the scores to this JSON file")
-    add("--threads", type=int, default=1)
-    cli_digits.add_evaluate_arguments(parser)
 
 
 def describe(name_or_path: str, **resolve_kwargs: Any) -> dict[str, Any]:
     """Everything `learnedloss info` prints, as a dict. Reads and validates the checkpoint."""
+    from learnedloss import hub
+    from learnedloss.card import card_summary
+
     directory = hub.resolve_checkpoint_dir(name_or_path, **resolve_kwargs)
     checkpoint = hub.read_checkpoint(directory)
     n_params = sum(t.numel() for t in checkpoint.tensors.values())
@@ -271,168 +176,7 @@ def _print_info(info: dict[str, Any]) -> None:
             print(f"    {card['description']}")
 
 
-def _recipe(args: argparse.Namespace) -> SineRecipe:
-    """The recipe from parsed arguments, whose ``dest`` names are the recipe's fields."""
-    recipe = recipe_from_args(SineRecipe, args)
-    return dataclasses.replace(recipe, truncate=recipe.truncate or None)
-
-
-def _meta_train(args: argparse.Namespace) -> int:
-    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
-    if args.family == "shaped-sine":
-        return cli_shaping.run_meta_train(args, max_seconds)
-    if args.family == "digits":
-        return cli_digits.run_meta_train(args, max_seconds)
-    if args.family == "mountain-car":
-        return cli_control.run_meta_train(args, max_seconds)
-    if args.family == "policy-gradient":
-        return cli_policy_gradient.run_meta_train(args, max_seconds)
-    if args.family == "reacher":
-        return cli_model_based.run_meta_train(args, max_seconds)
-    return train_and_save(args, _recipe(args), meta_train_sine, max_seconds)
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from learnedloss.loss import LearnedLoss
-
-    loss = LearnedLoss.from_pretrained(args.name_or_path)
-    if loss.config.kind == "classification":
-        results = cli_digits.run_evaluate(args, loss)
-    elif loss.config.kind == "policy_gradient":
-        results = cli_policy_gradient.run_evaluate(args, loss)
-    else:
-        results = _evaluate_regression(args, loss)
-    if args.seeds > 1:
-        print(summarize_seeds([r["tuned"] for r in results]))
-        print(summarize_curves([r["tuned"] for r in results]))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0
-
-
-def _evaluate_regression(args: argparse.Namespace, loss) -> list[dict]:
-    tasks = SineTasks(
-        outlier_fraction=args.outliers, hidden=args.model_hidden, activation=args.model_activation
-    )
-    return evaluate_over_seeds(
-        args,
-        lambda seed: evaluate_against_baselines(
-            loss,
-            tasks,
-            name="learned",
-            steps=100 if args.steps is None else args.steps,
-            n_tasks=args.n_tasks,
-            n_inits=args.n_inits,
-            lr_range=tuple(args.lr_range or (1e-3, 0.5)),
-            tune_tasks=args.tune_tasks,
-            same_lr=args.same_lr,
-            seed=seed,
-            optimizer=args.optimizer,
-        ),
-        "each loss at its own tuned lr",
-        f"held-out sine tasks, {args.outliers:.0%} outliers",
-    )
-
-
-def summarize_seeds(results: list[dict]) -> str:
-    """Mean ± std over seeds of each loss's ratio to the reference and of its metrics."""
-    first = next(iter(results[0]["losses"].values()))
-    not_summarized = ("lr", "geometric_mean", "ratio", "diverged", "curve")
-    columns = ["ratio", *(k for k in first if k not in not_summarized)]
-    header = f"{'loss':28s} | " + " | ".join(f"{c:>15}" for c in columns)
-    lines = [f"mean ± std over {len(results)} seeds", header]
-    for name in results[0]["losses"]:
-        cells = []
-        for column in columns:
-            mean, std = mean_and_std([r["losses"][name][column] for r in results])
-            cells.append(f"{mean:7.4f} ± {std:.4f}")
-        lines.append(f"{name:28s} | " + " | ".join(cells))
-    return "\n".join(lines)
-
-
-def summarize_curves(results: list[dict], columns: int = 6) -> str:
-    """Mean ± std over seeds of each loss's curve (the geometric mean of the objective over
-    runs) at up to ``columns`` evenly spaced steps."""
-    every = results[0].get("every", 1)
-    length = len(next(iter(results[0]["losses"].values()))["curve"])
-    points = sorted({round(i * (length - 1) / (columns - 1)) for i in range(columns)})
-    header = f"{'loss':28s} | " + " | ".join(f"{f'step {p * every}':>15}" for p in points)
-    lines = [f"objective against steps, mean ± std over {len(results)} seeds", header]
-    for name in results[0]["losses"]:
-        cells = [
-            "{:7.4f} ± {:.4f}".format(
-                *mean_and_std([r["losses"][name]["curve"][p] for r in results])
-            )
-            for p in points
-        ]
-        lines.append(f"{name:28s} | " + " | ".join(cells))
-    return "\n".join(lines)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    # A short run: a larger outer lr than the recipe's, which is tuned for 2000 steps.
-    recipe = SineRecipe(outer_steps=args.outer_steps, meta_lr=3e-3)
-    print(
-        f"1/2 meta-training a loss on sine tasks whose training targets are "
-        f"{recipe.outlier_fraction:.0%} outliers: {recipe.outer_steps} outer steps of "
-        f"{recipe.meta_batch_size} tasks x {recipe.inner_steps} inner SGD steps"
-    )
-    loss, trainer = meta_train_sine(recipe)
-    save_run(out / "loss", loss, trainer, recipe)
-    steps = 100
-    print(
-        f"2/2 training fresh models for {steps} steps on 50 held-out tasks x 2 inits with "
-        "each loss, each at its own lr tuned on 16 other tasks"
-    )
-    tuned, fixed = evaluate_against_baselines(
-        loss,
-        recipe.tasks(),
-        name="learned",
-        steps=steps,
-        n_tasks=50,
-        n_inits=2,
-        tune_tasks=16,
-        same_lr=recipe.inner_lr,
-    )
-    print(f"\nevery loss at the meta-training lr {recipe.inner_lr}:")
-    print(fixed.table())
-    print(
-        "\neach loss at its own tuned lr (the honest comparison; c x MSE rows are the noise band):"
-    )
-    print(tuned.table())
-    png = plot(
-        tuned,
-        out / "demo.png",
-        history=trainer.history,
-        names=["MSE", "learned", "Huber d=1", "L1"],
-        title="held-out sine tasks, 20% outlier targets",
-    )
-    print(f"\nwrote {png} and the loss to {out / 'loss'}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    if args.command == "meta-train":
-        return _meta_train(args)
-    if args.command == "evaluate":
-        return _evaluate(args)
-    if args.command == "evaluate-shaped":
-        return cli_shaping.run_evaluate(args)
-    if args.command == "evaluate-mountain-car":
-        return cli_control.run_evaluate(args)
-    if args.command == "evaluate-reacher":
-        return cli_model_based.run_evaluate(args)
-    if args.command == "demo":
-        return _demo(args)
-    if args.command == "list":
-        for name in bundled_names():
-            print(name)
-        return 0
+def _info(args: argparse.Namespace) -> int:
     try:
         info = describe(
             args.name_or_path,
@@ -440,14 +184,127 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             local_files_only=args.local_files_only,
         )
-    except (FileNotFoundError, ConfigError, CheckpointError) as err:
-        print(f"learnedloss: error: {err}", file=sys.stderr)
+    except common.LOAD_ERRORS as err:
+        common.report_error(err)
         return 2
     if args.json:
         print(json.dumps(info, indent=2))
     else:
         _print_info(info)
     return 0
+
+
+def _meta_train(args: argparse.Namespace, entry: Family) -> int:
+    if args.resume:
+        _check_resumable(args, entry)
+    max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
+    try:
+        return entry.cli().run_meta_train(args, max_seconds)
+    except ValueError as err:  # the trainer refuses a checkpoint of another configuration
+        if args.resume and str(err).startswith("cannot resume"):
+            fail(err)
+        raise
+
+
+def _check_resumable(args: argparse.Namespace, entry: Family) -> None:
+    from learnedloss.meta.state import read_state
+
+    if not entry.resumable:
+        fail(f"{entry.name} runs cannot be resumed (the family's run state is not checkpointed)")
+    if args.run_dir is None:
+        fail("--resume needs --run-dir, the directory of the run to continue")
+    try:
+        read_state(args.run_dir)
+    except (FileNotFoundError, CheckpointError) as err:
+        fail(f"cannot resume: {err}")
+
+
+def _evaluate(args: argparse.Namespace, entry: Family, losses: dict | None = None) -> int:
+    """``learnedloss evaluate FAMILY``: check everything, then run the family's evaluation and
+    write ``--json``."""
+    common.check_plotting(args)
+    if losses is None:
+        losses = common.load_losses(args.losses, kind=entry.kind)
+    if getattr(args, "plot", None):
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+    results = entry.cli().run_evaluate(args, losses)
+    if args.json:
+        common.write_json(args.json, results)
+    return 0
+
+
+def _legacy_parser() -> ArgumentParser:
+    """``learnedloss evaluate NAME_OR_PATH``, the deprecated form: the options of every
+    family that evaluates a kind of loss by default (as before, options of other kinds are
+    accepted and ignored)."""
+    parser = ArgumentParser(prog=f"learnedloss {EVALUATE}", conflict_handler="resolve")
+    parser.add_argument("name_or_path", help="a directory, a bundled name or a Hub repo id")
+    common.add_evaluate_arguments(parser, losses=False)
+    for entry in FAMILIES:
+        if entry.default_for_kind:
+            entry.cli().add_evaluate_arguments(parser)
+    return parser
+
+
+def _legacy_evaluate(argv: list[str]) -> int:
+    """The deprecated ``learnedloss evaluate NAME_OR_PATH ...``: the family is the default one
+    for the loss's kind; the loss is named ``learned``."""
+    from learnedloss.loss import LearnedLoss
+
+    source = argv[0]
+    try:
+        loss = LearnedLoss.from_pretrained(source)
+    except common.LOAD_ERRORS as err:
+        fail(
+            f"{source!r} is neither a family ({', '.join(names())}) nor a loss that can be "
+            f"loaded: {err}"
+        )
+    try:
+        entry = family_for_kind(loss.config.kind)
+    except LookupError as err:
+        fail(err)
+    args = _legacy_parser().parse_args(argv)
+    _set_threads(args)
+    warn(f"'learnedloss evaluate LOSS' is deprecated; use 'learnedloss evaluate {entry.name} LOSS'")
+    return _evaluate(args, entry, {"learned": loss})
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``learnedloss`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+    Mistakes on the command line raise `SystemExit` with status 2 after one line on stderr."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    aliases = {f.evaluate_alias: f for f in FAMILIES if f.evaluate_alias}
+    if argv and argv[0] in aliases:
+        entry = aliases[argv[0]]
+        warn(f"'learnedloss {argv[0]}' is deprecated; use 'learnedloss {EVALUATE} {entry.name}'")
+        argv = [EVALUATE, entry.name, *argv[1:]]
+    if len(argv) > 1 and argv[0] == EVALUATE and argv[1] not in names() and argv[1][:1] != "-":
+        return _legacy_evaluate(argv[1:])
+    selected = argv[1:2] if argv[:1] in ([TRAIN], [EVALUATE]) else []
+    args = build_parser(families=[n for n in selected if n in names()]).parse_args(argv)
+    _set_threads(args)
+    if args.command == TRAIN:
+        return _meta_train(args, family(args.family))
+    if args.command == EVALUATE:
+        return _evaluate(args, family(args.family))
+    if args.command == "demo":
+        from learnedloss.families.sine.cli import run_demo
+
+        return run_demo(args)
+    if args.command == "list":
+        from learnedloss.bundled import bundled_names
+
+        for name in bundled_names():
+            print(name)
+        return 0
+    return _info(args)
 
 
 if __name__ == "__main__":

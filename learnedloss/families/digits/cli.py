@@ -2,8 +2,8 @@
 
 - ``learnedloss meta-train digits ...``: meta-train a drop-in for ``nn.CrossEntropyLoss`` on
   few-shot tasks of scikit-learn's bundled digits, optionally with noisy training labels.
-- ``learnedloss evaluate LOSS`` of a classification loss: held-out digits tasks against
-  cross-entropy and its baselines (``evaluate`` dispatches here by the loss's kind).
+- ``learnedloss evaluate digits LOSS [LOSS ...]``: held-out digits tasks against
+  cross-entropy and its baselines.
 """
 
 from __future__ import annotations
@@ -11,8 +11,13 @@ from __future__ import annotations
 import argparse
 
 from learnedloss.cli.common import (
+    add_hidden_argument,
+    add_plot_argument,
     add_schedule_arguments,
+    add_tuned_lr_arguments,
     evaluate_at_tuned_lrs,
+    fraction,
+    positive_int,
     run_recipe,
 )
 from learnedloss.families.digits.recipe import (
@@ -27,31 +32,53 @@ from learnedloss.loss import LearnedLoss
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `DigitsRecipe` options, with its values as defaults."""
     defaults = DigitsRecipe()
     add = parser.add_argument
     add(
         "--label-noise",
-        type=float,
+        type=fraction,
         default=defaults.label_noise,
-        help="fraction of training labels flipped to another class (query labels stay clean)",
+        help="fraction of training labels flipped to another class (query labels stay clean; "
+        "default: %(default)s)",
     )
-    add("--n-way", type=int, default=defaults.n_way, help="classes per task")
-    add("--n-shot", type=int, default=defaults.n_shot, help="training images per class")
-    add("--n-query", type=int, default=defaults.n_query, help="query images per class")
-    add("--model", choices=MODELS, default=defaults.model, help="the model each task trains")
+    add(
+        "--n-way",
+        type=positive_int,
+        default=defaults.n_way,
+        help="classes per task (default: %(default)s)",
+    )
+    add(
+        "--n-shot",
+        type=positive_int,
+        default=defaults.n_shot,
+        help="training images per class (default: %(default)s)",
+    )
+    add(
+        "--n-query",
+        type=positive_int,
+        default=defaults.n_query,
+        help="query images per class (default: %(default)s)",
+    )
+    add(
+        "--model",
+        choices=MODELS,
+        default=defaults.model,
+        help="the model each task trains (default: %(default)s)",
+    )
     add(
         "--meta-objective",
         choices=META_OBJECTIVES,
         default=defaults.meta_objective,
-        help="how a trained model is scored on its clean query set",
+        help="how a trained model is scored on its clean query set (default: %(default)s)",
     )
-    add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
+    add_hidden_argument(parser, defaults.hidden)
     add(
         "--inputs",
         nargs="+",
         default=list(defaults.inputs),
         choices=["log_prob", "prob", "target"],
-        help="per-class features the loss network reads",
+        help="per-class features the loss network reads (default: %(default)s)",
     )
     add_schedule_arguments(parser, defaults)
 
@@ -61,21 +88,34 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``learnedloss evaluate`` that apply to classification losses only."""
+    """The protocol of ``learnedloss evaluate digits`` and the tasks' settings (default: the
+    ones the first loss was meta-trained with)."""
+    add_tuned_lr_arguments(
+        parser,
+        steps_help="optimizer steps per model (default: the meta-training horizon)",
+        lr_range_help="the tuning grid's bounds (default: 0.05 3.2)",
+        reference="cross-entropy",
+    )
+    add_plot_argument(parser, "write the held-out curves of seed 0 to this PNG")
     group = parser.add_argument_group(
-        "classification losses (default: the settings the loss was meta-trained with)"
+        "tasks (default: the settings the first loss was meta-trained with)"
     )
     add = group.add_argument
-    add("--label-noise", type=float, help="fraction of flipped training labels")
-    add("--n-way", type=int, help="classes per task (any count: the loss is per class)")
-    add("--n-shot", type=int, help="training images per class")
+    add("--label-noise", type=fraction, help="fraction of flipped training labels")
+    add(
+        "--n-way",
+        type=positive_int,
+        help="classes per task (any count: the loss is per class)",
+    )
+    add("--n-shot", type=positive_int, help="training images per class")
     add("--model", choices=MODELS, help="the model each task trains (cnn: unseen architecture)")
 
 
-def run_evaluate(args: argparse.Namespace, loss: LearnedLoss) -> list[dict]:
-    """Evaluate a classification loss on meta-test digits tasks (see `evaluate_classification`);
-    prints the tables and returns one result dict per seed."""
-    recipe = recipe_of(loss)
+def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+    """Evaluate classification losses on meta-test digits tasks (see
+    `evaluate_classification`) built from the first loss's recipe; prints the tables and
+    returns one result dict per seed."""
+    recipe = recipe_of(next(iter(losses.values())))
     changes = {
         name: getattr(args, name)
         for name in ("label_noise", "n_way", "n_shot", "model")
@@ -85,7 +125,7 @@ def run_evaluate(args: argparse.Namespace, loss: LearnedLoss) -> list[dict]:
     return evaluate_at_tuned_lrs(
         args,
         evaluate_classification,
-        loss,
+        losses,
         tasks,
         steps=args.steps if args.steps is not None else recipe.inner_steps,
         default_lr_range=(0.05, 3.2),

@@ -1,23 +1,24 @@
 """The mountain-car parts of the ``learnedloss`` command (see `learnedloss.cli`).
 
 - ``learnedloss meta-train mountain-car [--unshaped] ...``: meta-train a mountain-car loss.
-- ``learnedloss evaluate-mountain-car LOSS [LOSS ...]``: success rates against the task cost,
+- ``learnedloss evaluate mountain-car LOSS [LOSS ...]``: success rates against the task cost,
   and a plot of the trajectories.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
-from pathlib import Path
 
 from learnedloss.cli.common import (
-    add_comparison_arguments,
     add_meta_gradient_arguments,
+    add_plot_argument,
     add_schedule_arguments,
     add_shaping_arguments,
-    named_losses,
+    echo,
+    over_seeds,
+    positive_float,
+    positive_int,
     run_recipe,
 )
 from learnedloss.families.mountain_car.recipe import (
@@ -26,15 +27,21 @@ from learnedloss.families.mountain_car.recipe import (
     driving_table,
     meta_train_mountain_car,
 )
+from learnedloss.loss import LearnedLoss
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `MountainCarRecipe` options, with its values as defaults."""
     defaults = MountainCarRecipe()
-    add = parser.add_argument
     add_shaping_arguments(
         parser, defaults, unshaped="the task cost instead of the waypoint, then the goal"
     )
-    add("--inner-optimizer", choices=["adam", "sgd"], default=defaults.inner_optimizer)
+    parser.add_argument(
+        "--inner-optimizer",
+        choices=["adam", "sgd"],
+        default=defaults.inner_optimizer,
+        help="the optimizer each policy is trained with (default: %(default)s)",
+    )
     add_schedule_arguments(parser, defaults)
     add_meta_gradient_arguments(parser, defaults)
 
@@ -44,23 +51,44 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``learnedloss evaluate mountain-car``, with the recipe's driving
+    settings as defaults."""
     defaults = MountainCarRecipe()
-    add_comparison_arguments(
-        parser,
-        f"policy lr for the learned losses (default: the recipe's, {defaults.inner_lr:g})",
-        "write the trajectories from the reference start to this PNG",
-    )
-    parser.set_defaults(lr=defaults.inner_lr)
     add = parser.add_argument
-    add("--optimizer", choices=["adam", "sgd"], default=defaults.inner_optimizer)
-    add("--steps", type=int, default=defaults.inner_steps, help="policy updates")
-    add("--n-random", type=int, default=20, help="random starts (and policies per start)")
+    add(
+        "--lr",
+        type=positive_float,
+        default=defaults.inner_lr,
+        help="policy lr for the learned losses (default: the recipe's, %(default)s)",
+    )
+    add(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default=defaults.inner_optimizer,
+        help="the policies' optimizer (default: %(default)s)",
+    )
+    add(
+        "--steps",
+        type=positive_int,
+        default=defaults.inner_steps,
+        help="policy updates (default: %(default)s)",
+    )
+    add(
+        "--n-random",
+        type=positive_int,
+        default=20,
+        help="random starts (and policies per start) (default: %(default)s)",
+    )
+    add_plot_argument(
+        parser, "write the trajectories of seed 0 from the reference start to this PNG"
+    )
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    losses = named_losses(args.losses)
+def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+    """Train policies with ``losses`` and the task cost for each seed (`compare_driving`);
+    prints the success tables, returns one result dict per seed."""
     results = []
-    for seed in range(args.seeds):
+    for seed in over_seeds(args):
         scores, trajectories = compare_driving(
             losses,
             lr=args.lr,
@@ -69,13 +97,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
             seed=10000 + seed,
             optimizer=args.optimizer,
         )
-        print(f"seed {seed}: policies trained {args.steps} steps, then rolled out")
-        print(driving_table(scores))
+        echo(f"seed {seed}: policies trained {args.steps} steps, then rolled out")
+        echo(driving_table(scores))
         results.append({s: {n: asdict(r) for n, r in rows.items()} for s, rows in scores.items()})
         if args.plot and seed == 0:
             from learnedloss.evaluation.plots import plot_trajectories
 
-            print(f"wrote {plot_trajectories(trajectories, args.plot)}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0
+            echo(f"wrote {plot_trajectories(trajectories, args.plot)}")
+    return results

@@ -1,22 +1,26 @@
 """The model-based RL parts of the ``learnedloss`` command (see `learnedloss.cli`).
 
 - ``learnedloss meta-train reacher ...``: meta-train a loss for optimizing reacher policies
-  through a learned dynamics model (MuJoCo's ``Reacher-v5`` is the real system).
-- ``learnedloss evaluate-reacher LOSS [LOSS ...]``: final distances in MuJoCo against the
+  through a learned dynamics model (MuJoCo's ``Reacher-v5`` is the real system). Such runs
+  cannot be resumed (the registry marks the family not resumable).
+- ``learnedloss evaluate reacher LOSS [LOSS ...]``: final distances in MuJoCo against the
   task loss at the same and at its tuned lr.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
-from pathlib import Path
 
 from learnedloss.cli.common import (
+    add_hidden_argument,
     add_meta_gradient_arguments,
     add_schedule_arguments,
-    named_losses,
+    echo,
+    non_negative_float,
+    non_negative_int,
+    over_seeds,
+    positive_int,
     run_recipe,
 )
 from learnedloss.families.reacher.recipe import (
@@ -26,28 +30,57 @@ from learnedloss.families.reacher.recipe import (
     summarize_reaching,
 )
 from learnedloss.families.recipe import recipe_from_metadata
+from learnedloss.loss import LearnedLoss
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `ReacherRecipe` options, with its values as defaults."""
     defaults = ReacherRecipe()
     add = parser.add_argument
-    add("--random-episodes", type=int, default=defaults.random_episodes)
-    add("--refit-every", type=int, default=defaults.refit_every, help="outer steps (0: never)")
-    add("--refit-episodes", type=int, default=defaults.refit_episodes)
-    add("--fit-steps", type=int, default=defaults.fit_steps, help="Adam steps per model fit")
-    add("--hidden", type=int, nargs="+", default=list(defaults.hidden))
-    add("--inner-optimizer", choices=["adam", "sgd"], default=defaults.inner_optimizer)
-    add("--collapse-floor", type=float, default=defaults.collapse_floor)
+    add(
+        "--random-episodes",
+        type=positive_int,
+        default=defaults.random_episodes,
+        help="random-action episodes the first dynamics model is fitted on (default: %(default)s)",
+    )
+    add(
+        "--refit-every",
+        type=non_negative_int,
+        default=defaults.refit_every,
+        help="outer steps between refits of the dynamics model (0: never; default: %(default)s)",
+    )
+    add(
+        "--refit-episodes",
+        type=positive_int,
+        default=defaults.refit_episodes,
+        help="policy roll-outs in MuJoCo added at each refit (default: %(default)s)",
+    )
+    add(
+        "--fit-steps",
+        type=positive_int,
+        default=defaults.fit_steps,
+        help="Adam steps per dynamics-model fit (default: %(default)s)",
+    )
+    add_hidden_argument(parser, defaults.hidden)
+    add(
+        "--inner-optimizer",
+        choices=["adam", "sgd"],
+        default=defaults.inner_optimizer,
+        help="the optimizer each policy is trained with (default: %(default)s)",
+    )
+    add(
+        "--collapse-floor",
+        type=non_negative_float,
+        default=defaults.collapse_floor,
+        help="warn that the loss is collapsing when its gradient on fresh policies falls "
+        "below this fraction of the task loss's (default: %(default)s)",
+    )
     add_meta_gradient_arguments(parser, defaults)
     add_schedule_arguments(parser, defaults)
 
 
 def _train(recipe: ReacherRecipe, *, run_dir, resume, device, max_seconds):
-    if resume:
-        raise SystemExit(
-            "learnedloss: error: reacher runs cannot be resumed (the dynamics model and its "
-            "data are not checkpointed)"
-        )
+    # `resume` is refused before this runs (the family is not resumable); `device`: CPU only.
     loss, trainer, _ = meta_train_reacher(recipe, run_dir=run_dir, max_seconds=max_seconds)
     return loss, trainer
 
@@ -57,28 +90,35 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``learnedloss evaluate reacher`` (``--seeds`` defaults to 5)."""
+    parser.set_defaults(seeds=5)
     add = parser.add_argument
-    add("losses", nargs="+", help="NAME=PATH_OR_NAME pairs, or plain paths/bundled names")
-    add("--seeds", type=int, default=5, help="evaluation seeds (dynamics model, goals, policies)")
-    add("--n-goals", type=int, default=32, help="held-out goals per seed")
-    add("--tune-goals", type=int, default=16, help="goals the task loss's lr is tuned on")
-    add("--json", help="write the results to this JSON file")
-    add("--threads", type=int, default=1)
+    add(
+        "--n-goals",
+        type=positive_int,
+        default=32,
+        help="held-out goals per seed (default: %(default)s)",
+    )
+    add(
+        "--tune-goals",
+        type=positive_int,
+        default=16,
+        help="goals the task loss's lr is tuned on (default: %(default)s)",
+    )
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    losses = named_losses(args.losses)
+def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+    """For each seed, fit a dynamics model, train policies through it with ``losses`` and
+    the task loss, and run them in MuJoCo (`evaluate_reacher`, with the first loss's recipe);
+    prints the distances, returns one result dict per seed."""
     recipe = recipe_from_metadata(next(iter(losses.values())), ReacherRecipe)
     per_seed = []
-    for seed in range(args.seeds):
+    for seed in over_seeds(args):
         scores = evaluate_reacher(
             losses, recipe, seed=seed, n_goals=args.n_goals, tune_goals=args.tune_goals
         )
         per_seed.append(scores)
         finals = ", ".join(f"{name} {s.final_distance:.4f}" for name, s in scores.items())
-        print(f"seed {seed}: final distance in MuJoCo: {finals}")
-    print(summarize_reaching(per_seed))
-    if args.json:
-        results = [{name: asdict(score) for name, score in s.items()} for s in per_seed]
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0
+        echo(f"seed {seed}: final distance in MuJoCo: {finals}")
+    echo(summarize_reaching(per_seed))
+    return [{name: asdict(score) for name, score in s.items()} for s in per_seed]

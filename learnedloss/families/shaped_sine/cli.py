@@ -1,25 +1,27 @@
 """The shaped-sine parts of the ``learnedloss`` command (see `learnedloss.cli`).
 
 - ``learnedloss meta-train shaped-sine [--unshaped] ...``: meta-train a frequency-recovery loss.
-- ``learnedloss evaluate-shaped LOSS [LOSS ...]``: recovery table against MSE, and the
+- ``learnedloss evaluate shaped-sine LOSS [LOSS ...]``: recovery table against MSE, and the
   loss-landscape plot.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 
 from learnedloss.cli.common import (
-    add_comparison_arguments,
+    add_plot_argument,
     add_residual_form_argument,
     add_schedule_arguments,
     add_shaping_arguments,
-    named_losses,
+    echo,
+    non_negative_int,
+    over_seeds,
+    positive_float,
+    positive_int,
     run_recipe,
 )
 from learnedloss.families.shaped_sine.recipe import (
@@ -29,18 +31,20 @@ from learnedloss.families.shaped_sine.recipe import (
     meta_train_frequency,
     recovery_table,
 )
+from learnedloss.loss import LearnedLoss
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `FrequencyRecipe` options, with its values as defaults."""
     defaults = FrequencyRecipe()
-    add = parser.add_argument
     add_shaping_arguments(parser, defaults, unshaped="the MSE instead of (w - w*)^2")
     add_residual_form_argument(parser, defaults.residual_form)
-    add(
+    parser.add_argument(
         "--finetune-steps",
-        type=int,
+        type=non_negative_int,
         default=defaults.finetune_steps,
-        help="outer steps of the second stage, on the test protocol (0: none)",
+        help="outer steps of the second stage, on the test protocol (0: none; "
+        "default: %(default)s)",
     )
     add_schedule_arguments(parser, defaults)
 
@@ -50,26 +54,40 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    add_comparison_arguments(
-        parser, "inner lr for the learned losses", "write the loss landscapes to this PNG"
-    )
+    """The options of ``learnedloss evaluate shaped-sine``."""
     add = parser.add_argument
-    add("--n-tasks", type=int, default=50)
-    add("--landscape-omega", type=float, default=2.0, help="target ω* of the landscape plot")
+    add(
+        "--lr",
+        type=positive_float,
+        default=1.0,
+        help="inner lr for the learned losses (default: %(default)s)",
+    )
+    add(
+        "--n-tasks",
+        type=positive_int,
+        default=50,
+        help="held-out tasks per seed (default: %(default)s)",
+    )
+    add(
+        "--landscape-omega",
+        type=float,
+        default=2.0,
+        help="target ω* of the landscape plot (default: %(default)s)",
+    )
+    add_plot_argument(parser, "write the loss landscapes to this PNG")
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    losses = named_losses(args.losses)
+def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+    """Frequency recovery of ``losses`` against MSE for each seed (`compare_recovery`), and
+    the landscapes with ``--plot``; prints the tables, returns one result dict per seed."""
     results = []
-    for seed in range(args.seeds):
+    for seed in over_seeds(args):
         result = compare_recovery(losses, lr=args.lr, n_tasks=args.n_tasks, seed=10000 + seed)
-        print(f"seed {seed}: |w - w*| after 10 SGD steps on {args.n_tasks} held-out tasks")
-        print(recovery_table(result))
+        echo(f"seed {seed}: |w - w*| after 10 SGD steps on {args.n_tasks} held-out tasks")
+        echo(recovery_table(result))
         results.append({s: {n: asdict(r) for n, r in rows.items()} for s, rows in result.items()})
     if args.seeds > 1:
-        print(summarize_recovery(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        echo(summarize_recovery(results))
     if args.plot:
         from learnedloss.evaluation.plots import plot_landscapes
 
@@ -78,8 +96,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             name: landscape(loss, args.landscape_omega, omegas) for name, loss in losses.items()
         }
         curves["MSE"] = landscape(torch.nn.MSELoss(), args.landscape_omega, omegas)
-        print(f"wrote {plot_landscapes(curves, omegas, args.landscape_omega, args.plot)}")
-    return 0
+        echo(f"wrote {plot_landscapes(curves, omegas, args.landscape_omega, args.plot)}")
+    return results
 
 
 def summarize_recovery(results: list[dict]) -> str:
