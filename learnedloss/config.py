@@ -52,6 +52,27 @@ RESIDUAL_FORMS = ("add", "scale", "weight", "baseline")
 `LossConfig.residual_form`)."""
 
 
+PARAMETERIZATIONS = ("mlp", "grid", "taylor")
+"""What computes the network's per-element output (`learnedloss.networks`): ``mlp`` (ML3's
+MLP), ``grid`` (a spline on a fixed grid of knots, `learnedloss.networks.GridNetwork`) or
+``taylor`` (a low-order polynomial after TaylorGLO, `learnedloss.networks.TaylorNetwork`)."""
+
+GRID_DEFAULT_RANGES = {
+    "residual": (-4.0, 4.0),
+    "input": (-4.0, 4.0),
+    "target": (-4.0, 4.0),
+    "log_prob": (-16.0, 0.0),
+    "prob": (0.0, 1.0),
+    "advantage": (-4.0, 4.0),
+}
+"""The grid's range per feature when ``grid_range`` is not given (``(-4, 4)`` for others).
+Classification targets (one-hot or probabilities) use ``(0, 1)``."""
+
+GRID_DEFAULT_KNOTS = (33, 9)
+"""Knots on the spline axis (the first input) and on the second axis, when ``grid_knots``
+is not given; a classification ``target`` axis gets 2 knots (0 and 1)."""
+
+
 def __getattr__(name: str) -> Any:
     """``KINDS``, ``FEATURES_BY_KIND`` and ``DEFAULT_INPUTS``, derived from the kinds."""
     if name == "KINDS":
@@ -76,6 +97,10 @@ _TOP_LEVEL_KEYS = {
     "bias",
     "residual",
     "residual_form",
+    "parameterization",
+    "grid_knots",
+    "grid_range",
+    "taylor_order",
     "metadata",
 }
 
@@ -124,6 +149,19 @@ class LossConfig:
             (policy gradient only) subtracts ``h`` from the advantage inside the
             REINFORCE term, ``-log_prob * (advantage - h)``: the network is a learned
             baseline (an advantage correction) per step (docs/policy-gradient.md).
+        parameterization: what computes the per-element output ``h`` that the residual form
+            and output activation turn into the loss: ``"mlp"`` (default; ML3's MLP, sized by
+            ``hidden_sizes``, ``activation`` and ``bias``), ``"grid"`` (a cubic spline on a
+            fixed grid of knots over one or two features, as fast as ``nn.HuberLoss``) or
+            ``"taylor"`` (a polynomial of degree ``taylor_order`` after TaylorGLO). The MLP
+            fields are ignored by the others. See docs/parameterizations.md.
+        grid_knots: ``"grid"`` only: knots per input, in ``inputs``' order (at least 3 on
+            the first, spline, axis and 2 on the second, linear, axis); default
+            `GRID_DEFAULT_KNOTS`.
+        grid_range: ``"grid"`` only: ``(low, high)`` of the knots per input, in ``inputs``'
+            order; default from `GRID_DEFAULT_RANGES`. Outside it the spline continues
+            linearly and the second axis is clamped.
+        taylor_order: ``"taylor"`` only: the polynomial's degree, 1 to 4 (default 3).
 
     Example:
         >>> from learnedloss import LossConfig
@@ -139,6 +177,10 @@ class LossConfig:
     residual: bool = False
     inputs: tuple[str, ...] | None = None
     residual_form: str = "add"
+    parameterization: str = "mlp"
+    grid_knots: tuple[int, ...] | None = None
+    grid_range: tuple[tuple[float, float], ...] | None = None
+    taylor_order: int | None = None
 
     def __post_init__(self) -> None:
         kind = loss_kind(self.kind)
@@ -192,7 +234,75 @@ class LossConfig:
                 f"inputs {list(self.side_inputs)} are not {self.kind} features "
                 f"{list(allowed)}; side inputs are supported by {_and(taking)} losses only"
             )
+        self._check_parameterization()
         kind.check_config(self)
+
+    def _check_parameterization(self) -> None:
+        _check_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
+        p = self.parameterization
+        owners = (("grid_knots", "grid"), ("grid_range", "grid"), ("taylor_order", "taylor"))
+        for name, owner in owners:
+            if p != owner and getattr(self, name) is not None:
+                raise ConfigError(
+                    f"{name} is a setting of the {owner!r} parameterization, got "
+                    f"{name}={getattr(self, name)!r} with parameterization {p!r}"
+                )
+        if p == "grid":
+            self._check_grid()
+        if p == "taylor":
+            order = 3 if self.taylor_order is None else self.taylor_order
+            if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= 4:
+                raise ConfigError(f"taylor_order must be an int from 1 to 4, got {order!r}")
+            object.__setattr__(self, "taylor_order", order)
+
+    def _check_grid(self) -> None:
+        n = len(self.inputs)
+        if n > 2:
+            raise ConfigError(
+                f"a grid loss reads one or two inputs (a spline over the first, linear "
+                f"interpolation over the second), got {n}: {list(self.inputs)}"
+            )
+        class_target = [name == "target" and self.kind == "classification" for name in self.inputs]
+        knots = self.grid_knots
+        if knots is None:
+            knots = tuple(2 if class_target[i] else GRID_DEFAULT_KNOTS[i] for i in range(n))
+        if (
+            not isinstance(knots, (list, tuple))
+            or len(knots) != n
+            or not all(isinstance(k, int) and not isinstance(k, bool) for k in knots)
+            or knots[0] < 3
+            or (n == 2 and knots[1] < 2)
+        ):
+            raise ConfigError(
+                f"grid_knots must be {n} int(s), one per input {list(self.inputs)}, at "
+                f"least 3 on the first (spline) axis and 2 on the second, got {knots!r}"
+            )
+        object.__setattr__(self, "grid_knots", tuple(knots))
+        ranges = self.grid_range
+        if ranges is None:
+            ranges = tuple(
+                (0.0, 1.0) if class_target[i] else GRID_DEFAULT_RANGES.get(name, (-4.0, 4.0))
+                for i, name in enumerate(self.inputs)
+            )
+        parsed = []
+        if isinstance(ranges, (list, tuple)) and len(ranges) == n:
+            for pair in ranges:
+                if (
+                    isinstance(pair, (list, tuple))
+                    and len(pair) == 2
+                    and all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in pair
+                    )
+                    and pair[0] < pair[1]
+                ):
+                    parsed.append((float(pair[0]), float(pair[1])))
+        if len(parsed) != n or len(ranges) != n:
+            raise ConfigError(
+                f"grid_range must be {n} (low, high) pair(s) of finite numbers with low < "
+                f"high, one per input {list(self.inputs)}, got {ranges!r}"
+            )
+        object.__setattr__(self, "grid_range", tuple(parsed))
 
     @property
     def loss_kind(self) -> LossKind:
@@ -227,6 +337,16 @@ class LossConfig:
         out["inputs"] = list(self.inputs)
         if self.residual_form == "add":
             del out["residual_form"]
+        for name in ("grid_knots", "grid_range", "taylor_order"):
+            if out[name] is None:
+                del out[name]
+        if self.parameterization == "mlp":  # files of MLP losses stay readable by older releases
+            del out["parameterization"]
+        else:
+            if self.grid_knots is not None:
+                out["grid_knots"] = list(self.grid_knots)
+            if self.grid_range is not None:
+                out["grid_range"] = [list(pair) for pair in self.grid_range]
         return out
 
 
@@ -316,6 +436,7 @@ def config_from_json_dict(data: Any, source: str = "config.json") -> tuple[LossC
             residual=data["residual"],
             inputs=data["inputs"],
             residual_form=data.get("residual_form", "add"),
+            **_parameterization_fields(data),
         )
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
@@ -333,6 +454,31 @@ MAX_METADATA_DEPTH = 32
 Provenance tables are two or three levels deep; the bound keeps a malformed or hostile
 ``config.json`` from exhausting the interpreter's recursion limit while it is checked,
 written or rendered."""
+
+
+def _parameterization_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The ``parameterization`` keys of ``config.json`` as `LossConfig` arguments (absent:
+    the MLP, as in files written before parameterizations existed)."""
+    out: dict[str, Any] = {}
+    if "parameterization" in data:
+        if not isinstance(data["parameterization"], str):
+            raise ConfigError(
+                f"parameterization must be a string, got {data['parameterization']!r}"
+            )
+        out["parameterization"] = data["parameterization"]
+    if "grid_knots" in data:
+        knots = data["grid_knots"]
+        out["grid_knots"] = tuple(knots) if isinstance(knots, list) else knots
+    if "grid_range" in data:
+        ranges = data["grid_range"]
+        out["grid_range"] = (
+            tuple(tuple(p) if isinstance(p, list) else p for p in ranges)
+            if isinstance(ranges, list)
+            else ranges
+        )
+    if "taylor_order" in data:
+        out["taylor_order"] = data["taylor_order"]
+    return out
 
 
 def check_metadata(metadata: Any) -> None:

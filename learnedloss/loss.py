@@ -18,7 +18,7 @@ from learnedloss._version import __version__
 from learnedloss.config import LossConfig, check_metadata
 from learnedloss.errors import CheckpointError
 from learnedloss.kinds import KINDS
-from learnedloss.networks import PointwiseMLP
+from learnedloss.networks import build_network
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -145,7 +145,7 @@ class LearnedLoss(nn.Module):
         self.check_finite = check_finite
         self.metadata = dict(metadata or {})
         check_metadata(self.metadata)
-        self.network = PointwiseMLP(self.config)
+        self.network = build_network(self.config)
 
     def forward(
         self, input: torch.Tensor, target: torch.Tensor, **side_inputs: torch.Tensor

@@ -1,38 +1,21 @@
-"""Loss-network parameterizations.
-
-A loss network maps a per-element feature vector (for regression: prediction and target) to
-a per-element loss value. It knows nothing about reductions, shapes or validation; that is
-`learnedloss.loss.LearnedLoss`'s job.
-"""
+"""The MLP parameterization (ML3's): an MLP applied to each element's feature vector."""
 
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learnedloss.config import LossConfig
+from learnedloss.networks.base import ACTIVATIONS, LossNetwork
 
-_ACTIVATIONS = {
-    "relu": F.relu,
-    "elu": F.elu,
-    "tanh": torch.tanh,
-    "softplus": F.softplus,
-    "gelu": F.gelu,
-    "silu": F.silu,
-}
-
-_OUTPUT_ACTIVATIONS = {
-    "softplus": F.softplus,
-    "identity": lambda h: h,
-    "square": torch.square,
-    "huber": lambda h: F.huber_loss(h, torch.zeros_like(h), reduction="none", delta=1.0),
-}
+if TYPE_CHECKING:
+    from learnedloss.config import LossConfig
 
 
-class PointwiseMLP(nn.Module):
+class PointwiseMLP(LossNetwork):
     """An MLP applied independently to each feature vector along the last dimension.
 
     Layer sizes are ``in_features -> *hidden_sizes -> 1``. Parameters start from PyTorch's
@@ -67,26 +50,19 @@ class PointwiseMLP(nn.Module):
     """
 
     def __init__(self, config: LossConfig) -> None:
-        super().__init__()
+        super().__init__(config)
         sizes = (config.in_features, *config.hidden_sizes, 1)
         self.layers = nn.ModuleList(
             nn.Linear(fan_in, fan_out, bias=config.bias) for fan_in, fan_out in pairwise(sizes)
         )
-        self.residual = config.residual
-        self.residual_form = config.residual_form
         if self.residual:
             nn.init.zeros_(self.layers[-1].weight)
             if self.layers[-1].bias is not None:
                 nn.init.zeros_(self.layers[-1].bias)
-        self._activation = _ACTIVATIONS[config.activation]
-        self._output_activation = _OUTPUT_ACTIVATIONS[config.output_activation]
+        self._activation = ACTIVATIONS[config.activation]
 
-    def forward(
-        self,
-        features: torch.Tensor,
-        skip: torch.Tensor | None = None,
-        multiplier: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def correction(self, features: torch.Tensor) -> torch.Tensor:
+        """The last layer's output ``h`` of ``(*, in_features)`` features, shape ``(*)``."""
         h = features
         dtype = features.dtype
         last = len(self.layers) - 1
@@ -95,14 +71,4 @@ class PointwiseMLP(nn.Module):
             h = F.linear(h, layer.weight.to(dtype), bias)
             if i < last:
                 h = self._activation(h)
-        h = h.squeeze(-1)
-        if self.residual_form == "weight":
-            weights = h.numel() * torch.softmax(h.reshape(-1), dim=0).reshape(h.shape)
-            return weights * self._output_activation(skip)
-        if self.residual_form == "scale":
-            h = (1 + h) * skip
-        elif self.residual_form == "baseline":
-            h = skip + multiplier * h
-        elif self.residual:
-            h = h + skip
-        return self._output_activation(h)
+        return h.squeeze(-1)

@@ -1,0 +1,154 @@
+"""Forward+backward time of learned losses against nn.MSELoss, nn.HuberLoss, nn.CrossEntropyLoss.
+
+    python benchmarks/loss_speed.py                         # CPU, 1 thread, eager + compile
+    python benchmarks/loss_speed.py --no-compile --repeats 200
+    python benchmarks/loss_speed.py --device cuda
+
+Rows are batches: regression (prediction, target) of shape 4096x1, 256x1000 and 65536x1, and
+classification logits 256x10 and 256x1000 with class-index targets. Columns are losses; each
+cell is the median time of one ``loss(input, target).backward()`` and, in brackets, the median
+over rounds of its ratio to the reference (nn.HuberLoss for regression, nn.CrossEntropyLoss for
+classification). All losses of a row are called in turn within every round, so load on a
+shared machine hits them alike. Learned losses are frozen (as loaded with from_pretrained) and
+called with check_finite=False, the setting for hot loops; the "+check" column keeps the
+default finite-value check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from learnedloss import LearnedLoss
+from learnedloss.networks import grid_start_config, taylor_start_config
+
+REGRESSION_SIZES = ["4096x1", "256x1000", "65536x1"]
+CLASSIFICATION_SIZES = ["256x10", "256x1000"]
+
+
+def learned(config, check_finite: bool = False) -> LearnedLoss:
+    torch.manual_seed(0)
+    loss = LearnedLoss(config, check_finite=check_finite)
+    with torch.no_grad():  # a non-trivial shape, as after meta-training
+        for p in loss.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return loss.freeze()
+
+
+def regression_losses(bundled: str | None) -> dict[str, nn.Module]:
+    losses: dict[str, nn.Module] = {
+        "HuberLoss": nn.HuberLoss(),
+        "MSELoss": nn.MSELoss(),
+        "grid 1-D": learned(grid_start_config("huber")),
+        "grid 1-D +check": learned(grid_start_config("huber"), check_finite=True),
+        "grid 2-D": learned(grid_start_config("huber", inputs=("residual", "target"))),
+        "taylor": learned(taylor_start_config("mse")),
+    }
+    if bundled:
+        losses[bundled] = LearnedLoss.from_pretrained(bundled, check_finite=False)
+    return losses
+
+
+def classification_losses(bundled: str | None) -> dict[str, nn.Module]:
+    losses: dict[str, nn.Module] = {
+        "CrossEntropyLoss": nn.CrossEntropyLoss(),
+        "grid": learned(grid_start_config("cross_entropy")),
+        "grid +check": learned(grid_start_config("cross_entropy"), check_finite=True),
+        "taylor": learned(taylor_start_config("cross_entropy")),
+    }
+    if bundled:
+        losses[bundled] = LearnedLoss.from_pretrained(bundled, check_finite=False)
+    return losses
+
+
+def make_batch(kind: str, shape, device, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    input = torch.randn(shape, generator=generator).to(device).requires_grad_(True)
+    if kind == "classification":
+        target = torch.randint(0, shape[1], shape[:1], generator=generator).to(device)
+    else:
+        target = torch.randn(shape, generator=generator).to(device)
+    return input, target
+
+
+def time_round(losses, batch, device) -> list[float]:
+    """One forward+backward of each loss, in turn; seconds."""
+    input, target = batch
+    out = []
+    for fn in losses:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn(input, target).backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        out.append(time.perf_counter() - start)
+        input.grad = None
+    return out
+
+
+def table(kind, sizes, losses, device, warmup, repeats, label):
+    names = list(losses)
+    fns = [fn.to(device) for fn in losses.values()]
+    print(f"\n{kind}, {label}: median ms (median ratio to {names[0]})")
+    print("| batch | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for size in sizes:
+        shape = tuple(int(d) for d in size.split("x"))
+        batch = make_batch(kind, shape, device)
+        for _ in range(warmup):
+            time_round(fns, batch, device)
+        rounds = [time_round(fns, batch, device) for _ in range(repeats)]
+        cells = []
+        for k in range(len(fns)):
+            ms = statistics.median(r[k] for r in rounds) * 1e3
+            ratio = statistics.median(r[k] / r[0] for r in rounds)
+            cells.append(f"{ms:.3f}" if k == 0 else f"{ms:.3f} ({ratio:.1f}×)")
+        print(f"| {size.replace('x', ' × ')} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (CPU)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed rounds per batch")
+    parser.add_argument("--repeats", type=int, default=100, help="timed rounds per batch")
+    parser.add_argument(
+        "--regression-sizes", nargs="+", default=REGRESSION_SIZES, help="regression shapes"
+    )
+    parser.add_argument(
+        "--classification-sizes", nargs="+", default=CLASSIFICATION_SIZES, help="logit shapes"
+    )
+    parser.add_argument("--regression-loss", default="mse-fit", help="a bundled MLP loss to add")
+    parser.add_argument(
+        "--classification-loss", default="digits-classification", help="a bundled MLP loss"
+    )
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile tables")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__}")
+    modes = [("eager", lambda fn: fn)]
+    if not args.no_compile:
+        modes.append(("torch.compile", lambda fn: torch.compile(fn)))
+    for label, wrap in modes:
+        reg = {k: wrap(v) for k, v in regression_losses(args.regression_loss).items()}
+        table("regression", args.regression_sizes, reg, device, args.warmup, args.repeats, label)
+        cls = {k: wrap(v) for k, v in classification_losses(args.classification_loss).items()}
+        table(
+            "classification",
+            args.classification_sizes,
+            cls,
+            device,
+            args.warmup,
+            args.repeats,
+            label,
+        )
+
+
+if __name__ == "__main__":
+    main()

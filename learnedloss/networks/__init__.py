@@ -1,0 +1,75 @@
+"""Loss-network parameterizations: what computes a learned loss's per-element output.
+
+A loss network maps a per-element feature vector (for regression: prediction and target) to
+a per-element loss value. It knows nothing about reductions, shapes or validation; that is
+`learnedloss.loss.LearnedLoss`'s job. Three parameterizations, chosen by
+``LossConfig.parameterization`` and built by `build_network`:
+
+- `PointwiseMLP` (``"mlp"``, the default): ML3's MLP.
+- `GridNetwork` (``"grid"``): a C¹ cubic spline on a fixed grid of knots over one feature,
+  optionally interpolated linearly over a second; O(1) per element, as fast as
+  ``nn.HuberLoss``.
+- `TaylorNetwork` (``"taylor"``): a low-order multivariate polynomial around a learned
+  center, after TaylorGLO (Gonzalez and Miikkulainen, GECCO 2021).
+
+All three produce one number ``h`` per element, which `combine` turns into the loss as the
+config's ``residual``, ``residual_form`` and ``output_activation`` say, so each can start as
+exactly MSE, Huber or cross-entropy (`grid_start_config`, `taylor_start_config`).
+
+Example:
+    >>> import torch
+    >>> from learnedloss import LearnedLoss
+    >>> from learnedloss.networks import grid_start_config
+    >>> loss_fn = LearnedLoss(grid_start_config("mse"))
+    >>> x, y = torch.randn(64), torch.randn(64)
+    >>> torch.allclose(loss_fn(x, y), torch.nn.functional.mse_loss(x, y))
+    True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from learnedloss.networks.base import ACTIVATIONS, OUTPUT_ACTIVATIONS, LossNetwork, combine
+from learnedloss.networks.grid import GridNetwork
+from learnedloss.networks.mlp import PointwiseMLP
+from learnedloss.networks.starts import grid_start_config, taylor_start_config
+from learnedloss.networks.taylor import TaylorNetwork, taylor_exponents
+
+if TYPE_CHECKING:
+    from learnedloss.config import LossConfig
+
+NETWORKS: dict[str, type[LossNetwork]] = {
+    "mlp": PointwiseMLP,
+    "grid": GridNetwork,
+    "taylor": TaylorNetwork,
+}
+"""The network class of each ``LossConfig.parameterization``."""
+
+
+def build_network(config: LossConfig) -> LossNetwork:
+    """The loss network ``config.parameterization`` names, built for ``config``.
+
+    Example:
+        >>> from learnedloss import LossConfig
+        >>> from learnedloss.networks import build_network
+        >>> type(build_network(LossConfig(parameterization="grid", inputs=("residual",)))).__name__
+        'GridNetwork'
+    """
+    return NETWORKS[config.parameterization](config)
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "NETWORKS",
+    "OUTPUT_ACTIVATIONS",
+    "GridNetwork",
+    "LossNetwork",
+    "PointwiseMLP",
+    "TaylorNetwork",
+    "build_network",
+    "combine",
+    "grid_start_config",
+    "taylor_exponents",
+    "taylor_start_config",
+]
