@@ -179,7 +179,7 @@ def write_checkpoint(
     }
 
     directory.mkdir(parents=True, exist_ok=True)
-    _remove_journals(directory, committed=False)  # leftovers of saves interrupted before commit
+    _recover(directory)
     journal = Path(tempfile.mkdtemp(dir=directory, prefix=JOURNAL_PREFIX))
     try:
         save_file(tensors, str(journal / WEIGHTS_NAME), metadata=header)
@@ -188,9 +188,8 @@ def write_checkpoint(
         for name in CHECKPOINT_FILES:
             _fsync(journal / name)
         _fsync_dir(journal)
-        stamp = f"{time.time_ns()}\n"
         marker_tmp = journal / f".{COMMIT_MARKER}.tmp"
-        marker_tmp.write_text(stamp)
+        marker_tmp.write_text(f"{time.time_ns()}\n")
         _fsync(marker_tmp)
         os.replace(marker_tmp, journal / COMMIT_MARKER)  # the commit point
         _fsync_dir(journal)
@@ -198,11 +197,27 @@ def write_checkpoint(
         shutil.rmtree(journal, ignore_errors=True)
         raise
 
+    _roll_forward(journal, directory)
+    return directory
+
+
+def _recover(directory: Path) -> None:
+    """Finish what an interrupted save left: install the newest committed journal's files
+    (idempotent, so an interrupt here is harmless too) and remove every journal, so that a
+    save starts from a directory with at most its own journal."""
+    committed = [(s, j) for j in _journals(directory) if (s := _journal_stamp(j)) is not None]
+    if committed:
+        _roll_forward(max(committed)[1], directory)
+    for journal in _journals(directory):
+        _remove_journal(journal)
+
+
+def _roll_forward(journal: Path, directory: Path) -> None:
+    """Move a committed journal's checkpoint into place, then remove the journal."""
     for name in CHECKPOINT_FILES:
         _install(journal / name, directory / name)
     _fsync_dir(directory)
-    _remove_journals(directory, committed=True, up_to=_journal_stamp(journal))
-    return directory
+    _remove_journal(journal)
 
 
 def _install(source: Path, target: Path) -> None:
@@ -258,22 +273,12 @@ def _journals(directory: Path) -> list[Path]:
     return [p for p in entries if p.name.startswith(JOURNAL_PREFIX) and p.is_dir()]
 
 
-def _remove_journals(directory: Path, *, committed: bool, up_to: int | None = None) -> None:
-    """Remove uncommitted journals, or committed ones stamped ``up_to`` or earlier.
-
-    A committed journal loses its marker first, so a reader never takes a journal whose
-    files are being deleted for a whole checkpoint.
-    """
-    for journal in _journals(directory):
-        stamp = _journal_stamp(journal)
-        if committed:
-            if stamp is None or (up_to is not None and stamp > up_to):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                (journal / COMMIT_MARKER).unlink()
-        elif stamp is not None:
-            continue
-        shutil.rmtree(journal, ignore_errors=True)
+def _remove_journal(journal: Path) -> None:
+    """Remove a journal directory, its commit marker first, so that a reader never takes a
+    journal whose files are being deleted for a whole checkpoint."""
+    with contextlib.suppress(FileNotFoundError):
+        (journal / COMMIT_MARKER).unlink()
+    shutil.rmtree(journal, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------- reading
