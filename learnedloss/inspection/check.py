@@ -1,0 +1,276 @@
+"""`check`: is a learned loss a sane loss over the range it was meta-trained on?"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from learnedloss.inspection.ranges import Range, training_ranges
+
+
+@dataclass
+class Criterion:
+    """One criterion's verdict, the numbers behind it, and what it means."""
+
+    passed: bool
+    numbers: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+
+@dataclass
+class CheckReport:
+    """`check`'s result: one `Criterion` per name, and the ranges that were probed.
+
+    Criteria: ``finite`` (values and gradients), ``minimum`` (the loss's minimum over
+    predictions lies at the target), ``gradient_sign`` (near the target the gradient pushes
+    the prediction toward it), ``gradient_size`` (the gradient is neither collapsed nor
+    exploded relative to MSE's or cross-entropy's), ``batch_independent`` (an element's loss
+    does not change when the other elements of the call do).
+    """
+
+    ranges: dict[str, Range]
+    criteria: dict[str, Criterion]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.criteria.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+            "criteria": {k: asdict(v) for k, v in self.criteria.items()},
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        lines = [f"{'PASS' if self.passed else 'FAIL'} over {self.to_dict()['ranges']}"]
+        for name, c in self.criteria.items():
+            numbers = ", ".join(f"{k}={_fmt(v)}" for k, v in c.numbers.items())
+            lines.append(f"  {'ok  ' if c.passed else 'FAIL'} {name}: {c.detail} ({numbers})")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _side_inputs(loss, like: torch.Tensor) -> dict[str, torch.Tensor]:
+    config = getattr(loss, "config", None)
+    names = config.side_inputs if config is not None else ()
+    return {name: torch.zeros_like(like) for name in names}
+
+
+def _curves(loss, kind: str, ranges: dict[str, Range], points: int, targets: int):
+    """Per-element losses and gradients along the prediction axis at several targets.
+
+    Regression: rows are targets, columns predictions target + r. Classification: C = 5
+    classes, rows are the target-class logit z (others 0) and the gradient is d loss / d z;
+    the "target" is z → +∞, so the minimum should sit at the top of the logit range.
+    """
+    if kind == "classification":
+        lo, hi = ranges["logit"]
+        z = torch.linspace(lo, hi, points, dtype=torch.float64)
+        logits = torch.zeros(points, 5, dtype=torch.float64)
+        logits[:, 0] = z
+        logits.requires_grad_(True)
+        labels = torch.zeros(points, dtype=torch.long)
+        value = _call(loss, logits, labels)
+        (grad,) = torch.autograd.grad(value.sum(), logits)
+        reference = F.cross_entropy(logits.detach().requires_grad_(True), labels, reduction="none")
+        z_ref = logits.detach().clone().requires_grad_(True)
+        (grad_ref,) = torch.autograd.grad(F.cross_entropy(z_ref, labels, reduction="sum"), z_ref)
+        return (
+            z[None],
+            z[None],
+            value.detach()[None],
+            grad[:, 0][None],
+            grad_ref[:, 0][None],
+            (reference.detach()[None]),
+        )
+    t_lo, t_hi = ranges["target"]
+    r_lo, r_hi = ranges["residual"]
+    ys = torch.linspace(t_lo, t_hi, targets, dtype=torch.float64)
+    rs = torch.linspace(r_lo, r_hi, points, dtype=torch.float64)
+    y = ys[:, None].expand(targets, points).contiguous()
+    r = rs[None].expand(targets, points)
+    x = (y + r).clone().requires_grad_(True)
+    values, grads = [], []
+    for k in range(targets):  # one call per target: the "weight" form normalizes per call
+        xk = x[k].detach().clone().requires_grad_(True)
+        v = _call(loss, xk, y[k])
+        (g,) = torch.autograd.grad(v.sum(), xk)
+        values.append(v.detach())
+        grads.append(g)
+    grad_ref = 2 * r
+    return y, r, torch.stack(values), torch.stack(grads), grad_ref, r**2
+
+
+def _call(loss, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``loss(input, target)`` per element (``reduction='none'`` for the call)."""
+    config = getattr(loss, "config", None)
+    side = (
+        _side_inputs(loss, input) if config is not None and config.kind != "classification" else {}
+    )
+    previous = loss.reduction
+    loss.reduction = "none"
+    try:
+        return loss(input, target, **side)
+    finally:
+        loss.reduction = previous
+
+
+def check(
+    loss: Any,
+    ranges: dict[str, Range] | None = None,
+    *,
+    points: int = 401,
+    targets: int = 9,
+    sign_band: float = 0.1,
+    size_bounds: tuple[float, float] = (0.01, 100.0),
+    minimum_tolerance: float = 0.05,
+) -> CheckReport:
+    """Check a learned loss over the range of data it was meta-trained on.
+
+    Regression losses are probed on predictions ``target + r`` for ``targets`` targets
+    across the target range and ``points`` residuals across the residual range (each target
+    one call). Classification losses are probed with 5 classes, the labelled class's logit
+    swept over the logit range and the others at 0. Side inputs, if the loss reads any, are
+    held at 0 (noted in the report).
+
+    Criteria (each a `Criterion` with its numbers):
+
+    - ``finite``: every value and gradient is finite.
+    - ``minimum``: for each target the prediction of least loss lies within
+      ``minimum_tolerance`` × the residual range's width of the target (classification: at
+      the top of the logit range, where the labelled class is most probable).
+    - ``gradient_sign``: within ``sign_band`` × the residual range's half-width of the
+      target (excluding it), the gradient has the sign of prediction - target for at least
+      95% of the probes (classification: d loss / d labelled logit < 0 everywhere).
+    - ``gradient_size``: the median ratio of the gradient's size to MSE's (2|r|) or
+      cross-entropy's lies within ``size_bounds``: outside, the loss has collapsed (a flat
+      loss trains nothing) or exploded (it acts as a far larger learning rate).
+    - ``batch_independent``: the first element's loss stays the same when the other
+      elements of the call change. The ``"weight"`` residual form fails this by design: its
+      weights are normalized over the call (use it with whole batches and ``'mean'``).
+
+    Args:
+        loss: a `learnedloss.LearnedLoss` (or any loss called as ``loss(input, target)``
+            with a ``reduction`` attribute) of kind regression or classification.
+        ranges: ``{"target": (lo, hi), "residual": (lo, hi)}`` or ``{"logit": (lo, hi)}``;
+            default: as recorded in the loss's metadata (`training_ranges`).
+
+    Returns:
+        A `CheckReport`; ``report.passed`` is True when every criterion passed.
+
+    Example:
+        >>> from learnedloss import LearnedLoss
+        >>> from learnedloss.inspection import check
+        >>> check(LearnedLoss.from_pretrained("sine-regression")).criteria["finite"].passed
+        True
+    """
+    config = getattr(loss, "config", None)
+    kind = config.kind if config is not None else "regression"
+    if kind not in ("regression", "classification"):
+        raise ValueError(f"check covers regression and classification losses, got {kind!r}")
+    ranges = training_ranges(loss, ranges)
+    notes = []
+    if config is not None and config.side_inputs:
+        notes.append(f"side inputs {list(config.side_inputs)} held at 0")
+    with torch.enable_grad():
+        y, r, values, grads, grad_ref, _ = _curves(loss, kind, ranges, points, targets)
+    criteria: dict[str, Criterion] = {}
+    finite_v = bool(torch.isfinite(values).all())
+    finite_g = bool(torch.isfinite(grads).all())
+    criteria["finite"] = Criterion(
+        finite_v and finite_g,
+        {
+            "nonfinite_values": int((~torch.isfinite(values)).sum()),
+            "nonfinite_gradients": int((~torch.isfinite(grads)).sum()),
+        },
+        "values and gradients are finite over the range",
+    )
+    safe_values = torch.where(torch.isfinite(values), values, torch.full_like(values, float("inf")))
+    best = safe_values.argmin(dim=-1)
+    if kind == "classification":
+        z = r[0]
+        at = float(z[best[0]])
+        width = float(z[-1] - z[0])
+        distance = float(z[-1]) - at
+        criteria["minimum"] = Criterion(
+            distance <= minimum_tolerance * width,
+            {"argmin_logit": at, "top_of_range": float(z[-1]), "distance": distance},
+            "the loss is least where the labelled class's logit is largest",
+        )
+        negative = float((grads < 0).double().mean())
+        criteria["gradient_sign"] = Criterion(
+            negative >= 0.95,
+            {"fraction_negative": negative},
+            "raising the labelled class's logit lowers the loss",
+        )
+    else:
+        where = r.gather(1, best[:, None])[:, 0]
+        width = ranges["residual"][1] - ranges["residual"][0]
+        distances = where.abs()
+        criteria["minimum"] = Criterion(
+            bool((distances <= minimum_tolerance * width).all()),
+            {
+                "worst_distance": float(distances.max()),
+                "worst_target": float(y[int(distances.argmax()), 0]),
+                "argmin_residuals": [round(float(v), 4) for v in where],
+            },
+            "for each target, the least loss is at prediction = target",
+        )
+        band = sign_band * width / 2
+        near = (r.abs() <= band) & (r != 0)
+        agree = (torch.sign(grads) == torch.sign(r)) & near
+        fraction = float(agree.sum()) / max(int(near.sum()), 1)
+        criteria["gradient_sign"] = Criterion(
+            fraction >= 0.95,
+            {"fraction_agreeing": fraction, "band": band},
+            "near the target the gradient has the sign of prediction - target",
+        )
+    ratio = grads.abs() / grad_ref.abs().clamp_min(1e-12)
+    mask = grad_ref.abs() > 1e-6
+    median = float(ratio[mask].median()) if bool(mask.any()) else float("nan")
+    lo, hi = size_bounds
+    criteria["gradient_size"] = Criterion(
+        lo <= median <= hi,
+        {"median_ratio": median, "bounds": list(size_bounds)},
+        f"gradient size relative to {'cross-entropy' if kind == 'classification' else 'MSE'}",
+    )
+    criteria["batch_independent"] = _batch_dependence(loss, kind, ranges)
+    return CheckReport(dict(ranges), criteria, notes)
+
+
+def _batch_dependence(loss, kind: str, ranges) -> Criterion:
+    generator = torch.Generator().manual_seed(0)
+    if kind == "classification":
+        a = torch.randn(16, 5, generator=generator, dtype=torch.float64) * 3
+        b = a.clone()
+        b[1:] = torch.randn(15, 5, generator=generator, dtype=torch.float64) * 3
+        labels = torch.randint(0, 5, (16,), generator=generator)
+        la, lb = _call(loss, a, labels).detach(), _call(loss, b, labels).detach()
+    else:
+        t_lo, t_hi = ranges["target"]
+        r_lo, r_hi = ranges["residual"]
+        y = torch.rand(16, generator=generator, dtype=torch.float64) * (t_hi - t_lo) + t_lo
+        x = y + torch.rand(16, generator=generator, dtype=torch.float64) * (r_hi - r_lo) + r_lo
+        x2 = x.clone()
+        x2[1:] = y[1:] + (
+            torch.rand(15, generator=generator, dtype=torch.float64) * (r_hi - r_lo) + r_lo
+        )
+        la, lb = _call(loss, x, y).detach(), _call(loss, x2, y).detach()
+    change = float((la[0] - lb[0]).abs())
+    scale = float(la[0].abs()) + 1e-12
+    independent = change <= 1e-6 * max(scale, 1.0)
+    form = getattr(getattr(loss, "config", None), "residual_form", "")
+    detail = "one element's loss does not depend on the other elements of the call"
+    if not independent and form == "weight":
+        detail = "depends on the batch by design: 'weight' form, weights normalized per call"
+    return Criterion(independent, {"change_of_first_element": change}, detail)

@@ -1,0 +1,122 @@
+"""`plot_loss`: a learned loss and its gradient next to the standard losses."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from learnedloss.inspection.check import _call
+from learnedloss.inspection.ranges import Range, training_ranges
+
+STANDARD_CURVES = {
+    "mse": lambda r: r**2,
+    "huber": lambda r: F.huber_loss(r, torch.zeros_like(r), reduction="none", delta=1.0),
+    "l1": lambda r: r.abs(),
+}
+"""Regression references, as functions of the residual prediction - target."""
+
+
+def plot_loss(
+    loss: Any,
+    vs: tuple[str, ...] = ("mse", "huber"),
+    *,
+    targets: tuple[float, ...] | None = None,
+    ranges: dict[str, Range] | None = None,
+    out: str | os.PathLike | None = None,
+    title: str | None = None,
+    points: int = 401,
+):
+    """Draw a loss and its gradient over the residual at a few targets, next to standard ones.
+
+    Left: the per-element loss against prediction - target at each target (one call per
+    target, so a ``"weight"`` loss is normalized over the curve); right: its derivative
+    with respect to the prediction. ``vs`` adds reference curves (``"mse"``, ``"huber"``,
+    ``"l1"``), dashed. For a classification loss the x axis is the labelled class's logit
+    (5 classes, others at 0) and the reference is cross-entropy.
+
+    Needs matplotlib (the ``plot`` extra: ``pip install learnedloss[plot]``).
+
+    Args:
+        loss: a `learnedloss.LearnedLoss` of kind regression or classification.
+        vs: reference losses to draw (regression).
+        targets: targets to draw curves at (default: 3 across the training range).
+        ranges: as for `learnedloss.inspection.check` (default: from the metadata).
+        out: write a PNG there (and close the figure); otherwise return the figure.
+        title: the figure's title.
+
+    Returns:
+        The matplotlib ``Figure`` (None when ``out`` is given).
+    """
+    try:
+        import matplotlib
+
+        if out is not None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - the plot extra is a dev dependency
+        raise ImportError("plot_loss needs matplotlib: pip install 'learnedloss[plot]'") from err
+    unknown = [name for name in vs if name not in STANDARD_CURVES]
+    if unknown:
+        raise ValueError(f"vs names {unknown} are not among {list(STANDARD_CURVES)}")
+    ranges = training_ranges(loss, ranges)
+    kind = loss.config.kind
+    fig, (ax_v, ax_g) = plt.subplots(1, 2, figsize=(10, 4))
+    if kind == "classification":
+        lo, hi = ranges["logit"]
+        z = torch.linspace(lo, hi, points, dtype=torch.float64)
+        logits = torch.zeros(points, 5, dtype=torch.float64)
+        logits[:, 0] = z
+        labels = torch.zeros(points, dtype=torch.long)
+        for name, fn in (
+            ("learned", lambda x: _call(loss, x, labels)),
+            ("cross-entropy", lambda x: F.cross_entropy(x, labels, reduction="none")),
+        ):
+            x = logits.clone().requires_grad_(True)
+            with torch.enable_grad():
+                v = fn(x)
+                (g,) = torch.autograd.grad(v.sum(), x)
+            style = "-" if name == "learned" else "--"
+            ax_v.plot(z, v.detach(), style, label=name)
+            ax_g.plot(z, g[:, 0], style, label=name)
+        ax_v.set_xlabel("labelled class's logit (4 others at 0)")
+        ax_g.set_xlabel("labelled class's logit (4 others at 0)")
+    else:
+        t_lo, t_hi = ranges["target"]
+        r_lo, r_hi = ranges["residual"]
+        if targets is None:
+            targets = (t_lo / 2, 0.0, t_hi / 2)
+        r = torch.linspace(r_lo, r_hi, points, dtype=torch.float64)
+        for target in targets:
+            y = torch.full_like(r, float(target))
+            x = (y + r).requires_grad_(True)
+            with torch.enable_grad():
+                v = _call(loss, x, y)
+                (g,) = torch.autograd.grad(v.sum(), x)
+            ax_v.plot(r, v.detach(), label=f"learned, target {target:g}")
+            ax_g.plot(r, g, label=f"learned, target {target:g}")
+        for name in vs:
+            rr = r.clone().requires_grad_(True)
+            with torch.enable_grad():
+                v = STANDARD_CURVES[name](rr)
+                (g,) = torch.autograd.grad(v.sum(), rr)
+            ax_v.plot(r, v.detach(), "--", color="gray" if name == "mse" else "black", label=name)
+            ax_g.plot(r, g, "--", color="gray" if name == "mse" else "black", label=name)
+        ax_v.set_xlabel("prediction - target")
+        ax_g.set_xlabel("prediction - target")
+    ax_v.set_ylabel("loss per element")
+    ax_g.set_ylabel("d loss / d prediction")
+    ax_v.legend(fontsize=7)
+    ax_g.legend(fontsize=7)
+    for ax in (ax_v, ax_g):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(out, dpi=90)
+        plt.close(fig)
+        return None
+    return fig
