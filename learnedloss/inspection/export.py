@@ -147,9 +147,15 @@ def to_grid(
     """
     from learnedloss.loss import LearnedLoss
 
+    source = loss.config
+    if source.kind not in ("regression", "classification") or source.side_inputs:
+        raise ValueError(
+            f"this {source.kind} loss reads {list(source.inputs)}; only regression and "
+            "classification losses without side inputs can be exported to a grid (at most two "
+            "axes), so it cannot be exported"
+        )
     ranges = training_ranges(loss, ranges)
     axes, grid_range, knots = _grid_axes(loss, ranges, knots)
-    source = loss.config
     config = LossConfig(
         kind=source.kind,
         output_activation=source.output_activation,
