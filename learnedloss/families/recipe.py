@@ -148,8 +148,11 @@ def recipe_from_metadata(loss: LearnedLoss, recipe_class):
 
 def save_run(out: str | Path, loss: LearnedLoss, trainer: MetaTrainer, recipe) -> Path:
     """Save the loss (save_pretrained) plus ``history.json`` and ``recipe.json`` (the recipe
-    dataclass, e.g. `SineRecipe` or `FrequencyRecipe`) beside it."""
+    dataclass, e.g. `SineRecipe` or `FrequencyRecipe`) beside it. In a data-parallel job
+    (``torchrun``) only rank 0 writes; every rank holds the same loss."""
     out = Path(out)
+    if getattr(trainer, "rank", 0) != 0:
+        return out
     loss.save_pretrained(out)
     (out / "history.json").write_text(json.dumps(trainer.history))
     (out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2))

@@ -28,6 +28,9 @@ def es_gradient(
     pairs: int,
     sigma: float,
     generator: torch.Generator,
+    *,
+    pair_share: slice | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[Params | None, float]:
     """Antithetic evolution-strategies estimate of the gradient of ``objective`` at ``params``.
 
@@ -40,6 +43,10 @@ def es_gradient(
         pairs: antithetic pairs ``(ε, -ε)``.
         sigma: the perturbation scale ``σ``.
         generator: draws the perturbations (on the CPU, so runs repeat bit for bit).
+        pair_share: evaluate only these pairs (one rank's share in data-parallel training);
+            the noise of every pair is still drawn, so every rank's generator stays in step.
+        reduce: sums a float64 tensor over the ranks in place (`Ranks.sum_`): the partial
+            sums of the pairs evaluated here, with their finite count and objective total.
 
     Returns:
         ``(gradient, value)``: the estimate (``None`` when no pair was finite) and the mean
@@ -51,12 +58,15 @@ def es_gradient(
     base = {k: v.detach() for k, v in params.items()}
     gradient = {k: torch.zeros_like(v) for k, v in base.items()}
     finite, total = 0, 0.0
+    evaluated = range(pairs)[pair_share] if pair_share is not None else range(pairs)
     with torch.no_grad():
-        for _ in range(pairs):
+        for i in range(pairs):
             noise = {
                 k: torch.randn(v.shape, generator=generator, dtype=v.dtype).to(v.device)
                 for k, v in base.items()
             }
+            if i not in evaluated:
+                continue
             up = float(objective({k: v + sigma * noise[k] for k, v in base.items()}))
             down = float(objective({k: v - sigma * noise[k] for k, v in base.items()}))
             if not (math.isfinite(up) and math.isfinite(down)):
@@ -65,6 +75,27 @@ def es_gradient(
             total += up + down
             for k in gradient:
                 gradient[k] += (up - down) * noise[k]
+    if reduce is not None:
+        finite, total, gradient = _reduce(reduce, finite, total, gradient)
     if finite == 0:
         return None, math.nan
     return {k: g / (2 * sigma * finite) for k, g in gradient.items()}, total / (2 * finite)
+
+
+def _reduce(reduce, finite: int, total: float, gradient: Params) -> tuple[int, float, Params]:
+    """Sum the finite-pair count, the objective total and the gradient sums over the ranks."""
+    names = list(gradient)
+    device = gradient[names[0]].device if names else torch.device("cpu")
+    flat = torch.cat(
+        [
+            *(gradient[k].reshape(-1).to(torch.float64) for k in names),
+            torch.tensor([finite, total], dtype=torch.float64, device=device),
+        ]
+    )
+    reduce(flat)
+    summed, offset = {}, 0
+    for k in names:
+        n = gradient[k].numel()
+        summed[k] = flat[offset : offset + n].to(gradient[k].dtype).reshape(gradient[k].shape)
+        offset += n
+    return round(float(flat[-2])), float(flat[-1]), summed

@@ -17,10 +17,14 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from learnedloss.meta.es import es_gradient
+
+if TYPE_CHECKING:
+    from learnedloss.meta.distributed import Ranks
 
 Params = dict[str, torch.Tensor]
 MetaObjective = Callable[[Params], torch.Tensor]
@@ -37,7 +41,16 @@ class MetaGradient:
     A subclass implements `backward`, which sets ``.grad`` on the loss's weights and returns
     the meta-objective's value, and `describe`, JSON-ready settings merged into
     `MetaTrainer.describe` (and so into checkpoints, whose resume compares them).
+
+    Data-parallel training (`learnedloss.meta.distributed`) splits what `splits` names over
+    the ranks. The default, ``"tasks"``, suits any estimator whose gradient is linear in the
+    meta-objective: each rank's objective is its share of the tasks' objectives (their sum
+    divided by the whole meta-batch's size), and `backward_distributed` sums the ranks'
+    gradients and values. An estimator that splits other work overrides both.
     """
+
+    splits: ClassVar[str] = "tasks"
+    """What data-parallel training splits over the ranks: ``"tasks"`` or ``"pairs"``."""
 
     def backward(
         self, objective: MetaObjective, weights: Params, generator: torch.Generator
@@ -55,6 +68,18 @@ class MetaGradient:
     def describe(self) -> dict:
         """How the meta-gradient is estimated, JSON-ready."""
         raise NotImplementedError
+
+    def backward_distributed(
+        self, objective: MetaObjective, weights: Params, generator: torch.Generator, ranks: Ranks
+    ) -> float:
+        """`backward` on one rank of a data-parallel job: the same ``.grad`` and value on
+        every rank, those of one process running the whole meta-batch.
+
+        With ``splits == "tasks"``, ``objective`` is this rank's share of the meta-objective;
+        the ranks' gradients and values are summed.
+        """
+        value = self.backward(objective, weights, generator)
+        return ranks.sum_gradients(weights, value)
 
 
 @dataclass(frozen=True)
@@ -111,6 +136,7 @@ class EvolutionStrategies(MetaGradient):
 
     pairs: int = 16
     sigma: float = 0.05
+    splits: ClassVar[str] = "pairs"
 
     def __post_init__(self) -> None:
         if (
@@ -136,6 +162,25 @@ class EvolutionStrategies(MetaGradient):
         self, objective: MetaObjective, weights: Params, generator: torch.Generator
     ) -> float:
         gradient, value = es_gradient(objective, weights, self.pairs, self.sigma, generator)
+        if gradient is not None:
+            for name, weight in weights.items():
+                weight.grad = gradient[name]
+        return value
+
+    def backward_distributed(
+        self, objective: MetaObjective, weights: Params, generator: torch.Generator, ranks: Ranks
+    ) -> float:
+        """Every rank draws all pairs' noise, evaluates its share of the pairs on the whole
+        meta-batch, and the partial sums are summed over the ranks."""
+        gradient, value = es_gradient(
+            objective,
+            weights,
+            self.pairs,
+            self.sigma,
+            generator,
+            pair_share=ranks.share(self.pairs),
+            reduce=lambda t: ranks.sum_(t, "summing the evolution-strategies estimate over ranks"),
+        )
         if gradient is not None:
             for name, weight in weights.items():
                 weight.grad = gradient[name]

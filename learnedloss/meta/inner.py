@@ -159,10 +159,8 @@ def initial_params(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         models = [make_model() for _ in range(n_tasks)]
-    stacked = {
-        name: torch.stack([dict(m.named_parameters())[name].detach() for m in models])
-        for name, _ in models[0].named_parameters()
-    }
+    named = [dict(m.named_parameters()) for m in models]
+    stacked = {name: torch.stack([p[name].detach() for p in named]) for name in named[0]}
     return models[0], stacked
 
 

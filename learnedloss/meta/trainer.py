@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 import warnings
@@ -16,7 +17,9 @@ from tqdm.auto import tqdm
 
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta import state as checkpoints
-from learnedloss.meta.gradients import MetaGradient, meta_gradient_from
+from learnedloss.meta.distributed import Distributed, Ranks, distributed_from, local_device
+from learnedloss.meta.gradients import Backprop, MetaGradient, meta_gradient_from
+from learnedloss.meta.graphs import StaticMetaStep, flatten_inputs, unflatten_inputs
 from learnedloss.meta.inner import (
     InnerLoop,
     InnerOptimizer,
@@ -100,8 +103,22 @@ class MetaTrainer:
         path: ``"auto"`` (vmap, falling back to a loop over tasks when vmap cannot run the
             model), ``"vmap"`` or ``"loop"``.
         seed: seeds task sampling and model initialization.
-        device: where the inner loop runs.
-        progress: show a tqdm progress bar with the live meta-objective.
+        device: where the inner loop runs. Under ``torchrun``, ``"cuda"`` without an index
+            is each rank's own GPU, ``cuda:(LOCAL_RANK mod the GPU count)``.
+        progress: show a tqdm progress bar with the live meta-objective (on rank 0 only).
+        distributed: data-parallel meta-training over ``torch.distributed`` ranks
+            (docs/distributed.md): ``"auto"`` (the default, ``Distributed()``) joins the
+            job ``torchrun`` started, or the process group already initialized, and runs as
+            one process outside any; ``False`` always runs as one process; or a
+            `learnedloss.meta.distributed.Distributed` with its ``timeout`` (seconds every
+            collective waits for the other ranks, 600 by default) and ``backend``. R ranks
+            compute the meta-gradient one process computes, up to rounding: they split the
+            meta-batch (or, for evolution strategies, the pairs) and sum their gradients.
+        cuda_graph: record the backpropagated meta-step as a CUDA graph once and replay it
+            at every outer step, so that a small meta-step is not bound by kernel launches
+            (`learnedloss.meta.graphs`). Needs ``Backprop``, the vmap path, tasks of the same
+            shapes at every step and no ``checkpoint_inner``. On the CPU the same
+            static-buffer step runs eagerly (the eager result, bit for bit).
 
     Attributes:
         history: one dict per outer step: ``step``, ``meta_train``, ``skipped`` and, on
@@ -160,6 +177,8 @@ class MetaTrainer:
         seed: int = 0,
         device: str | torch.device = "cpu",
         progress: bool = True,
+        distributed: str | bool | Distributed = "auto",
+        cuda_graph: bool = False,
     ) -> None:
         if score_on not in ("query", "train"):
             raise ValueError(f"score_on must be 'query' or 'train', got {score_on!r}")
@@ -177,6 +196,24 @@ class MetaTrainer:
         self._inner_optimizer = make_inner_optimizer(inner_optimizer, inner_lr)
         if truncate is not None and truncate < 1:
             raise ValueError(f"truncate must be a positive number of steps, got {truncate}")
+        if cuda_graph:
+            _check_cuda_graph(self.meta_gradient, path, checkpoint_inner)
+        setting = distributed_from(distributed)
+        requested = torch.device(device)
+        self._ranks = setting.ranks(requested) if setting is not None else Ranks()
+        if self._ranks.active:
+            requested = local_device(requested)
+            count = (
+                self.meta_gradient.pairs
+                if self.meta_gradient.splits == "pairs"
+                else meta_batch_size
+            )
+            what = (
+                "EvolutionStrategies(pairs=...)"
+                if self.meta_gradient.splits == "pairs"
+                else ("meta_batch_size")
+            )
+            self._ranks.check_divisible(count, what)
         self.loss = loss
         self.tasks = tasks
         self.inner_steps = inner_steps
@@ -196,8 +233,9 @@ class MetaTrainer:
         self.max_skips = max_skips
         self.keep = keep
         self.seed = seed
-        self.device = torch.device(device)
+        self.device = requested
         self.progress = progress
+        self.cuda_graph = cuda_graph
         self.path, self.path_reason = path, ""
 
         self.loss.to(self.device).unfreeze()
@@ -213,6 +251,20 @@ class MetaTrainer:
         self.best_score, self.best_step = math.inf, -1
         self._best_weights: dict[str, torch.Tensor] | None = None
         self._skips = 0
+        self._static_step: StaticMetaStep | None = None
+        if self._ranks.active:  # every rank runs the same configuration from rank 0's weights
+            self._ranks.check_same(self._identity(), "MetaTrainer settings")
+            self._ranks.broadcast_module(self.loss)
+
+    @property
+    def rank(self) -> int:
+        """This process's rank in a data-parallel job (0 when there is none)."""
+        return self._ranks.rank
+
+    @property
+    def world_size(self) -> int:
+        """The number of ranks meta-training together (1 for one process)."""
+        return self._ranks.world_size
 
     # ------------------------------------------------------------------ public
 
@@ -235,8 +287,12 @@ class MetaTrainer:
         if resume:
             self._restore()
         deadline = math.inf if max_seconds is None else time.monotonic() + max_seconds
+        main = self._ranks.is_main
         with tqdm(
-            total=steps, initial=self.step, disable=not self.progress, desc="meta-train"
+            total=steps,
+            initial=self.step,
+            disable=not (self.progress and main),
+            desc="meta-train",
         ) as bar:
             while self.step < steps:
                 record = self._outer_step()
@@ -247,6 +303,8 @@ class MetaTrainer:
                 for callback in self.callbacks:
                     callback(self, record)
                 out_of_time = time.monotonic() > deadline
+                if max_seconds is not None and self._ranks.active:  # rank 0's clock decides
+                    out_of_time = self._ranks.broadcast(out_of_time, "agreeing to stop")
                 if self.run_dir is not None and (
                     self.step % self.checkpoint_every == 0 or out_of_time
                 ):
@@ -323,6 +381,26 @@ class MetaTrainer:
     def _aggregate(self, objectives: torch.Tensor) -> torch.Tensor:
         return objectives.log().mean() if self.aggregate == "log-mean" else objectives.mean()
 
+    def _aggregate_share(self, objectives: torch.Tensor, total: int) -> torch.Tensor:
+        """This rank's share of the aggregated objective of ``total`` tasks: its tasks' sum
+        divided by ``total``, so that the ranks' shares sum to `_aggregate` of them all."""
+        terms = objectives.log() if self.aggregate == "log-mean" else objectives
+        return terms.sum() / total
+
+    def _share_objective(self, batch, params, loss_params, total: int) -> torch.Tensor:
+        if loss_params is None:
+            loss_params = dict(self.loss.named_parameters())
+        objectives = self._inner.run(
+            params,
+            loss_params,
+            batch,
+            self.inner_steps,
+            score_on=self.score_on,
+            truncate=self.truncate,
+            checkpointed=self.checkpoint_inner and torch.is_grad_enabled(),
+        )
+        return self._aggregate_share(objectives, total)
+
     def validate(self) -> float:
         """The aggregated task objective on the fixed meta-validation tasks."""
         batch, params = self._validation
@@ -357,13 +435,22 @@ class MetaTrainer:
         self.path = path
         self._inner.path = self._validation_inner.path = "loop" if path == "loop" else "vmap"
 
-    def _meta_objective_with_fallback(self, batch, params, loss_params=None) -> torch.Tensor:
+    def _meta_objective_with_fallback(
+        self, batch, params, loss_params=None, total: int | None = None
+    ) -> torch.Tensor:
+        """The meta-objective (``total`` given: this rank's share of ``total`` tasks)."""
+
+        def objective():
+            if total is None:
+                return self.meta_objective(batch, params, loss_params)
+            return self._share_objective(batch, params, loss_params, total)
+
         if self.path != "auto":
-            return self.meta_objective(batch, params, loss_params)
+            return objective()
         try:
-            objective = self.meta_objective(batch, params, loss_params)
+            result = objective()
             self._use_path("vmap")
-            return objective
+            return result
         except RuntimeError as err:
             self._use_path("loop")
             self.path_reason = str(err).splitlines()[0]
@@ -372,24 +459,44 @@ class MetaTrainer:
                 "meta-training loops over tasks instead (slower, same result)",
                 stacklevel=3,
             )
-            return self.meta_objective(batch, params, loss_params)
+            return objective()
 
     def _outer_step(self) -> dict:
         batch = self.tasks.sample(self.meta_batch_size, self._generator).to(self.device)
         _, params = initial_params(self.tasks.make_model, self.meta_batch_size, self._generator)
         params = {k: v.to(self.device) for k, v in params.items()}
+        ranks = self._ranks
+        ranks.step = self.step + 1
+        total = None
+        if ranks.active and self.meta_gradient.splits == "tasks":
+            # every rank drew the whole meta-batch from the same generator; it keeps its share
+            share, total = ranks.share(self.meta_batch_size), self.meta_batch_size
+            batch = _slice_batch(batch, share)
+            params = {k: v[share] for k, v in params.items()}
+        weights = dict(self.loss.named_parameters())
 
         self.meta_optimizer.zero_grad(set_to_none=True)
-        objective = self.meta_gradient.backward(
-            lambda loss_params: self._meta_objective_with_fallback(batch, params, loss_params),
-            dict(self.loss.named_parameters()),
-            self._generator,
-        )
+        if self.cuda_graph:
+            objective = self._graphed_step(batch, params, total)
+            if ranks.active:
+                objective = ranks.sum_gradients(weights, objective)
+        else:
+
+            def meta_objective(loss_params):
+                return self._meta_objective_with_fallback(batch, params, loss_params, total)
+
+            if ranks.active:
+                objective = self.meta_gradient.backward_distributed(
+                    meta_objective, weights, self._generator, ranks
+                )
+            else:
+                objective = self.meta_gradient.backward(meta_objective, weights, self._generator)
         grads = [p.grad for p in self.loss.parameters()]
         # A parameter with no gradient (e.g. an output bias, which shifts the loss but not
         # its gradient, so the inner loop never feels it) simply is not updated.
-        finite = math.isfinite(objective) and all(
-            g is None or bool(torch.isfinite(g).all()) for g in grads
+        present = [g for g in grads if g is not None]
+        finite = math.isfinite(objective) and (
+            not present or bool(torch.stack([torch.isfinite(g).all() for g in present]).all())
         )
         self.step += 1
         record: dict[str, Any] = {"step": self.step, "meta_train": objective}
@@ -414,7 +521,9 @@ class MetaTrainer:
                 )
         record["skipped"] = not finite
         if self.validate_every and self.step % self.validate_every == 0:
-            score = self.validate()
+            # rank 0 validates; every rank gets its score, so all keep the same best weights
+            score = self.validate() if ranks.is_main else math.nan
+            score = ranks.broadcast(score, "broadcasting the meta-validation score")
             record["meta_val"] = score
             if math.isfinite(score) and score < self.best_score:
                 self.best_score, self.best_step = score, self.step
@@ -423,6 +532,22 @@ class MetaTrainer:
                 }
         self.history.append(record)
         return record
+
+    def _graphed_step(self, batch, params, total: int | None) -> float:
+        """The backpropagated meta-step through `StaticMetaStep` (a CUDA graph on CUDA)."""
+        if self._static_step is None:
+            template = batch
+
+            def objective(flat):
+                step_batch, step_params = unflatten_inputs(template, flat)
+                return self._meta_objective_with_fallback(step_batch, step_params, None, total)
+
+            self._static_step = StaticMetaStep(
+                objective,
+                dict(self.loss.named_parameters()),
+                capture=self.device.type == "cuda",
+            )
+        return self._static_step(flatten_inputs(batch, params))
 
     def _inner_lr_text(self) -> str:
         if self.inner_lr is None:
@@ -441,9 +566,14 @@ class MetaTrainer:
         return {**settings, "loss": self.loss.config.to_dict()}
 
     def save_checkpoint(self) -> Path:
-        """Write the full trainer state to ``run_dir`` (atomically); returns its directory."""
+        """Write the full trainer state to ``run_dir`` (atomically); returns its directory.
+
+        In a data-parallel job only rank 0 writes (every rank holds the same state); the
+        others return the directory rank 0 writes."""
         if self.run_dir is None:
             raise ValueError("save_checkpoint needs run_dir")
+        if not self._ranks.is_main:
+            return self.run_dir / f"step-{self.step:07d}"
         state = {
             "identity": self._identity(),
             "step": self.step,
@@ -465,7 +595,7 @@ class MetaTrainer:
     def _restore(self) -> None:
         if self.run_dir is None:
             raise ValueError("resume=True needs run_dir")
-        state = checkpoints.read_state(self.run_dir)
+        state = self._read_state()
         if state["identity"] != self._identity():
             raise ValueError(
                 f"cannot resume: the checkpoint in {self.run_dir} was made with "
@@ -483,6 +613,45 @@ class MetaTrainer:
         best = state["best"]
         self.best_score = math.inf if best["score"] is None else best["score"]
         self.best_step, self._best_weights = best["step"], best["weights"]
+
+    def _read_state(self) -> dict:
+        """The newest checkpoint; in a data-parallel job rank 0 reads it and broadcasts it
+        (or the error it met), so every rank resumes from the same state."""
+        if not self._ranks.active:
+            return checkpoints.read_state(self.run_dir)
+        try:
+            state: Any = checkpoints.read_state(self.run_dir) if self._ranks.is_main else None
+        except Exception as err:  # re-raised on every rank below
+            state = err
+        state = self._ranks.broadcast(state, "broadcasting the checkpoint from rank 0")
+        if isinstance(state, Exception):
+            raise state
+        return state
+
+
+def _slice_batch(batch: TaskBatch, share: slice) -> TaskBatch:
+    """The tasks ``share`` of a batch (a batch of the same type)."""
+    return dataclasses.replace(
+        batch,
+        x_train=batch.x_train[share],
+        y_train=batch.y_train[share],
+        x_query=batch.x_query[share],
+        y_query=batch.y_query[share],
+        extra={k: v[share] for k, v in batch.extra.items()},
+    )
+
+
+def _check_cuda_graph(meta_gradient: MetaGradient, path: str, checkpoint_inner: bool) -> None:
+    """Refuse ``cuda_graph=True`` where a step cannot be captured as a graph."""
+    problems = []
+    if not isinstance(meta_gradient, Backprop):
+        problems.append(f"it captures a backpropagated step, not {meta_gradient!r}")
+    if path == "loop":
+        problems.append("it captures the vmap path, not path='loop'")
+    if checkpoint_inner:
+        problems.append("activation checkpointing (checkpoint_inner) cannot be captured")
+    if problems:
+        raise ValueError("cuda_graph=True cannot be used here: " + "; ".join(problems))
 
 
 def _meta_gradient(
