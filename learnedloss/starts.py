@@ -90,3 +90,51 @@ def reinforce_start_config(
         residual_form="baseline",
         inputs=inputs,
     )
+
+
+def scale_free_mse_start_config(
+    hidden: tuple[int, ...] = (32, 32),
+    inputs: tuple[str, ...] = ("scaled_residual", "standardized_target"),
+) -> LossConfig:
+    r"""A regression loss network that equals MSE exactly before meta-training and reads only
+    features free of the targets' scale and offset (`learnedloss.kinds.regression.
+    scale_free_features`): the batch's residuals over their median magnitude and its
+    standardized targets.
+
+    Its value is :math:`((1 + h) \cdot r)^2 = s^2 \cdot ((1 + h) \cdot r / s)^2`, the squared
+    error :math:`r^2` times a factor :math:`(1 + h)^2` that depends on scale-free features
+    only (the ``"scale"`` residual form with a ``square`` output, the last layer starting at
+    zero, so :math:`h = 0` and the loss is MSE). Rescaling targets and predictions by
+    :math:`a` and shifting them by :math:`b` multiplies the loss by exactly :math:`a^2`, as it
+    does MSE; a loss meta-trained on one scale is the same loss on every other one. The factor
+    can fall towards 0 for large scaled residuals (outlier rejection) but never makes the loss
+    negative, and a perfect prediction stays a minimum.
+    """
+    return _residual_start_config("square", hidden, inputs, "scale")
+
+
+def count_free_cross_entropy_start_config(
+    hidden: tuple[int, ...] = (20, 20),
+    inputs: tuple[str, ...] = ("prob", "margin"),
+    activation: str = "relu",
+) -> LossConfig:
+    r"""A classification loss network that equals ``F.cross_entropy`` before meta-training and
+    does not change with the number of classes.
+
+    Each class's value is :math:`(1 + h_c) \cdot (-y_c \log p_c)` (the ``"scale"`` residual
+    form): classes whose target probability is 0 contribute exactly 0, so with class-index
+    targets a sample's loss is :math:`(1 + h(p_y, m_y)) \cdot (-\log p_y)`, a function of the
+    labelled class's probability and margin over its strongest rival
+    (`learnedloss.kinds.classification.class_margin`) alone, whatever C is. The earlier
+    `cross_entropy_start_config` adds a learned term for every class, a sum that grows with C.
+    """
+    return LossConfig(
+        kind="classification",
+        hidden_sizes=hidden,
+        activation=activation,
+        output_activation="identity",
+        bias=True,
+        residual=True,
+        residual_form="scale",
+        inputs=inputs,
+    )

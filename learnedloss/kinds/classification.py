@@ -48,7 +48,7 @@ class Classification(LossKind):
     """
 
     name = "classification"
-    features = ("log_prob", "prob", "target")
+    features = ("log_prob", "prob", "target", "margin")
     default_inputs = ("log_prob", "target")
     takes_side_inputs = False
     uses_ignore_index = True
@@ -79,6 +79,8 @@ class Classification(LossKind):
             check_all_finite(input, "input")
             if target.is_floating_point():
                 check_all_finite(target, "target")
+        if "margin" in config.inputs:
+            named["margin"] = class_margin(named["log_prob"])
         return named, valid
 
     def standard_term(
@@ -171,3 +173,24 @@ def _check_class_indices(
             f"target holds class indices {values} outside [0, {n_classes - 1}] for input with "
             f"{n_classes} classes (ignore_index is {ignore_index})"
         )
+
+
+def class_margin(log_prob: torch.Tensor) -> torch.Tensor:
+    r"""Each class's margin over its strongest rival: :math:`\log p_c - \max_{c' \ne c}
+    \log p_{c'}` (the logit difference), along the last dimension.
+
+    Unlike ``log_prob`` it does not drift with the number of classes (a uniform prediction
+    has margin 0 for any C), so a loss that reads it and ``prob`` of the target class only
+    (`learnedloss.starts.count_free_cross_entropy_start_config`) is the same function for
+    2 classes or 100. With a single class the margin is 0.
+
+    Shape:
+        - Input: ``(*, C)``.
+        - Output: ``(*, C)``.
+    """
+    if log_prob.shape[-1] < 2:
+        return torch.zeros_like(log_prob)
+    top = log_prob.topk(2, dim=-1).values
+    best, second = top[..., :1], top[..., 1:]
+    rival = torch.where(log_prob >= best, second, best)
+    return log_prob - rival

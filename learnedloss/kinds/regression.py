@@ -11,6 +11,11 @@ from learnedloss.kinds.base import ElementwiseKind
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
 
+SCALE_FREE_FEATURES = ("scaled_residual", "standardized_target", "standardized_input")
+"""Regression features that do not change when targets and predictions are rescaled or
+shifted together (``y -> a * y + b`` with ``a > 0``; a negative ``a`` mirrors them),
+computed by `scale_free_features`."""
+
 
 class Regression(ElementwiseKind):
     r"""Regression losses, drop-ins for ``nn.MSELoss``: one network call per element,
@@ -36,7 +41,7 @@ class Regression(ElementwiseKind):
     """
 
     name = "regression"
-    features = ("input", "target", "residual")
+    features = ("input", "target", "residual", *SCALE_FREE_FEATURES)
     default_inputs = ("input", "target")
     residual_forms = ("add", "scale", "weight")
     replaces = "torch.nn.MSELoss()"
@@ -48,6 +53,8 @@ class Regression(ElementwiseKind):
     def derived_features(self, named: dict[str, torch.Tensor], config: LossConfig) -> None:
         if config.residual or "residual" in config.inputs:  # only when used
             named["residual"] = named["input"] - named["target"]
+        if any(name in SCALE_FREE_FEATURES for name in config.inputs):
+            named.update(scale_free_features(named["input"], named["target"]))
 
     def standard_term(
         self, features: dict[str, torch.Tensor]
@@ -55,3 +62,50 @@ class Regression(ElementwiseKind):
         if "residual" in features:
             return features["residual"], None
         return features["input"] - features["target"], None
+
+# -- features free of the targets' scale and offset (docs/robust-regression.md) -------------
+
+def robust_scale(values: torch.Tensor) -> torch.Tensor:
+    """A scale of ``values`` that outliers barely move, detached: the median of ``|values|``
+    over all elements, floored at 1e-3 times their mean (so that a batch whose errors are
+    mostly exactly 0 still has a scale) and at the dtype's smallest normal number.
+
+    It is equivariant: ``robust_scale(a * values) == |a| * robust_scale(values)``. It runs
+    under ``torch.func.vmap`` and ``torch.compile``.
+    """
+    magnitude = values.detach().abs().flatten()
+    if magnitude.numel() == 0:
+        return magnitude.new_ones(())
+    floor = torch.finfo(magnitude.dtype).tiny
+    return torch.maximum(magnitude.median(), 1e-3 * magnitude.mean()).clamp_min(floor)
+
+
+def scale_free_features(
+    input: torch.Tensor, target: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    r"""Features of a regression batch that carry over between data sets of any units.
+
+    With :math:`r = \hat y - y`, :math:`s = \mathrm{median}_n |r_n|` (`robust_scale`),
+    :math:`m = \mathrm{median}_n y_n` and :math:`t = \mathrm{median}_n |y_n - m|`, all three
+    over every element of the call and detached:
+
+    - ``scaled_residual``: :math:`r / s`, the error in units of the batch's typical error;
+    - ``standardized_target``: :math:`(y - m) / t`;
+    - ``standardized_input``: :math:`(\hat y - m) / t`.
+
+    A loss that reads only these and whose value is the squared error times a function of
+    them (`learnedloss.starts.scale_free_mse_start_config`) changes by exactly :math:`a^2`
+    when targets and predictions become :math:`a y + b`, :math:`a > 0`. The price: an
+    element's value depends on the other elements of the call through the detached scalars
+    :math:`s`, :math:`m` and :math:`t` (as a batch-norm layer's output does), so with
+    ``reduction='none'`` the values are per element but not independent of the batch.
+    """
+    residual = input - target
+    scale = robust_scale(residual)
+    center = target.detach().flatten().median() if target.numel() else target.new_zeros(())
+    spread = robust_scale(target - center)
+    return {
+        "scaled_residual": residual / scale,
+        "standardized_target": (target - center) / spread,
+        "standardized_input": (input - center) / spread,
+    }

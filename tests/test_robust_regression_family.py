@@ -1,0 +1,107 @@
+"""The broad robust-regression family (issue 17): tasks, recipe and transfer evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("statsmodels", reason="the real tables ship with statsmodels (data extra)")
+
+from learnedloss.families.recipe import meta_train
+from learnedloss.families.robust_regression import (
+    HELD_OUT_TABLES,
+    META_TRAIN_TABLES,
+    TABLES,
+    RobustRegressionRecipe,
+    RobustRegressionTasks,
+)
+from learnedloss.families.robust_regression.recipe import recipe_of
+from learnedloss.families.robust_regression.tasks import (
+    corrupt,
+    load_table,
+    robust_standardize,
+)
+from learnedloss.families.robust_regression.transfer import summary, transfer
+
+
+def test_held_out_tables_are_never_meta_trained_on():
+    assert not set(HELD_OUT_TABLES) & set(META_TRAIN_TABLES)
+    assert not set(HELD_OUT_TABLES) & set(RobustRegressionRecipe().sources)
+    assert set(HELD_OUT_TABLES) | set(META_TRAIN_TABLES) == set(TABLES)
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_tables_load_offline(name):
+    x, y = load_table(name)
+    assert x.dim() == 2 and y.shape == (x.shape[0],) and x.shape[0] >= 150
+    assert torch.isfinite(x).all() and torch.isfinite(y).all()
+    z = robust_standardize(y)
+    assert abs(float(z.median())) < 1e-5 and torch.isfinite(z).all()
+
+
+def test_corruption_hits_the_fraction_asked_and_only_training_targets():
+    generator = torch.Generator().manual_seed(0)
+    y = torch.randn(3, 100)
+    fraction = torch.tensor([0.0, 0.2, 0.4])
+    out = corrupt(y, fraction, ["uniform", "heavy", "one-sided"], generator)
+    changed = (out != y).sum(dim=1).tolist()
+    assert changed == [0, 20, 40]
+    assert (out[2] >= y[2]).all()  # one-sided outliers lie above the truth
+
+
+def test_tasks_vary_source_width_and_scale_and_models_fit_them():
+    family = RobustRegressionTasks(outlier_fraction=(0.2, 0.2))
+    generator = torch.Generator().manual_seed(0)
+    shapes = set()
+    for _ in range(6):
+        batch = family.sample(4, generator)
+        model = family.make_model()
+        assert model(batch.x_train[0]).shape == batch.y_train[0].shape
+        shapes.add((batch.x_train.shape[-1], model[0].out_features))
+        assert batch.y_query.shape == (4, family.n_query, 1)
+    assert len(shapes) > 1
+    assert set(family.describe()["sources"]) == {"synthetic", *META_TRAIN_TABLES}
+
+
+def test_recipe_meta_trains_with_es_and_records_itself():
+    recipe = RobustRegressionRecipe(
+        outer_steps=2,
+        inner_steps=3,
+        meta_batch_size=2,
+        es_pairs=1,
+        validate_every=1,
+        validation_size=2,
+        widths=(8,),
+    )
+    start = recipe.initial_loss()
+    loss, trainer = meta_train(recipe, progress=False, family="robust-regression")
+    assert all(math.isfinite(r["meta_train"]) for r in trainer.history)
+    moved = any(
+        not torch.equal(a, b)
+        for a, b in zip(start.state_dict().values(), loss.state_dict().values(), strict=True)
+    )
+    assert moved
+    assert recipe_of(loss).widths == (8,)
+
+
+def test_transfer_evaluation_runs_and_summarizes():
+    loss = RobustRegressionRecipe().initial_loss()  # exactly MSE
+    results = transfer(
+        {"scale-free MSE": loss},
+        tables=("diabetes",),
+        optimizers=("adam",),
+        seeds=1,
+        steps=2,
+        n_tasks=1,
+        n_inits=1,
+        tune_tasks=1,
+        deltas=(1.0,),
+        n_train=32,
+        n_query=16,
+    )
+    (seed,) = results[0]["seeds"]
+    # a loss that starts as MSE trains exactly as MSE does
+    assert seed["scale-free MSE"]["score"] == pytest.approx(seed["MSE"]["score"], rel=1e-4)
+    assert "ratio to best baseline" in summary(results)

@@ -1,0 +1,149 @@
+"""Features that carry over between data sets: regression losses free of the targets' scale
+and offset, classification losses free of the class count (issue 17)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import grad, vmap
+
+from learnedloss import LearnedLoss
+from learnedloss.kinds.classification import class_margin
+from learnedloss.kinds.regression import robust_scale, scale_free_features
+from learnedloss.starts import count_free_cross_entropy_start_config, scale_free_mse_start_config
+
+
+def _perturbed(loss: LearnedLoss, seed: int = 0, size: float = 0.5) -> LearnedLoss:
+    """A copy of ``loss`` whose last layer is no longer zero: a loss that is not MSE/CE."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in loss.parameters():
+            p.add_(size * torch.randn(p.shape, generator=generator, dtype=p.dtype))
+    return loss
+
+
+def _regression_loss(**kwargs) -> LearnedLoss:
+    torch.manual_seed(0)
+    return _perturbed(LearnedLoss(scale_free_mse_start_config(**kwargs)).double())
+
+
+def test_scale_free_start_is_exactly_mse():
+    loss = LearnedLoss(scale_free_mse_start_config()).double()
+    x, y = torch.randn(7, 3, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64)
+    assert torch.equal(loss(x, y), F.mse_loss(x, y))
+
+
+@pytest.mark.parametrize("a, b", [(1e-3, 0.0), (7.0, -250.0), (2.0, 3.0), (1e4, 1e5)])
+def test_rescaled_targets_rescale_the_loss_by_a_squared(a, b):
+    loss = _regression_loss(inputs=("scaled_residual", "standardized_target", "standardized_input"))
+    generator = torch.Generator().manual_seed(1)
+    y = torch.randn(64, generator=generator, dtype=torch.float64)
+    y[:10] += 20 * torch.randn(10, generator=generator, dtype=torch.float64)  # outliers
+    x = y + 0.3 * torch.randn(64, generator=generator, dtype=torch.float64)
+    base = loss(x, y)
+    assert base.item() != pytest.approx(F.mse_loss(x, y).item(), rel=1e-3)  # not MSE
+    moved = loss(a * x + b, a * y + b)
+    assert moved.item() == pytest.approx(a * a * base.item(), rel=1e-9)
+    per_element = LearnedLoss(loss.config, reduction="none").double()
+    per_element.load_state_dict(loss.state_dict())
+    torch.testing.assert_close(per_element(a * x + b, a * y + b), a * a * per_element(x, y))
+
+
+def test_rescaled_targets_rescale_the_gradient_by_a():
+    loss = _regression_loss()
+    y = torch.randn(32, dtype=torch.float64)
+    x = y + torch.randn(32, dtype=torch.float64)
+    a, b = 5.0, -3.0
+    g = torch.autograd.grad(loss(x.requires_grad_(), y), x)[0]
+    moved = (a * x.detach() + b).requires_grad_()
+    g_moved = torch.autograd.grad(loss(moved, a * y + b), moved)[0]
+    torch.testing.assert_close(g_moved, a * g)
+
+
+def test_scale_free_features_are_invariant_and_finite():
+    y = torch.randn(50, dtype=torch.float64)
+    x = y + torch.randn(50, dtype=torch.float64)
+    base = scale_free_features(x, y)
+    moved = scale_free_features(3 * x + 10, 3 * y + 10)
+    for name in base:
+        torch.testing.assert_close(moved[name], base[name])
+    assert robust_scale(3 * (x - y)).item() == pytest.approx(3 * robust_scale(x - y).item())
+    exact = scale_free_features(y, y)  # a perfect fit, constant targets, one element
+    assert all(torch.isfinite(v).all() for v in exact.values())
+    assert torch.equal(exact["scaled_residual"], torch.zeros_like(y))
+    one = scale_free_features(torch.tensor(2.0), torch.tensor(1.0))
+    assert all(torch.isfinite(v) for v in one.values())
+    constant = scale_free_features(torch.ones(5), torch.ones(5))
+    assert all(torch.isfinite(v).all() for v in constant.values())
+
+
+def test_scale_free_loss_runs_under_vmap_and_grad():
+    loss = _regression_loss().float()
+    params = {k: v.detach() for k, v in loss.named_parameters()}
+    x, y = torch.randn(4, 30), torch.randn(4, 30)
+
+    def value(prediction, target):
+        return torch.func.functional_call(loss, params, (prediction, target))
+
+    batched = vmap(value)(x, y)
+    looped = torch.stack([value(x[i], y[i]) for i in range(4)])
+    torch.testing.assert_close(batched, looped)
+    assert torch.isfinite(vmap(grad(value))(x, y)).all()
+
+
+# -- classification: the same loss for any number of classes ------------------------------
+
+
+def _logits_with(p_target: float, p_rival: float, n_classes: int) -> torch.Tensor:
+    """Logits of one sample (target class 0) with these target and rival probabilities and
+    the rest spread evenly over the other classes."""
+    rest = (1.0 - p_target - p_rival) / (n_classes - 2)
+    probs = torch.tensor([p_target, p_rival] + [rest] * (n_classes - 2), dtype=torch.float64)
+    return probs.log().unsqueeze(0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_count_free_loss_is_the_same_for_any_class_count(seed):
+    torch.manual_seed(seed)
+    loss = _perturbed(LearnedLoss(count_free_cross_entropy_start_config()).double(), seed)
+    target = torch.zeros(1, dtype=torch.long)
+    values = [loss(_logits_with(0.5, 0.3, c), target).item() for c in (3, 5, 10, 100)]
+    assert values[0] != pytest.approx(-math.log(0.5), rel=1e-3)  # not cross-entropy
+    assert values == pytest.approx([values[0]] * len(values), rel=1e-12)
+    two = loss(torch.tensor([[0.0, -1.0]], dtype=torch.float64), target).item()
+    many = torch.full((1, 100), -1e9, dtype=torch.float64)
+    many[0, :2] = torch.tensor([0.0, -1.0])
+    assert loss(many, target).item() == pytest.approx(two, rel=1e-9)
+
+
+def test_the_old_sum_over_classes_grows_with_the_class_count():
+    """The control: the "add" start scores every class, so its loss drifts with C."""
+    from learnedloss.starts import cross_entropy_start_config
+
+    torch.manual_seed(0)
+    loss = _perturbed(LearnedLoss(cross_entropy_start_config((8,))).double())
+    target = torch.zeros(1, dtype=torch.long)
+    values = [loss(_logits_with(0.5, 0.3, c), target).item() for c in (3, 100)]
+    assert values[0] != pytest.approx(values[1], rel=1e-2)
+
+
+@pytest.mark.parametrize("n_classes", [2, 10, 100])
+def test_count_free_start_is_exactly_cross_entropy(n_classes):
+    loss = LearnedLoss(count_free_cross_entropy_start_config())
+    logits = torch.randn(16, n_classes)
+    labels = torch.randint(0, n_classes, (16,))
+    torch.testing.assert_close(loss(logits, labels), F.cross_entropy(logits, labels))
+    soft = torch.softmax(torch.randn(16, n_classes), dim=-1)
+    torch.testing.assert_close(loss(logits, soft), F.cross_entropy(logits, soft))
+
+
+def test_class_margin():
+    log_prob = torch.tensor([[0.0, 1.0, 3.0], [2.0, 2.0, 0.0]]).log_softmax(-1)
+    expected = torch.tensor([[-3.0, -2.0, 2.0], [0.0, 0.0, -2.0]])
+    torch.testing.assert_close(class_margin(log_prob), expected)
+    assert torch.equal(class_margin(torch.zeros(4, 1)), torch.zeros(4, 1))
+    uniform = torch.full((3, 50), -math.log(50))
+    assert torch.equal(class_margin(uniform), torch.zeros(3, 50))
