@@ -24,7 +24,7 @@ from learnedloss.evaluation.baselines import (
     scaled_mse,
     symmetric_cross_entropy,
 )
-from learnedloss.evaluation.protocol import _held_out, evaluate, inner_loop_for, train_curves
+from learnedloss.evaluation.protocol import evaluate, held_out_draw, inner_loop_for, train_curves
 from learnedloss.families.sine import SineTasks
 
 SMALL = dict(steps=10, n_tasks=4, n_inits=1)
@@ -303,7 +303,7 @@ def test_tuned_at_a_fixed_lr_still_tunes_the_variant():
 
 def test_a_tuned_grid_is_not_a_loss_to_train_with():
     family = tasks()
-    template, batch, params = _held_out(family, 2, 1, 0)
+    template, batch, params = held_out_draw(family, 2, 1, 0)
     tuned = Tuned("Huber", {"d=1": huber(1.0)})
     with pytest.raises(TypeError, match="variants"):
         train_curves(tuned, family, template, batch, params, 0.01, 2)
@@ -316,7 +316,7 @@ def test_a_tuned_grid_is_not_a_loss_to_train_with():
 
 def test_adaptive_loss_parameters_train_jointly_with_each_model():
     family = tasks(outlier_fraction=0.2)
-    template, batch, params = _held_out(family, 3, 1, 0)
+    template, batch, params = held_out_draw(family, 3, 1, 0)
     loss = AdaptiveRobustLoss()
     before = {k: v.detach().clone() for k, v in loss.named_parameters()}
     inner, start = inner_loop_for(loss, family, template, 0.05)
@@ -361,7 +361,7 @@ def test_adaptive_loss_in_evaluate_is_finite_and_not_a_fixed_loss():
 
 def test_meta_gradient_reaches_the_adaptive_loss_start():
     family = tasks()
-    template, batch, params = _held_out(family, 2, 1, 0)
+    template, batch, params = held_out_draw(family, 2, 1, 0)
     loss = AdaptiveRobustLoss()
     inner, _ = inner_loop_for(loss, family, template, 0.05)
     start = {k: v.detach().clone().requires_grad_(True) for k, v in loss.named_parameters()}

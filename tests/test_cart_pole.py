@@ -10,7 +10,7 @@ from torch.distributions import Categorical
 
 from learnedloss.envs import CartPole
 from learnedloss.evaluation.baselines import reinforce, reinforce_from_returns
-from learnedloss.evaluation.protocol import _held_out, train_curves
+from learnedloss.evaluation.protocol import held_out_draw, train_curves
 from learnedloss.families.policy_gradient.cart_pole import CartPoleTasks, alive
 from learnedloss.families.policy_gradient.episodes import CategoricalPolicy, gumbel_noise
 from learnedloss.families.policy_gradient.recipe import (
@@ -66,7 +66,7 @@ def test_steps_after_an_ending_count_for_nothing():
 
 def test_reinforce_learns_to_balance_and_the_baseline_helps():
     tasks = CartPoleTasks(hidden=(16,))
-    template, batch, params = _held_out(tasks, 12, 1, seed=5)
+    template, batch, params = held_out_draw(tasks, 12, 1, seed=5)
 
     def final_cost(loss, lr):
         return train_curves(loss, tasks, template, batch, params, lr, 10, every=10)[-1].mean()

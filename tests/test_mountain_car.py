@@ -15,7 +15,7 @@ from learnedloss import LearnedLoss
 from learnedloss.cli import main
 from learnedloss.envs import MountainCar
 from learnedloss.envs.mountain_car import GOAL_POSITION
-from learnedloss.evaluation.protocol import _held_out, train_curves
+from learnedloss.evaluation.protocol import held_out_draw, train_curves
 from learnedloss.families.mountain_car.recipe import (
     DriveScore,
     MountainCarRecipe,
@@ -134,7 +134,7 @@ def test_the_waypoint_never_reaches_the_loss():
     runs = []
     for shaped in (True, False):
         tasks = MountainCarTasks(shaped=shaped, horizon=20, waypoint_steps=5)
-        template, batch, params = _held_out(tasks, 3, 1, 0)
+        template, batch, params = held_out_draw(tasks, 3, 1, 0)
         runs.append(
             train_curves(
                 loss,

@@ -16,7 +16,7 @@ from learnedloss.evaluation.baselines import (
     reinforce,
     reinforce_from_returns,
 )
-from learnedloss.evaluation.protocol import _held_out, train_curves
+from learnedloss.evaluation.protocol import held_out_draw, train_curves
 from learnedloss.families.policy_gradient.episodes import GaussianPolicy, reward_to_go
 from learnedloss.families.policy_gradient.point_mass import EpisodeRollout, PointMassGoals
 from learnedloss.families.policy_gradient.recipe import (
@@ -194,7 +194,7 @@ def test_reinforce_learns_to_reach_goals_and_the_baseline_helps():
     lr bring policies closer to their goals than they started, and closer than REINFORCE
     without a baseline at its own best lr of a few."""
     tasks = PointMassGoals(hidden=(16,))
-    template, batch, params = _held_out(tasks, 16, 1, seed=3)
+    template, batch, params = held_out_draw(tasks, 16, 1, seed=3)
 
     def final_cost(loss, lr):
         return train_curves(loss, tasks, template, batch, params, lr, 10, every=10)[-1].mean()
@@ -275,7 +275,7 @@ def test_bundled_policy_gradient_loss_does_what_its_card_says():
     assert loss.config.kind == "policy_gradient" and loss.config.residual_form == "baseline"
     assert "REINFORCE" in loss.metadata["results"]
     tasks = PolicyGradientRecipe().tasks()
-    template, batch, params = _held_out(tasks, 64, 1, seed=777)
+    template, batch, params = held_out_draw(tasks, 64, 1, seed=777)
 
     def best(loss_fn, lrs):
         return min(

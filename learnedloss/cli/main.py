@@ -7,6 +7,9 @@ Subcommands:
 - ``learnedloss meta-train FAMILY ...``: meta-train a loss on a task family.
 - ``learnedloss evaluate FAMILY LOSS [LOSS ...]``: score losses on the family's held-out tasks
   against its baselines.
+- ``learnedloss check NAME_OR_PATH``, ``learnedloss plot NAME``, ``learnedloss export NAME
+  --grid``: look at a loss, check that it is sane, turn it into the fast grid form
+  (`learnedloss.inspection`).
 - ``learnedloss demo``: meta-train a robust sine loss and compare it with MSE, in minutes.
 
 The families are those of `learnedloss.families.registry`; this module loops over them and
@@ -102,6 +105,10 @@ def build_parser(families: Iterable[str] | None = None) -> ArgumentParser:
             hooks.add_meta_train_arguments(trainer)
             common.add_evaluate_arguments(evaluator)
             hooks.add_evaluate_arguments(evaluator)
+
+    from learnedloss.inspection.commands import add_parsers as add_inspection_parsers
+
+    add_inspection_parsers(commands)
 
     demo = commands.add_parser(
         "demo",
@@ -298,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from learnedloss.families.sine.cli import run_demo
 
         return run_demo(args)
+    if getattr(args, "func", None) is not None:  # check, plot, export (learnedloss.inspection)
+        return args.func(args)
     if args.command == "list":
         from learnedloss.bundled import bundled_names
 

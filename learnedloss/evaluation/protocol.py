@@ -178,7 +178,13 @@ def per_start_table(header: str, results: Mapping[str, Mapping], row) -> str:
     return "\n".join(lines)
 
 
-def _held_out(tasks: TaskFamily, n_tasks: int, n_inits: int, seed: int):
+def held_out_draw(tasks: TaskFamily, n_tasks: int, n_inits: int, seed: int):
+    """``n_tasks`` tasks from ``tasks`` drawn with ``seed``, each repeated for ``n_inits``
+    model initializations: ``(template model, TaskBatch, stacked initial parameters)``.
+
+    Evaluations draw their held-out tasks with seed ``EVALUATION_SEED_OFFSET + seed`` and
+    their lr-tuning tasks with ``TUNING_SEED_OFFSET + seed``, never the seeds meta-training
+    draws from."""
     generator = torch.Generator().manual_seed(seed)
     batch = tasks.sample(n_tasks, generator)
     repeat = lambda t: t.repeat_interleave(n_inits, dim=0)  # noqa: E731
@@ -425,14 +431,15 @@ def evaluate(
             grid of variants, whose variant is tuned with the lr on the tuning tasks (also
             when ``lr`` is fixed). See `robust_regression_baselines`,
             `noisy_label_baselines` and `standard_losses` for the baselines.
-        tasks: the family held-out tasks are drawn from (seed ``10000 + seed``).
+        tasks: the family held-out tasks are drawn from (seed ``EVALUATION_SEED_OFFSET + seed``).
         steps: optimizer steps per model.
         n_tasks: held-out tasks.
         n_inits: model initializations per held-out task.
         optimizer: ``"sgd"`` or ``"adam"``, the same for every loss.
         lr: score every loss at this one learning rate (no tuning).
         lrs: the grid each loss's lr is tuned over (default `lr_grid()`: 1e-4 to 1, 2^(1/4)
-            spacing), on ``tune_tasks`` separate tasks (seed ``20000 + seed``, one init each).
+            spacing), on ``tune_tasks`` separate tasks (seed ``TUNING_SEED_OFFSET + seed``, one
+            init each).
         select_by: what the tuning minimizes: ``"objective"`` (the geometric mean of the
             final task objective) or the name of one of the family's metrics (its mean), e.g.
             ``"error"`` for classifiers, so that losses whose models are accurate but not
@@ -444,7 +451,7 @@ def evaluate(
         device: where the models train.
     """
     reference = reference or next(iter(losses))
-    template, batch, params = _held_out(tasks, n_tasks, n_inits, EVALUATION_SEED_OFFSET + seed)
+    template, batch, params = held_out_draw(tasks, n_tasks, n_inits, EVALUATION_SEED_OFFSET + seed)
     with torch.no_grad():  # the metric names, from one fresh model's query predictions
         metric_names = list(tasks.metrics(template(batch.x_query[0]), batch.y_query[0]))
     if select_by != "objective" and select_by not in metric_names:
@@ -458,7 +465,7 @@ def evaluate(
         grid = list(lrs) if lrs is not None else lr_grid()
     tuned = any(isinstance(loss, Tuned) for loss in losses.values())
     if lr is None or tuned:
-        tune = _held_out(tasks, tune_tasks, 1, TUNING_SEED_OFFSET + seed)
+        tune = held_out_draw(tasks, tune_tasks, 1, TUNING_SEED_OFFSET + seed)
     run = dict(optimizer=optimizer, score_on=score_on, device=device, objective=scored)
 
     def tuning_scores(loss: LossLike, candidates: Sequence[float]) -> dict[float, float]:

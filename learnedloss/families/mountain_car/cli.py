@@ -21,6 +21,7 @@ from learnedloss.cli.common import (
     positive_int,
     run_recipe,
 )
+from learnedloss.evaluation.protocol import EVALUATION_SEED_OFFSET
 from learnedloss.families.mountain_car.recipe import (
     MountainCarRecipe,
     compare_driving,
@@ -94,7 +95,7 @@ def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> li
             lr=args.lr,
             steps=args.steps,
             n_random=args.n_random,
-            seed=10000 + seed,
+            seed=EVALUATION_SEED_OFFSET + seed,
             optimizer=args.optimizer,
         )
         echo(f"seed {seed}: policies trained {args.steps} steps, then rolled out")

@@ -18,8 +18,10 @@ from torch import nn
 
 from learnedloss.envs.mountain_car import GOAL_POSITION
 from learnedloss.evaluation.protocol import (
+    EVALUATION_SEED_OFFSET,
+    TUNING_SEED_OFFSET,
     LossLike,
-    _held_out,
+    held_out_draw,
     lr_grid,
     per_start_table,
     pick_lr,
@@ -98,7 +100,7 @@ def drive(
     steps: int = MountainCarRecipe.inner_steps,
     n_tasks: int = 20,
     start: float | None = None,
-    seed: int = 10000,
+    seed: int = EVALUATION_SEED_OFFSET,
     horizon: int = MountainCarRecipe.horizon,
     optimizer: str = MountainCarRecipe.inner_optimizer,
 ) -> torch.Tensor:
@@ -111,7 +113,7 @@ def drive(
     diverged gives NaN.
     """
     tasks = MountainCarTasks(start=start, horizon=horizon)
-    template, batch, params = _held_out(tasks, n_tasks, 1, seed)
+    template, batch, params = held_out_draw(tasks, n_tasks, 1, seed)
     curves = train_curves(
         loss,
         tasks,
@@ -179,7 +181,7 @@ def tune_lr(
 
     def key(lr: float) -> tuple[float, float, float]:
         positions = drive(
-            loss, lr=lr, steps=steps, n_tasks=n_tasks, seed=20000, optimizer=optimizer
+            loss, lr=lr, steps=steps, n_tasks=n_tasks, seed=TUNING_SEED_OFFSET, optimizer=optimizer
         )
         score = DriveScore.of(positions, lr)
         cost = score.cost if math.isfinite(score.cost) else math.inf
@@ -194,7 +196,7 @@ def compare_driving(
     lr: float = MountainCarRecipe.inner_lr,
     steps: int = MountainCarRecipe.inner_steps,
     n_random: int = 20,
-    seed: int = 10000,
+    seed: int = EVALUATION_SEED_OFFSET,
     optimizer: str = MountainCarRecipe.inner_optimizer,
 ) -> tuple[dict[str, dict[str, DriveScore]], dict[str, torch.Tensor]]:
     """Each learned loss at ``lr`` against the task cost (``nn.MSELoss()`` on the positions)

@@ -36,7 +36,7 @@ from torch.func import functional_call
 
 from learnedloss.envs.reacher import HORIZON, MujocoReacher, sample_goals, sample_starts
 from learnedloss.evaluation.baselines import LossLike
-from learnedloss.evaluation.protocol import _held_out, inner_loop_for, lr_grid, mean_and_std
+from learnedloss.evaluation.protocol import held_out_draw, inner_loop_for, lr_grid, mean_and_std
 from learnedloss.families.reacher.tasks import (
     DynamicsModel,
     ReacherGoals,
@@ -135,7 +135,7 @@ def run_policies(
 
 def _probe(tasks: ReacherGoals, n_tasks: int, seed: int):
     """Tasks and fresh policies (one per task) drawn with ``seed``."""
-    return _held_out(tasks, n_tasks, 1, seed)
+    return held_out_draw(tasks, n_tasks, 1, seed)
 
 
 class DynamicsRefit:

@@ -24,6 +24,7 @@ from learnedloss.cli.common import (
     positive_int,
     run_recipe,
 )
+from learnedloss.evaluation.protocol import EVALUATION_SEED_OFFSET
 from learnedloss.families.shaped_sine.recipe import (
     FrequencyRecipe,
     compare_recovery,
@@ -82,7 +83,9 @@ def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> li
     the landscapes with ``--plot``; prints the tables, returns one result dict per seed."""
     results = []
     for seed in over_seeds(args):
-        result = compare_recovery(losses, lr=args.lr, n_tasks=args.n_tasks, seed=10000 + seed)
+        result = compare_recovery(
+            losses, lr=args.lr, n_tasks=args.n_tasks, seed=EVALUATION_SEED_OFFSET + seed
+        )
         echo(f"seed {seed}: |w - w*| after 10 SGD steps on {args.n_tasks} held-out tasks")
         echo(recovery_table(result))
         results.append({s: {n: asdict(r) for n, r in rows.items()} for s, rows in result.items()})

@@ -16,8 +16,10 @@ import torch
 from torch import nn
 
 from learnedloss.evaluation.protocol import (
+    EVALUATION_SEED_OFFSET,
+    TUNING_SEED_OFFSET,
     LossLike,
-    _held_out,
+    held_out_draw,
     lr_grid,
     per_start_table,
     pick_lr,
@@ -147,7 +149,7 @@ def frequency_errors(
     steps: int = 10,
     n_tasks: int = 50,
     start: float | None = 0.1,
-    seed: int = 10000,
+    seed: int = EVALUATION_SEED_OFFSET,
 ) -> torch.Tensor:
     """|ω - ω*| after ``steps`` SGD steps with ``loss``, on ``n_tasks`` held-out tasks.
 
@@ -155,7 +157,7 @@ def frequency_errors(
     gives every loss the same tasks and starts. Diverged runs give ``inf``.
     """
     tasks = FrequencyTasks(start=start)
-    template, batch, params = _held_out(tasks, n_tasks, 1, seed)  # random starts too
+    template, batch, params = held_out_draw(tasks, n_tasks, 1, seed)  # random starts too
     errors = train_curves(
         loss, tasks, template, batch, params, lr, steps, every=steps, objective=_frequency_error
     )[-1]
@@ -192,7 +194,9 @@ def tune_lr(loss: LossLike, lrs=None, *, start: float | None = 0.1, n_tasks: int
     are drawn apart from the held-out ones."""
 
     def key(lr: float) -> tuple[float, float]:
-        errors = frequency_errors(loss, lr=lr, start=start, n_tasks=n_tasks, seed=20000)
+        errors = frequency_errors(
+            loss, lr=lr, start=start, n_tasks=n_tasks, seed=TUNING_SEED_OFFSET
+        )
         return -float((errors < WITHIN).float().mean()), float(errors.mean())
 
     return pick_lr(lrs or lr_grid(1e-3, 4.0), key)
@@ -203,7 +207,7 @@ def compare_recovery(
     *,
     lr: float = 1.0,
     n_tasks: int = 50,
-    seed: int = 10000,
+    seed: int = EVALUATION_SEED_OFFSET,
 ) -> dict[str, dict[str, RecoveryScore]]:
     """Recovery from the fixed start (ω = 0.1) and from random starts, for each learned loss
     at ``lr`` and for MSE at ``lr`` and at its own tuned lr (tuned per start).
