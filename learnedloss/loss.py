@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -64,25 +65,53 @@ class LearnedLoss(nn.Module):
     reduced as for regression. Only ``input`` should carry the policy's gradient: pass the
     advantages (and side inputs such as a time step) detached. See docs/policy-gradient.md.
 
-    A loss from `from_pretrained` is frozen (``eval()``, parameters with
-    ``requires_grad=False``), so ``optimizer = SGD(model.parameters())`` lines stay as they
-    are. Call `unfreeze` to meta-train it further. A freshly constructed loss starts from
-    PyTorch's default ``nn.Linear`` initialization, drawn from the global RNG (seed it with
-    ``torch.manual_seed``), or, with ``config.residual``, from exactly MSE, cross-entropy or
-    the REINFORCE surrogate.
+    A trained loss (`from_pretrained`, or ``LearnedLoss(pretrained=name)``) is frozen: it
+    has no parameters, and its weights are constants held outside the module tree, so a
+    module that holds it gains no parameters, no ``state_dict`` entries and no submodules,
+    ``model.requires_grad_(True)`` and ``model.apply(init_fn)`` leave it alone, and
+    ``optimizer = SGD(model.parameters())`` lines stay as they are. `unfreeze` makes the
+    weights parameters again (to meta-train it further). A freshly constructed loss starts
+    from PyTorch's default ``nn.Linear`` initialization, drawn from the global RNG (seed it
+    with ``torch.manual_seed``), or, with ``config.residual``, from exactly MSE,
+    cross-entropy or the REINFORCE surrogate.
+
+    Values the network cannot evaluate behave as in the standard loss: where an element's
+    features are NaN, infinite or beyond ``1e18`` in magnitude (``1e150`` in float64), the
+    element's loss is the standard loss's own value there, with its gradient
+    (`learnedloss.kinds.LossKind.standard_loss`): NaN in gives NaN out, an infinite error an
+    infinite loss, and a ``-inf`` logit masks its class as in ``nn.CrossEntropyLoss``. Nothing
+    is checked on the host by default (no exception, no sync), so the loss runs under
+    ``torch.func`` transforms, ``torch.compile`` and on the ``meta`` device.
+
+    With the ``"weight"`` residual form (`batch_dependent`), an element's loss depends on the
+    other elements of the call: ``reduction='none'`` gives each element's share of this call's
+    loss, and per-sample gradients (``torch.func.vmap`` over samples) are those of the loss
+    evaluated on each sample alone. See docs/swap.md.
 
     Args:
-        config: the network architecture; defaults to ML3's regression reference
-            (hidden sizes (50, 50), ReLU, Softplus output, no bias).
-        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``, as in the standard losses.
+        config: the network architecture of a new, untrained loss, e.g. ``LossConfig()``,
+            ML3's regression reference (hidden sizes (50, 50), ReLU, Softplus output, no
+            bias). Give ``config`` or ``pretrained``.
+        pretrained: load a trained loss instead, frozen: a directory, a bundled name
+            (`learnedloss.bundled_names`) or a Hub repo id, as `from_pretrained` takes it.
+            This is how frameworks that build the loss from its class and keyword arguments
+            get a trained one, e.g. skorch's ``criterion=LearnedLoss,
+            criterion__pretrained="mse-fit"``.
+        reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``, as in the standard losses;
+            checked whenever it is set.
         ignore_index: classification only: samples whose class-index target equals it are
             ignored (default -100, as in ``nn.CrossEntropyLoss``).
-        check_finite: raise on NaN or infinite ``input``/``target`` values, and on class
-            indices out of range, in eager mode (default True). Costs one pass over the data
-            and a host sync; set False in hot loops on accelerators. Skipped inside
-            ``torch.compile``.
+        check_finite: opt-in strict mode: raise ``ValueError`` on NaN or infinite
+            ``input``/``target``/side-input values (``-inf`` logits, which mask classes,
+            pass), and check class indices on accelerators too (on the CPU they are always
+            checked). Default False. It reads the data on the host (a sync per call on an
+            accelerator); it is skipped inside ``torch.compile``, under ``torch.func``
+            transforms and on the ``meta`` device.
         metadata: JSON-serializable provenance written to ``config.json`` and the model card
             (keys such as ``description``, ``training``, ``results``, ``reproduce``).
+
+    Raises:
+        TypeError: neither or both of ``config`` and ``pretrained`` are given.
 
     Shape (regression):
         - Input: :math:`(*)`, any number of dimensions, including 0-dim.
@@ -115,21 +144,43 @@ class LearnedLoss(nn.Module):
         >>> loss.backward()
         >>> prediction.grad.shape
         torch.Size([8, 3])
+        >>> same = LearnedLoss(pretrained="mse-fit")           # what skorch's criterion__ builds
+        >>> list(same.parameters()), same.frozen
+        ([], True)
     """
 
     def __init__(
         self,
         config: LossConfig | None = None,
         *,
+        pretrained: str | os.PathLike | None = None,
         reduction: str = "mean",
         ignore_index: int = -100,
-        check_finite: bool = True,
+        check_finite: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
-        self.config = config if config is not None else LossConfig()
+        self.reduction = reduction  # checked by the property
+        if metadata is not None:
+            check_metadata(dict(metadata))
+        checkpoint = None
+        if pretrained is not None:
+            if config is not None or metadata is not None:
+                raise TypeError(
+                    "LearnedLoss takes config (a new, untrained loss) or pretrained (a trained "
+                    "one, with its own config and metadata), not both"
+                )
+            checkpoint = _read_pretrained(type(self), pretrained)
+            config, metadata = checkpoint.config, checkpoint.metadata
+        elif config is None:
+            raise TypeError(
+                "LearnedLoss needs a config (a new, untrained loss, e.g. "
+                "LearnedLoss(LossConfig()), ML3's reference network) or pretrained (a trained "
+                "loss: LearnedLoss(pretrained='mse-fit'), or LearnedLoss.from_pretrained). "
+                "With skorch, pass criterion=LearnedLoss, criterion__pretrained='mse-fit'; "
+                "skorch builds an instance's class again from the criterion__ arguments alone."
+            )
+        self.config = config
         if not isinstance(self.config, LossConfig):
             raise TypeError(f"config must be a LossConfig, got {type(config).__name__}")
         if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
@@ -140,53 +191,137 @@ class LearnedLoss(nn.Module):
                 f"ignore_index applies to {using or 'no'} losses; this loss is of kind "
                 f"{self.config.kind!r}"
             )
-        self.reduction = reduction
         self.ignore_index = ignore_index
         self.check_finite = check_finite
         self.metadata = dict(metadata or {})
         check_metadata(self.metadata)
-        self.network = build_network(self.config)
+        if checkpoint is None:
+            self.network = build_network(self.config)
+        else:
+            with torch.device("cpu"):  # real weights, whatever device context the caller is in
+                self.network = build_network(self.config)
+            self._load_pretrained(checkpoint.tensors, source=str(checkpoint.directory))
+
+    @property
+    def reduction(self) -> str:
+        """``'mean'``, ``'sum'`` or ``'none'``; setting anything else raises ``ValueError``."""
+        return self._reduction
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:
+        if not isinstance(value, str) or value not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {value!r}")
+        self._reduction = value
+
+    @property
+    def network(self) -> nn.Module:
+        """The loss network (`learnedloss.networks`).
+
+        A submodule while the loss is trainable; while it is frozen, held outside the module
+        tree (see `freeze`)."""
+        network = self.__dict__["_modules"].get("network")
+        if network is None:
+            network = self.__dict__.get("_frozen_network")
+        if network is None:
+            raise AttributeError(f"{type(self).__name__} has no network yet")
+        return network
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the loss is frozen (see `freeze`): no parameters, weights held as constants."""
+        return "network" not in self.__dict__["_modules"]
+
+    @property
+    def batch_dependent(self) -> bool:
+        """Whether an element's loss depends on the other elements of the call.
+
+        True for the ``"weight"`` residual form, whose weights ``N * softmax(h)`` are
+        normalized over the N elements of each call: ``reduction='none'`` then gives each
+        element's share of this call's loss rather than a per-element loss, the loss of a
+        batch is not the mean of its halves' losses, and per-sample gradients
+        (``torch.func.vmap(grad(...))`` over samples) are the gradients of the loss
+        evaluated on each sample alone, which do not average to the batch gradient.
+        """
+        return self.config.loss_kind.batch_dependent(self.config)
 
     def forward(
         self, input: torch.Tensor, target: torch.Tensor, **side_inputs: torch.Tensor
     ) -> torch.Tensor:
         kind = self.config.loss_kind
+        network = self.network
         named, valid = kind.element_features(
             input,
             target,
             side_inputs,
             config=self.config,
-            param_dtype=self.network.layers[0].weight.dtype,
+            param_dtype=network.layers[0].weight.dtype,
             ignore_index=self.ignore_index,
             check_finite=self.check_finite,
         )
         skip = multiplier = None
         if self.config.residual:  # the standard loss's own term, which the network corrects
             skip, multiplier = kind.standard_term(named)
+        # Elements with a NaN, infinite or huge feature take the standard loss's value. The
+        # network sees zeros there instead, so that no NaN reaches any gradient.
+        usable = _usable(named.values())
         features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
-        per_sample = kind.per_sample(self.network(features, skip, multiplier))
+        features = torch.where(usable.unsqueeze(-1), features, 0.0)
+        if skip is not None:
+            skip = torch.where(usable, skip, 0.0)
+        if multiplier is not None:
+            multiplier = torch.where(usable, multiplier, 0.0)
+        per_element = torch.where(
+            usable, self._run(network, features, skip, multiplier), kind.standard_loss(named)
+        )
+        per_sample = kind.per_sample(per_element)
         return _reduce(per_sample, self.reduction, valid).to(input.dtype)
 
     def extra_repr(self) -> str:
         out = f"kind={self.config.kind!r}, reduction={self.reduction!r}"
         if self.config.loss_kind.uses_ignore_index:
             out += f", ignore_index={self.ignore_index}"
+        if self.batch_dependent:
+            out += ", batch_dependent=True"
+        if self.frozen:
+            out += ", frozen=True"
         return out
 
     # ----------------------------------------------------------------- freezing
 
     def freeze(self) -> LearnedLoss:
-        """Put the loss in eval mode with ``requires_grad=False`` on every parameter.
+        """Make the weights constants: the loss then has no parameters and no state.
 
-        Gradients still flow through the loss to its ``input``. Returns ``self``.
+        The network leaves the module tree (``loss.network`` still reaches it) with
+        ``requires_grad=False``, so a module holding the loss gains no parameters, no
+        ``state_dict`` entries and no submodules; ``requires_grad_(True)`` (Lightning's
+        ``unfreeze()``), ``model.apply(init_fn)`` and frameworks' weight initialization
+        (transformers' ``post_init``) never reach it; ``.to()``, ``.half()`` and
+        ``.to_empty()`` move and cast it and keep its values. The module's train/eval mode is
+        left alone (it changes nothing in a loss), so frameworks that warn about modules in
+        eval mode (Lightning) stay quiet. `save_pretrained` and `weights` still see the
+        weights. Gradients still flow through the loss to its ``input``. Returns ``self``.
+
+        Example:
+            >>> from torch import nn
+            >>> from learnedloss import LearnedLoss
+            >>> model = nn.Linear(3, 1)
+            >>> model.loss_fn = LearnedLoss.from_pretrained("mse-fit")   # frozen
+            >>> sorted(model.state_dict()), len(list(model.parameters()))
+            (['bias', 'weight'], 2)
         """
-        self.requires_grad_(False)
-        return self.eval()
+        self.__dict__.pop("_constants_on", None)
+        network = self.network
+        network.requires_grad_(False)
+        if "network" in self._modules:
+            del self._modules["network"]
+            self.__dict__["_frozen_network"] = network
+        return self
 
     def unfreeze(self) -> LearnedLoss:
-        """Make the parameters trainable again (train mode, ``requires_grad=True``).
+        """Make the weights trainable parameters again (train mode, ``requires_grad=True``).
 
-        Use it to meta-train a loaded loss further. Returns ``self``.
+        Use it to meta-train a loaded loss further. The weights are then in the loss's (and
+        any parent's) ``parameters()`` and ``state_dict()`` again. Returns ``self``.
 
         Example:
             >>> from learnedloss import LearnedLoss
@@ -194,8 +329,77 @@ class LearnedLoss(nn.Module):
             >>> all(p.requires_grad for p in loss_fn.parameters())
             True
         """
-        self.requires_grad_(True)
+        network = self.__dict__.pop("_frozen_network", None)
+        if network is not None and "network" not in self._modules:
+            self._modules["network"] = network
+        self.network.requires_grad_(True)
         return self.train()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The network's tensors by checkpoint name (``"network.layers.0.weight"``, ...),
+        detached, frozen or not: what `save_pretrained` writes and `load_state_dict_strict`
+        reads."""
+        return {f"network.{name}": t for name, t in self.network.state_dict().items()}
+
+    def state_dict(self, *args, **kwargs):
+        """As ``nn.Module.state_dict``; a frozen loss's own ``state_dict()`` holds its weights,
+        but inside another module's ``state_dict()`` a frozen loss holds nothing (a constant
+        of that module, not state: a checkpoint of the module loads whichever loss the module
+        holds)."""
+        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
+        if not self.frozen or prefix:
+            return super().state_dict(*args, **kwargs)
+        with self._registered():
+            return super().state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``; a frozen loss loads its weights (and stays
+        frozen). Loading a parent module's checkpoint never touches a frozen loss."""
+        if not self.frozen:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        with self._registered():
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    @contextlib.contextmanager
+    def _registered(self) -> Iterator[None]:
+        """Put a frozen network back in the module tree for a block (it stays frozen)."""
+        network = self.__dict__["_frozen_network"]
+        self._modules["network"] = network
+        try:
+            yield
+        finally:
+            del self._modules["network"]
+            network.requires_grad_(False)
+            self.__dict__.pop("_constants_on", None)
+
+    def _run(self, network: nn.Module, features, skip, multiplier) -> torch.Tensor:
+        """The network's output; a frozen network's constants follow the features' device
+        (copied there once and kept), as a parameter-free loss such as ``nn.MSELoss`` works
+        on any device, the ``meta`` device included."""
+        device = features.device
+        if not self.frozen or network.layers[0].weight.device == device:
+            return network(features, skip, multiplier)
+        copies = self.__dict__.setdefault("_constants_on", {})
+        if device not in copies:
+            named = itertools.chain(network.named_parameters(), network.named_buffers())
+            copies[device] = {name: t.detach().to(device) for name, t in named}
+        return torch.func.functional_call(network, copies[device], (features, skip, multiplier))
+
+    def _apply(self, fn, recurse=True):
+        """``.to()``, ``.cuda()``, ``.half()``, ``.to_empty()`` ... reach a frozen network too,
+        and keep its values (``to_empty`` included: they are constants, not state to load)."""
+        super()._apply(fn, recurse=recurse)
+        self.__dict__.pop("_constants_on", None)
+        network = self.__dict__.get("_frozen_network")
+        if network is not None and recurse:
+            before = [t.detach() for t in itertools.chain(network.parameters(), network.buffers())]
+            network._apply(fn)
+            after = itertools.chain(network.parameters(), network.buffers())
+            with torch.no_grad():
+                for old, new in zip(before, after, strict=True):
+                    if new.dtype == old.dtype and not (old.is_meta or new.is_meta):
+                        new.copy_(old)
+        return self
 
     # ----------------------------------------------------------------- checkpoints
 
@@ -243,7 +447,7 @@ class LearnedLoss(nn.Module):
             save_directory,
             self.config,
             self.metadata,
-            self.state_dict(),
+            self.weights(),
             library_version=__version__,
             repo_id=repo_id,
         )
@@ -263,7 +467,7 @@ class LearnedLoss(nn.Module):
         force_download: bool = False,
         reduction: str = "mean",
         ignore_index: int = -100,
-        check_finite: bool = True,
+        check_finite: bool = False,
         map_location: str | torch.device = "cpu",
     ) -> LearnedLoss:
         """Load a loss by local directory, bundled name or Hugging Face Hub repo id.
@@ -286,7 +490,9 @@ class LearnedLoss(nn.Module):
             map_location: device to put the weights on.
 
         Returns:
-            The loss, frozen and in eval mode.
+            The loss, frozen (see `freeze`). It loads real weights even inside a
+            ``torch.device("meta")`` context (as transformers' ``from_pretrained`` builds
+            models).
 
         Raises:
             FileNotFoundError: nothing of that name is found.
@@ -294,7 +500,8 @@ class LearnedLoss(nn.Module):
             learnedloss.CheckpointError: the weights are pickles, truncated, foreign,
                 mis-shaped, incomplete or not finite.
         """
-        directory = hub.resolve_checkpoint_dir(
+        checkpoint = _read_pretrained(
+            cls,
             name_or_path,
             revision=revision,
             cache_dir=cache_dir,
@@ -302,27 +509,32 @@ class LearnedLoss(nn.Module):
             token=token,
             force_download=force_download,
         )
-        checkpoint = hub.read_checkpoint(  # checks shapes before anything is allocated
-            directory, expected_tensors=lambda config: hub.module_tensor_shapes(config, cls)
-        )
-        loss = cls(
-            checkpoint.config,
-            reduction=reduction,
-            ignore_index=ignore_index,
-            check_finite=check_finite,
-            metadata=checkpoint.metadata,
-        )
-        loss.load_state_dict_strict(checkpoint.tensors, source=str(directory))
-        return loss.to(map_location).freeze()
+        with torch.device("cpu"):  # real weights, whatever device context the caller is in
+            loss = cls(
+                checkpoint.config,
+                reduction=reduction,
+                ignore_index=ignore_index,
+                check_finite=check_finite,
+                metadata=checkpoint.metadata,
+            )
+        loss._load_pretrained(checkpoint.tensors, source=str(checkpoint.directory))
+        return loss.to(map_location)
 
     def load_state_dict_strict(
         self, tensors: dict[str, torch.Tensor], source: str = "checkpoint"
     ) -> None:
         """Load weights, refusing missing, unexpected, mis-shaped or non-finite tensors.
 
-        Floating-point tensors are cast to this module's dtype.
+        ``tensors`` are named as `weights` names them; they are copied into the network,
+        frozen or not. Floating-point tensors are cast to this module's dtype.
         """
-        expected = self.state_dict()
+        self._check_weights(tensors, source)
+        self.__dict__.pop("_constants_on", None)
+        network = {name.removeprefix("network."): t for name, t in tensors.items()}
+        self.network.load_state_dict(network, strict=True)
+
+    def _check_weights(self, tensors: dict[str, torch.Tensor], source: str) -> None:
+        expected = self.weights()
         missing = sorted(set(expected) - set(tensors))
         unexpected = sorted(set(tensors) - set(expected))
         if missing or unexpected:
@@ -347,7 +559,26 @@ class LearnedLoss(nn.Module):
                 )
             if not torch.isfinite(tensor).all():
                 raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values")
-        self.load_state_dict(tensors, strict=True)
+
+    def _load_pretrained(self, tensors: dict[str, torch.Tensor], source: str) -> None:
+        """Check ``tensors``, freeze, and make them the network's weights (cast to its dtype).
+
+        They are assigned, not copied into the tensors the network was built with, so the
+        weights are real even when the network was built on the ``meta`` device (or by a
+        framework's empty-weights context that moves new parameters there)."""
+        self._check_weights(tensors, source)
+        self.freeze()
+        network = self.network
+        with torch.no_grad():
+            for name, tensor in tensors.items():
+                path, _, leaf = name.removeprefix("network.").rpartition(".")
+                module = network.get_submodule(path)
+                current = getattr(module, leaf)
+                value = tensor.to(dtype=current.dtype).clone()
+                if leaf in module._parameters:  # not setattr: hooks may move it to meta
+                    module._parameters[leaf] = nn.Parameter(value, requires_grad=False)
+                else:
+                    module._buffers[leaf] = value
 
     def push_to_hub(
         self,
@@ -407,10 +638,11 @@ class LearnedLoss(nn.Module):
 
 @contextlib.contextmanager
 def finite_check_disabled(loss: nn.Module) -> Iterator[None]:
-    """Turn off a `LearnedLoss`'s finite-value check for a block (a no-op for other losses).
+    """Turn off a `LearnedLoss`'s opt-in strict check (``check_finite=True``) for a block (a
+    no-op for other losses and for losses without the check, the default).
 
-    The check is data-dependent control flow, which ``torch.func.vmap`` cannot run; the inner
-    loop evaluates the loss under vmap inside this block.
+    The check reads values on the host; it already skips itself under ``torch.func``
+    transforms and ``torch.compile``, and this block turns it off everywhere.
     """
     previous = getattr(loss, "check_finite", None)
     if previous is not None:
@@ -420,6 +652,30 @@ def finite_check_disabled(loss: nn.Module) -> Iterator[None]:
     finally:
         if previous is not None:
             loss.check_finite = previous
+
+
+def _read_pretrained(cls: type, name_or_path: str | os.PathLike, **options: Any):
+    """The checkpoint `from_pretrained` and ``LearnedLoss(pretrained=...)`` load."""
+    directory = hub.resolve_checkpoint_dir(name_or_path, **options)
+    return hub.read_checkpoint(  # checks shapes before anything is allocated
+        directory, expected_tensors=lambda config: hub.module_tensor_shapes(config, cls)
+    )
+
+
+FEATURE_LIMIT = {torch.float64: 1e150}
+"""The largest feature magnitude a network evaluates, by dtype (default `DEFAULT_FEATURE_LIMIT`):
+beyond it an element takes the standard loss's value (`LossKind.standard_loss`)."""
+
+DEFAULT_FEATURE_LIMIT = 1e18
+
+
+def _usable(features) -> torch.Tensor:
+    """The mask of elements whose features are all finite and within `FEATURE_LIMIT`."""
+    usable = None
+    for value in features:
+        ok = value.abs() <= FEATURE_LIMIT.get(value.dtype, DEFAULT_FEATURE_LIMIT)
+        usable = ok if usable is None else usable & ok
+    return usable
 
 
 def _reduce(

@@ -138,7 +138,6 @@ def test_checkpoint_round_trip_keeps_the_kind(tmp_path):
         (torch.randint(0, 3, (8, 5)), torch.zeros(8, dtype=torch.long), TypeError, "logits"),
         (torch.randn(8, 5), torch.zeros(8, dtype=torch.bool), TypeError, "class indices"),
         (torch.tensor(1.0), torch.tensor(0), ValueError, r"\(C\), \(N, C\)"),
-        (torch.full((8, 5), float("nan")), torch.zeros(8, dtype=torch.long), ValueError, "NaN"),
         ([[0.0, 1.0]], torch.zeros(1, dtype=torch.long), TypeError, "torch.Tensor"),
     ],
 )
@@ -147,10 +146,73 @@ def test_bad_input_gets_a_clear_error(logits, target, error, message):
         ce_start()(logits, target)
 
 
-def test_nan_probability_targets_are_refused():
+def test_strict_check_refuses_nan_and_positive_infinity_but_not_masks():
     probs = torch.full((4, 3), float("nan"))
+    assert ce_start()(torch.randn(4, 3), probs).isnan()  # by default: NaN, as F.cross_entropy
+    strict = ce_start(check_finite=True)
     with pytest.raises(ValueError, match="target holds 12 non-finite"):
-        ce_start()(torch.randn(4, 3), probs)
+        strict(torch.randn(4, 3), probs)
+    logits = torch.randn(4, 3)
+    logits[0, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"input holds 1 non-finite value\(s\) \(NaN or \+inf\)"):
+        strict(logits, torch.zeros(4, dtype=torch.long))
+    logits[0, 1] = float("-inf")  # a mask, not an error
+    assert torch.isfinite(strict(logits, torch.zeros(4, dtype=torch.long)))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_negative_infinity_masks_classes_as_in_cross_entropy(reduction):
+    """A -inf logit masks its class: the cross-entropy start gives F.cross_entropy's values and
+    gradients, and a trained loss gives what it gives with the class removed."""
+    torch.manual_seed(0)
+    logits = 3 * torch.randn(6, 5)
+    target = torch.tensor([0, 1, 2, 4, 0, 1])
+    masked = logits.clone()
+    masked[:, 3] = float("-inf")
+    masked[0, 2] = float("-inf")
+    start = ce_start(reduction=reduction)
+    ours = masked.clone().requires_grad_(True)
+    theirs = masked.clone().requires_grad_(True)
+    value = start(ours, target)
+    expected = F.cross_entropy(theirs, target, reduction=reduction)
+    torch.testing.assert_close(value, expected)
+    value.sum().backward()
+    expected.sum().backward()
+    torch.testing.assert_close(ours.grad, theirs.grad)
+    assert (ours.grad[:, 3] == 0).all()
+
+    trained = trained_like()
+    trained.reduction = reduction
+    kept = [0, 1, 2, 4]
+    rows = [1, 2, 3, 4, 5]  # row 0 has a second masked class
+    with_mask = masked[rows].clone().requires_grad_(True)
+    without = logits[rows][:, kept].clone().requires_grad_(True)
+    value = trained(with_mask, target[rows])
+    reference = trained(without, torch.tensor([kept.index(int(t)) for t in target[rows]]))
+    torch.testing.assert_close(value, reference)
+    value.sum().backward()
+    reference.sum().backward()
+    torch.testing.assert_close(with_mask.grad[:, kept], without.grad)
+    assert torch.isfinite(with_mask.grad).all() and (with_mask.grad[:, 3] == 0).all()
+
+
+def test_a_masked_target_class_or_extreme_logits_behave_as_in_cross_entropy():
+    trained = trained_like()
+    logits = torch.randn(3, 4)
+    logits[0, 2] = float("-inf")
+    target = torch.tensor([2, 0, 1])
+    assert trained(logits, target) == F.cross_entropy(logits, target) == float("inf")
+    for value in (3e38, -3e38, float("nan"), float("inf")):
+        extreme = torch.randn(3, 4)
+        extreme[1, 1] = value
+        extreme.requires_grad_(True)
+        ours = trained(extreme, target)
+        reference = extreme.detach().clone().requires_grad_(True)
+        theirs = F.cross_entropy(reference, target)
+        assert ours.isnan() == theirs.isnan() and ours.isinf() == theirs.isinf(), value
+        ours.backward()
+        theirs.backward()
+        assert torch.equal(extreme.grad.isnan(), reference.grad.isnan()), value
 
 
 def test_classification_takes_no_side_inputs_and_regression_no_ignore_index():

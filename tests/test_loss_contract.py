@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from learnedloss import LearnedLoss, LossConfig
+from learnedloss.loss import finite_check_disabled
 
 
 def per_element_reference(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor):
@@ -34,7 +35,7 @@ def test_reductions_follow_mse_conventions(small_loss, shape):
 
 
 def test_default_config_is_ml3_reference_architecture():
-    loss = LearnedLoss()
+    loss = LearnedLoss(LossConfig())
     shapes = [tuple(p.shape) for p in loss.parameters()]
     # ML3's regression reference: 2 -> 50 -> 50 -> 1, no biases, ReLU, Softplus output.
     assert shapes == [(50, 2), (50, 50), (1, 50)]
@@ -43,9 +44,9 @@ def test_default_config_is_ml3_reference_architecture():
 
 def test_initialization_is_reproducible_from_the_global_seed():
     torch.manual_seed(3)
-    a = LearnedLoss()
+    a = LearnedLoss(LossConfig())
     torch.manual_seed(3)
-    b = LearnedLoss()
+    b = LearnedLoss(LossConfig())
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
     # torch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
@@ -76,25 +77,109 @@ def test_non_tensors_are_rejected(small_loss):
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_non_finite_values_raise_unless_disabled(small_loss, value):
+def test_strict_check_is_opt_in_and_raises_on_non_finite_values(small_loss, value):
     input = torch.randn(6)
     input[2] = value
-    with pytest.raises(ValueError, match=r"input holds 1 non-finite value"):
+    assert not small_loss.check_finite  # the default: no check, no host sync
+    assert not torch.isfinite(small_loss(input, torch.randn(6)))
+    small_loss.check_finite = True
+    with pytest.raises(ValueError, match=r"input holds 1 non-finite value.*check_finite=True"):
         small_loss(input, torch.randn(6))
     with pytest.raises(ValueError, match=r"target holds 1 non-finite value"):
         small_loss(torch.randn(6), input)
+    strict = LearnedLoss.from_pretrained("mse-fit", check_finite=True)
+    with pytest.raises(ValueError, match="non-finite"):
+        strict(input, torch.randn(6))
+    with finite_check_disabled(strict):  # still turns an opt-in check off for a block
+        assert not torch.isfinite(strict(input, torch.randn(6)))
+    assert strict.check_finite
 
 
-def test_finite_check_can_be_disabled(small_loss):
-    input = torch.randn(6)
-    input[0] = float("nan")
-    small_loss.check_finite = False
-    assert torch.isnan(small_loss(input, torch.randn(6)))
+@pytest.mark.parametrize("name", ["mse-fit", "sine-regression", "robust-regression"])
+def test_non_finite_and_extreme_values_behave_as_in_mse(name):
+    """NaN in gives NaN out, an infinite or overflowing error an infinite loss with an infinite
+    gradient, as nn.MSELoss gives: no exception, and no NaN where MSE has none."""
+    loss = LearnedLoss.from_pretrained(name)
+    cases = [
+        (float("nan"), 0.0),
+        (float("inf"), 0.0),
+        (float("-inf"), 1.0),
+        (float("inf"), float("inf")),
+        (3e38, -3e38),
+        (-3e38, 3e38),
+        (3e38, 0.0),
+        (3e38, 3e38),
+        (2e18, 2e18),
+    ]
+    for prediction, target in cases:
+        x = torch.tensor([prediction, 0.5, -1.0], requires_grad=True)
+        y = torch.tensor([target, 0.0, 1.0])
+        value = loss(x, y)
+        (grad,) = torch.autograd.grad(value, x)
+        x_mse = x.detach().clone().requires_grad_(True)
+        mse = nn.functional.mse_loss(x_mse, y)
+        (grad_mse,) = torch.autograd.grad(mse, x_mse)
+        case = f"{name}: prediction {prediction}, target {target}"
+        assert value.isnan() == mse.isnan() and value.isinf() == mse.isinf(), case
+        if not mse.isfinite():
+            assert value == mse or (value.isnan() and mse.isnan()), case
+        assert torch.equal(grad[:1].isnan(), grad_mse[:1].isnan()), case
+        if not grad_mse[0].isnan():  # the same direction; inf where MSE's is inf
+            assert grad[0].sign() == grad_mse[0].sign(), case
+            assert grad[0].isinf() or not grad_mse[0].isinf(), case
+        assert torch.isfinite(grad[1:]).all(), case
 
 
-def test_unknown_reduction_is_rejected():
+def test_finite_values_are_unchanged_by_the_non_finite_handling(small_loss):
+    """Bit for bit: the handling of non-finite elements does not touch finite ones."""
+    torch.manual_seed(0)
+    input = torch.randn(64, 3, requires_grad=True)
+    target = torch.randn(64, 3)
+    features = torch.stack([input, target], dim=-1)
+    direct = small_loss.network(features).mean()
+    (direct_grad,) = torch.autograd.grad(direct, input)
+    value = small_loss(input, target)
+    (grad,) = torch.autograd.grad(value, input)
+    assert torch.equal(value, direct) and torch.equal(grad, direct_grad)
+    # one non-finite element leaves the others' gradients as they were
+    poisoned = input.detach().clone()
+    poisoned[0, 0] = float("nan")
+    poisoned.requires_grad_(True)
+    small_loss.reduction = "none"
+    values = small_loss(poisoned, target)
+    assert values[0, 0].isnan() and torch.isfinite(values.flatten()[1:]).all()
+    (grad,) = torch.autograd.grad(values.flatten()[1:].sum(), poisoned)
+    assert torch.isfinite(grad.flatten()[1:]).all()  # (at the NaN itself NaN, as in MSE)
+
+
+def test_unknown_reduction_is_rejected_when_built_and_when_set(small_loss):
     with pytest.raises(ValueError, match="reduction must be one of"):
-        LearnedLoss(reduction="avg")
+        LearnedLoss(LossConfig(), reduction="avg")
+    with pytest.raises(ValueError, match=r"reduction must be one of .* got 'bogus'"):
+        small_loss.reduction = "bogus"
+    assert small_loss.reduction == "mean"
+    loaded = LearnedLoss.from_pretrained("mse-fit")
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        loaded.reduction = None
+    loaded.reduction = "sum"
+    assert loaded(torch.ones(3), torch.zeros(3)) == 3 * loaded.network(torch.tensor([1.0, 0.0]))
+
+
+def test_a_loss_needs_a_config_or_a_pretrained_name():
+    with pytest.raises(TypeError, match=r"needs a config .* or pretrained"):
+        LearnedLoss()
+    with pytest.raises(TypeError, match="criterion__pretrained"):
+        LearnedLoss(reduction="sum")  # what skorch builds from criterion__reduction alone
+    with pytest.raises(TypeError, match="not both"):
+        LearnedLoss(LossConfig(), pretrained="mse-fit")
+    by_name = LearnedLoss(pretrained="mse-fit", reduction="sum")
+    loaded = LearnedLoss.from_pretrained("mse-fit", reduction="sum")
+    assert by_name.frozen and not list(by_name.parameters())
+    assert by_name.config == loaded.config and by_name.metadata == loaded.metadata
+    for name, tensor in loaded.weights().items():
+        assert torch.equal(by_name.weights()[name], tensor)
+    x, y = torch.randn(5, 2), torch.randn(5, 2)
+    assert torch.equal(by_name(x, y), loaded(x, y))
 
 
 @pytest.mark.parametrize(
@@ -164,14 +249,19 @@ def test_torch_compile_gives_eager_values(small_loss):
 
 def test_frozen_loss_gives_gradients_to_input_only():
     loss = LearnedLoss.from_pretrained("mse-fit")
-    assert not loss.training
-    assert not any(p.requires_grad for p in loss.parameters())
+    assert loss.frozen and not list(loss.parameters())
+    assert sorted(loss.state_dict()) == sorted(loss.weights())  # its own state: its weights
+    assert not any(p.requires_grad for p in loss.network.parameters())
     prediction = torch.randn(10, 1, requires_grad=True)
     loss(prediction, torch.randn(10, 1)).backward()
     assert prediction.grad is not None and prediction.grad.abs().sum() > 0
-    assert all(p.grad is None for p in loss.parameters())
+    assert all(p.grad is None for p in loss.network.parameters())
     loss.unfreeze()
-    assert loss.training and all(p.requires_grad for p in loss.parameters())
+    assert not loss.frozen and loss.training
+    assert all(p.requires_grad for p in loss.parameters())
+    assert sorted(loss.state_dict()) == sorted(loss.weights())
+    loss.freeze()
+    assert loss.frozen and not list(loss.parameters())
 
 
 def test_bundled_mse_fit_matches_mse_inside_its_range():

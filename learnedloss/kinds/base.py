@@ -46,6 +46,8 @@ class LossKind(abc.ABC):
       of samples that count (None: all).
     - `standard_term`: the standard loss's per-element term ``skip`` that a residual loss adds
       to its network's output (and the ``multiplier`` of the ``"baseline"`` form).
+    - `standard_loss`: the standard loss's own per-element value, which the loss takes where
+      an element's features are not finite (default: ``skip``).
 
     and may override:
 
@@ -119,7 +121,8 @@ class LossKind(abc.ABC):
             param_dtype: the dtype of the network's parameters; the features are computed
                 in the wider of it and the arguments' dtypes.
             ignore_index: the loss's ``ignore_index`` (only kinds that use it read it).
-            check_finite: check in eager mode that values are finite (and in range).
+            check_finite: raise, in eager mode, on values the standard loss would turn into a
+                non-finite loss (opt-in; see `learnedloss.LearnedLoss`).
 
         Returns:
             ``(features, valid)``: every feature in ``features`` (and any side input) by name,
@@ -144,6 +147,27 @@ class LossKind(abc.ABC):
             is combined with ``skip`` as ``LossConfig.residual_form`` says; ``multiplier``
             scales ``h`` in the ``"baseline"`` form (None where the kind has no such form).
         """
+
+    def standard_loss(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The standard loss's per-element value (before its reduction).
+
+        A learned loss takes this value, with its gradient, for the elements its network
+        cannot evaluate: those whose features are NaN, infinite or astronomically large
+        (see `learnedloss.LearnedLoss`). So NaN in gives NaN out, an infinite error gives an
+        infinite loss, and a class masked by a ``-inf`` logit contributes 0, each exactly as
+        in the standard loss. Default: the ``skip`` of `standard_term` (the cross-entropy
+        term, the REINFORCE term); `Regression` squares its residual.
+
+        Shape:
+            - Output: the features' shape.
+        """
+        return self.standard_term(features)[0]
+
+    def batch_dependent(self, config: LossConfig) -> bool:
+        """Whether a loss of this config has elements whose value depends on the other
+        elements of the call (default: the ``"weight"`` residual form, whose weights are
+        normalized over the call). See `learnedloss.LearnedLoss.batch_dependent`."""
+        return config.residual_form == "weight"
 
     def per_sample(self, per_element: torch.Tensor) -> torch.Tensor:
         """Turn the network's per-element values into per-sample losses (default: as is).
@@ -207,7 +231,7 @@ class ElementwiseKind(LossKind):
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         check_pair(input, target)
         check_side_inputs(side_inputs, config.side_inputs, input)
-        if check_finite and not torch.compiler.is_compiling():
+        if check_finite and can_inspect_values(input, target, *side_inputs.values()):
             for name, value in {"input": input, "target": target, **side_inputs}.items():
                 check_all_finite(value, name)
         dtype = torch.promote_types(torch.promote_types(param_dtype, input.dtype), target.dtype)
@@ -259,12 +283,33 @@ def check_side_inputs(given: dict[str, Any], declared: tuple[str, ...], input: A
             )
 
 
-def check_all_finite(tensor: torch.Tensor, name: str) -> None:
-    """Raise ValueError when ``tensor`` holds NaN or infinite values (a host sync)."""
+def can_inspect_values(*tensors: torch.Tensor) -> bool:
+    """Whether a value check (which reads data on the host) can run on these tensors.
+
+    Not inside ``torch.compile``, not under ``torch.func`` transforms (``vmap``, ``grad``),
+    whose tensors cannot be read, and not on the ``meta`` device, which holds no values.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return not any(t.is_meta or wrapped(t) for t in tensors)
+
+
+def check_all_finite(
+    tensor: torch.Tensor, name: str, *, allow_negative_infinity: bool = False
+) -> None:
+    """Raise ValueError when ``tensor`` holds NaN or infinite values (a host sync).
+
+    ``allow_negative_infinity``: ``-inf`` passes (logits that mask a class).
+    """
     finite = torch.isfinite(tensor)
+    if allow_negative_infinity:
+        finite = finite | torch.isneginf(tensor)
     if not bool(finite.all()):
         bad = int((~finite).sum())
+        what = "NaN or +inf" if allow_negative_infinity else "NaN or inf"
         raise ValueError(
-            f"{name} holds {bad} non-finite value(s) (NaN or inf) out of {tensor.numel()}; "
-            "a learned loss expects finite values. Set check_finite=False to skip this check."
+            f"{name} holds {bad} non-finite value(s) ({what}) out of {tensor.numel()}; this "
+            "loss was built with check_finite=True, which refuses them. Without the check "
+            "(the default) such values give a non-finite loss, as in the standard losses."
         )

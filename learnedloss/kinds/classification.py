@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from learnedloss.kinds.base import LossKind, check_all_finite
+from learnedloss.kinds.base import LossKind, can_inspect_values, check_all_finite
 
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
@@ -29,7 +29,10 @@ class Classification(LossKind):
 
     so the same network serves any number of classes. ``reduction`` and ``ignore_index``
     behave as in ``nn.CrossEntropyLoss``: ignored samples count 0 and ``'mean'`` divides by
-    the number of samples not ignored.
+    the number of samples not ignored. A ``-inf`` logit masks its class, as in
+    ``nn.CrossEntropyLoss``: the class contributes 0 (its cross-entropy term) and the
+    others' probabilities are as if it did not exist; a masked class that is the target
+    gives an infinite loss, as in ``nn.CrossEntropyLoss``.
 
     Features (one element per class of each sample): the predicted ``log_prob`` (log-softmax
     of the logits), the ``prob`` (softmax) and the ``target`` probability of that class (1
@@ -74,9 +77,12 @@ class Classification(LossKind):
             )
         floating = isinstance(input, torch.Tensor) and input.is_floating_point()
         logits = input.to(torch.promote_types(param_dtype, input.dtype)) if floating else input
-        named, valid = class_features(logits, target, ignore_index, check_finite)
-        if check_finite and not torch.compiler.is_compiling():
-            check_all_finite(input, "input")
+        # Class indices are checked by default on the CPU (as nn.CrossEntropyLoss raises
+        # there); on an accelerator the check is a host sync, so only with check_finite.
+        on_cpu = isinstance(target, torch.Tensor) and target.device.type == "cpu"
+        named, valid = class_features(logits, target, ignore_index, check_finite or on_cpu)
+        if check_finite and can_inspect_values(input, target):
+            check_all_finite(input, "input", allow_negative_infinity=True)  # -inf masks
             if target.is_floating_point():
                 check_all_finite(target, "target")
         if "margin" in config.inputs:
@@ -108,7 +114,9 @@ def class_features(
         target: class indices ``()``, ``(N)`` or ``(N, d1, ...)`` (an integer dtype), or
             class probabilities of the input's shape (floating point).
         ignore_index: an index target whose samples count for nothing.
-        check_values: check in eager mode that class indices are in range.
+        check_values: check in eager mode that class indices are in range (skipped where
+            values cannot be read: inside ``torch.compile``, ``torch.func`` transforms and on
+            the ``meta`` device).
 
     Returns:
         ``({"log_prob", "prob", "target"}: (..., C) tensors in the input's dtype, valid)``:
@@ -124,7 +132,7 @@ def class_features(
         valid = None
     else:
         valid = target != ignore_index
-        if check_values and not torch.compiler.is_compiling():
+        if check_values and can_inspect_values(target):
             _check_class_indices(target, valid, n_classes, ignore_index)
         safe = torch.where(valid, target, torch.zeros_like(target)).long()
         probs = torch.zeros_like(log_prob).scatter(-1, safe.unsqueeze(-1), 1.0)

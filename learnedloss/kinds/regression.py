@@ -30,7 +30,9 @@ class Regression(ElementwiseKind):
     input ``x`` for loss shaping, are passed by keyword. The standard term is the residual:
     a residual loss with a ``square`` output starts as the squared error, with ``huber`` as
     the Huber loss. Residual forms: ``"add"``, ``"scale"`` and ``"weight"`` (weights over the
-    elements of a call that average 1, docs/sine.md).
+    elements of a call that average 1, docs/sine.md; with it an element's loss depends on
+    the other elements of the call, so ``reduction='none'`` is not per element: see
+    docs/swap.md). Where an element's features are not finite the loss is the squared error.
 
     Shape:
         - Input: :math:`(*)`, any number of dimensions, including 0-dim.
@@ -62,6 +64,17 @@ class Regression(ElementwiseKind):
         if "residual" in features:
             return features["residual"], None
         return features["input"] - features["target"], None
+
+    def standard_loss(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The squared error, ``nn.MSELoss``'s per-element value."""
+        return self.standard_term(features)[0].square()
+
+    def batch_dependent(self, config: LossConfig) -> bool:
+        """The ``"weight"`` form, and the scale-free features (scaled by statistics of the
+        call), make an element's value depend on the other elements of the call."""
+        scale_free = any(name in SCALE_FREE_FEATURES for name in config.inputs)
+        return super().batch_dependent(config) or scale_free
+
 
 # -- features free of the targets' scale and offset (docs/robust-regression.md) -------------
 

@@ -1,0 +1,92 @@
+"""A LightningModule that holds a learned loss, as Lightning users write it."""
+
+from __future__ import annotations
+
+import warnings
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from learnedloss import LearnedLoss
+
+
+class Regressor(L.LightningModule):
+    def __init__(self, loss_name: str = "mse-fit"):
+        super().__init__()
+        self.save_hyperparameters()
+        self.body = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+        self.loss_fn = LearnedLoss.from_pretrained(loss_name)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss_fn(self.body(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+def loader():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 3, generator=generator)
+    return DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
+
+
+def fit(model, tmp_path):
+    trainer = L.Trainer(
+        max_steps=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model, loader())
+    return trainer, [str(w.message) for w in caught]
+
+
+def test_fit_trains_the_model_not_the_loss_and_warns_about_no_eval_mode(tmp_path):
+    torch.manual_seed(0)
+    model = Regressor()
+    weights = {k: v.clone() for k, v in model.loss_fn.weights().items()}
+    body = [p.detach().clone() for p in model.body.parameters()]
+    trainer, messages = fit(model, tmp_path)
+    assert trainer.global_step == 3
+    assert not [m for m in messages if "eval mode" in m], messages
+    assert any(not torch.equal(a, b) for a, b in zip(body, model.body.parameters(), strict=True))
+    for key, tensor in model.loss_fn.weights().items():
+        assert torch.equal(tensor, weights[key])
+    assert all(not name.startswith("loss_fn") for name, _ in model.named_parameters())
+
+
+def test_checkpoint_with_one_loss_loads_with_another(tmp_path):
+    torch.manual_seed(0)
+    model = Regressor("mse-fit")
+    trainer, _ = fit(model, tmp_path)
+    path = tmp_path / "regressor.ckpt"
+    trainer.save_checkpoint(path)
+    assert not [k for k in torch.load(path, weights_only=True)["state_dict"] if "loss_fn" in k]
+    other = Regressor.load_from_checkpoint(path, loss_name="robust-regression")
+    same = Regressor.load_from_checkpoint(path)
+    for loaded in (other, same):
+        for key, tensor in model.body.state_dict().items():
+            assert torch.equal(loaded.body.state_dict()[key], tensor)
+    reference = LearnedLoss.from_pretrained("robust-regression")
+    x, y = torch.randn(8, 1), torch.randn(8, 1)
+    assert torch.equal(other.loss_fn(x, y), reference(x, y))
+    assert other.loss_fn.config != same.loss_fn.config
+
+
+def test_unfreeze_and_freeze_leave_the_loss_frozen():
+    model = Regressor()
+    model.freeze()  # eval() and requires_grad False everywhere
+    model.unfreeze()  # train() and requires_grad True on every parameter
+    assert model.loss_fn.frozen and not list(model.loss_fn.parameters())
+    assert not any(p.requires_grad for p in model.loss_fn.network.parameters())
+    assert all(module.training for module in model.modules())
