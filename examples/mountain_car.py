@@ -46,7 +46,7 @@ def main() -> None:
     scores, trajectories = compare_driving(losses, n_random=args.n_random)
     print(driving_table(scores))
     if args.plot:
-        from learnedloss.evaluation.plots import plot_trajectories
+        from learnedloss.families.mountain_car.plots import plot_trajectories
 
         print(f"wrote {plot_trajectories(trajectories, args.plot)}")
 

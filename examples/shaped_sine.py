@@ -51,7 +51,7 @@ def main() -> None:
     print(recovery_table(compare_recovery(losses, n_tasks=args.n_tasks)))
 
     if args.plot:
-        from learnedloss.evaluation.plots import plot_landscapes
+        from learnedloss.families.shaped_sine.plots import plot_landscapes
 
         omegas = torch.linspace(-7, 7, 561)
         curves = {name: landscape(loss, 2.0, omegas) for name, loss in losses.items()}

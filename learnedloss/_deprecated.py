@@ -23,7 +23,11 @@ MOVED_MODULES: dict[str, tuple[str, ...]] = {
         "learnedloss.families.sine.recipe",
     ),
     "learnedloss.baselines": ("learnedloss.evaluation.baselines",),
-    "learnedloss.plots": ("learnedloss.evaluation.plots",),
+    "learnedloss.plots": (
+        "learnedloss.evaluation.plots",
+        "learnedloss.families.shaped_sine.plots",
+        "learnedloss.families.mountain_car.plots",
+    ),
     "learnedloss.shaping": ("learnedloss.families.shaped_sine.recipe",),
     "learnedloss.control": ("learnedloss.families.mountain_car.recipe",),
     "learnedloss.digits_recipe": ("learnedloss.families.digits.recipe",),

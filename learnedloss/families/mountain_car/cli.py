@@ -102,7 +102,7 @@ def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> li
         echo(driving_table(scores))
         results.append({s: {n: asdict(r) for n, r in rows.items()} for s, rows in scores.items()})
         if args.plot and seed == 0:
-            from learnedloss.evaluation.plots import plot_trajectories
+            from learnedloss.families.mountain_car.plots import plot_trajectories
 
             echo(f"wrote {plot_trajectories(trajectories, args.plot)}")
     return results

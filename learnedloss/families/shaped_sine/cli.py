@@ -92,7 +92,7 @@ def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> li
     if args.seeds > 1:
         echo(summarize_recovery(results))
     if args.plot:
-        from learnedloss.evaluation.plots import plot_landscapes
+        from learnedloss.families.shaped_sine.plots import plot_landscapes
 
         omegas = torch.linspace(-7, 7, 561)
         curves = {
