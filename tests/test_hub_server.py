@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 
+import huggingface_hub.utils
 import pytest
 import torch
 import yaml
@@ -44,17 +46,38 @@ def hub(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "create_connection", create_connection)
     with HubServer() as server:
-        # huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE once, at import time.
+        # huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE once, at import time, into
+        # `constants`, and some releases copy the URL template into other modules too
+        # (0.x: file_download.HUGGINGFACE_CO_URL_TEMPLATE): patch every copy.
         monkeypatch.setenv("HF_ENDPOINT", server.url)
-        monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        monkeypatch.setattr(
-            constants,
-            "HUGGINGFACE_CO_URL_TEMPLATE",
-            server.url + "/{repo_id}/resolve/{revision}/{filename}",
-        )
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        values = {
+            "ENDPOINT": server.url,
+            "HUGGINGFACE_CO_URL_TEMPLATE": server.url + "/{repo_id}/resolve/{revision}/{filename}",
+        }
+        for name, module in list(sys.modules.items()):
+            if name == "huggingface_hub" or name.startswith("huggingface_hub."):
+                for attribute, value in values.items():
+                    if isinstance(getattr(module, attribute, None), str):
+                        monkeypatch.setattr(module, attribute, value)
+        set_offline(monkeypatch, False)
         yield server
+    reset_http_sessions()  # later tests must not reuse an online session
+
+
+def reset_http_sessions() -> None:
+    """huggingface_hub 0.x caches HTTP sessions built for the offline flag of their time."""
+    reset = getattr(huggingface_hub.utils, "reset_sessions", None)
+    if reset is not None:
+        reset()
+
+
+def set_offline(monkeypatch, offline: bool) -> None:
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    reset_http_sessions()
 
 
 def other_loss(seed: int = 1, activation: str = "relu") -> LearnedLoss:
@@ -168,8 +191,7 @@ def test_from_pretrained_online_then_offline_from_the_cache(hub, small_loss, mon
     assert "/me/my-loss/resolve/main/config.json" in resolved
     assert f"/me/my-loss/resolve/{commit}/model.safetensors" in resolved
 
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    set_offline(monkeypatch, True)
     requests_before = len(hub.requests)
     offline = LearnedLoss.from_pretrained("me/my-loss")
     assert same_function(offline, small_loss)
