@@ -563,7 +563,9 @@ def check_saved_architecture(header_metadata: dict[str, str], config: LossConfig
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
+        # Real CPU tensors, whatever device context the caller is in (some safetensors
+        # releases create them under the ambient one, e.g. `with torch.device("meta")`).
+        with torch.device("cpu"), safe_open(str(path), framework="pt", device="cpu") as handle:
             return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as err:
         raise _unreadable(path, str(err)) from None
