@@ -83,8 +83,6 @@ def loss_kind(loss: Any) -> str:
             f"this loss reads the side inputs {list(loss.config.side_inputs)}; "
             "OnlineLossTrainer calls the loss as loss(prediction, target) and offers none"
         )
-    if not any(True for _ in loss.parameters()):
-        raise ValueError("the loss has no parameters to learn")
     return loss.config.kind
 
 
@@ -104,7 +102,10 @@ def starting_loss(loss: str | LearnedLoss, seed: int) -> tuple[LearnedLoss, str]
         name = "mse_start_config" if loss == "mse" else "cross_entropy_start_config"
         return built, f"exactly {loss} ({name}, seed {seed})"
     source = loss.metadata.get("title") or loss.metadata.get("description") or "a LearnedLoss"
-    return copy.deepcopy(loss).unfreeze(), f"a copy of {source}"[:200]
+    copied = copy.deepcopy(loss).unfreeze()  # a frozen loss's weights become parameters again
+    if not any(True for _ in copied.parameters()):
+        raise ValueError("the loss has no parameters to learn")
+    return copied, f"a copy of {source}"[:200]
 
 
 def inner_optimizer(optimizer: Any, lr: Any) -> tuple[torchopt.base.GradientTransformation, str]:
