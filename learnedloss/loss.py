@@ -232,6 +232,13 @@ class LearnedLoss(nn.Module):
         return "network" not in self.__dict__["_modules"]
 
     @property
+    def side_inputs(self) -> tuple[str, ...]:
+        """The side inputs the loss reads by keyword (``config.side_inputs``), the attribute
+        through which callers that treat any loss alike (a frozen loss has no parameters)
+        learn what to pass."""
+        return tuple(self.config.side_inputs)
+
+    @property
     def batch_dependent(self) -> bool:
         """Whether an element's loss depends on the other elements of the call.
 
