@@ -78,6 +78,8 @@ def test_scale_free_features_are_invariant_and_finite():
     assert all(torch.isfinite(v) for v in one.values())
     constant = scale_free_features(torch.ones(5), torch.ones(5))
     assert all(torch.isfinite(v).all() for v in constant.values())
+    flat_targets = scale_free_features(torch.randn(5), torch.ones(5))  # t falls back to 1e-3 s
+    assert all(v.abs().max() < 1e4 for v in flat_targets.values())
 
 
 def test_scale_free_loss_runs_under_vmap_and_grad():

@@ -99,8 +99,8 @@ def scale_free_features(
     r"""Features of a regression batch that carry over between data sets of any units.
 
     With :math:`r = \hat y - y`, :math:`s = \mathrm{median}_n |r_n|` (`robust_scale`),
-    :math:`m = \mathrm{median}_n y_n` and :math:`t = \mathrm{median}_n |y_n - m|`, all three
-    over every element of the call and detached:
+    :math:`m = \mathrm{median}_n y_n` and :math:`t = \mathrm{median}_n |y_n - m|` (floored
+    at :math:`10^{-3} s`), all over every element of the call and detached:
 
     - ``scaled_residual``: :math:`r / s`, the error in units of the batch's typical error;
     - ``standardized_target``: :math:`(y - m) / t`;
@@ -116,7 +116,8 @@ def scale_free_features(
     residual = input - target
     scale = robust_scale(residual)
     center = target.detach().flatten().median() if target.numel() else target.new_zeros(())
-    spread = robust_scale(target - center)
+    # floored at 1e-3 of the residuals' scale, so constant targets give finite features
+    spread = torch.maximum(robust_scale(target - center), 1e-3 * scale)
     return {
         "scaled_residual": residual / scale,
         "standardized_target": (target - center) / spread,
