@@ -17,7 +17,7 @@ import sys
 
 CHILD = r"""
 import json, resource, sys, torch
-from learnedloss import LearnedLoss
+from learnedloss import LearnedLoss, LossConfig
 from learnedloss.meta.inner import (InnerLoop, initial_params, learned_loss_apply,
                                     make_inner_optimizer)
 from learnedloss.families.sine import SineTasks
@@ -29,7 +29,7 @@ generator = torch.Generator().manual_seed(0)
 batch = tasks.sample(n_tasks, generator).to(device)
 template, params = initial_params(tasks.make_model, n_tasks, generator)
 params = {k: v.to(device) for k, v in params.items()}
-loss = LearnedLoss().to(device)
+loss = LearnedLoss(LossConfig()).to(device)
 inner = InnerLoop(template.to(device), learned_loss_apply(loss), tasks.meta_objective,
                   make_inner_optimizer("sgd", 1e-3))
 if device.type == "cuda":

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from learnedloss import LearnedLoss
+from learnedloss import LearnedLoss, LossConfig
 from learnedloss.families.mountain_car.recipe import MountainCarRecipe
 from learnedloss.families.sine import SineTasks
 from learnedloss.meta.inner import (
@@ -38,7 +38,7 @@ def family_setup(family: str):
     """(tasks, loss, inner lr) for a family: ML3's sine reference or the mountain car."""
     torch.manual_seed(0)
     if family == "sine":
-        return SineTasks(), LearnedLoss(), 1e-3
+        return SineTasks(), LearnedLoss(LossConfig()), 1e-3
     recipe = MountainCarRecipe()
     return recipe.tasks(), recipe.initial_loss(), recipe.inner_lr
 

@@ -12,6 +12,11 @@ understands (all optional):
 - ``reproduce``: the command that reproduces the checkpoint and its figures.
 - ``recipe``: the full meta-training recipe (written by `learnedloss.families.recipe.meta_train`;
   rendered as a table).
+
+The card also states what the config implies for users (a ``"weight"``-form loss depends on
+the batch) and, when `LearnedLoss.save_pretrained` ran it, the result of
+`learnedloss.inspection.check`: a loss that fails a check still saves, with the failure in
+its card.
 """
 
 from __future__ import annotations
@@ -74,8 +79,52 @@ def card_tags(config: LossConfig) -> list[str]:
     return ["learnedloss", "learned-loss", "loss-function", "ml3", "pytorch", config.kind]
 
 
+_METHOD = {
+    "mlp": "The loss is an MLP applied to each element's features",
+    "grid": "The loss is a piecewise-polynomial function on a fixed grid of knots over each "
+    "element's features (the fast grid form, docs/parameterizations.md)",
+    "taylor": "The loss is a low-order Taylor polynomial of each element's features, after "
+    "TaylorGLO (Gonzalez and Miikkulainen, GECCO 2021; docs/parameterizations.md)",
+}
+
+BATCH_DEPENDENCE = (
+    "**Batch dependence.** Each element's weight is normalized over the elements of a call "
+    "(`N·softmax(h)`), so an element's loss depends on the rest of the batch: "
+    "`reduction='none'` gives each element's share of this call's loss, and per-sample "
+    "gradients (`torch.func.vmap` over samples) are those of each sample on its own, which do "
+    "not average to the batch gradient (docs/swap.md)."
+)
+
+
+def checks_section(checks: dict[str, Any] | str) -> str:
+    """The card's "Checks" section: the `learnedloss.inspection.check` report as a table, or
+    why it was not run."""
+    if isinstance(checks, str):
+        return f"Not checked: {checks}"
+    ranges = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in checks["ranges"].items())
+    lines = [
+        f"**{'Passes' if checks['passed'] else 'Fails'}** `learnedloss check` over {ranges}:",
+        "",
+        "| criterion | result | what it means | numbers |",
+        "|---|---|---|---|",
+    ]
+    for name, criterion in checks["criteria"].items():
+        numbers = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in criterion["numbers"].items()
+            if not isinstance(v, (list, dict))
+        )
+        result = "pass" if criterion["passed"] else "**FAIL**"
+        lines.append(f"| {name} | {result} | {_escape(criterion['detail'])} | {numbers} |")
+    lines += [f"\nNote: {_escape(note)}" for note in checks.get("notes", [])]
+    return "\n".join(lines)
+
+
 def render_model_card(
-    config: LossConfig, metadata: dict[str, Any], repo_id: str | None = None
+    config: LossConfig,
+    metadata: dict[str, Any],
+    repo_id: str | None = None,
+    checks: dict[str, Any] | str | None = None,
 ) -> ModelCard:
     """Build the model card for a loss.
 
@@ -84,6 +133,8 @@ def render_model_card(
         metadata: the loss's metadata (see the module docstring for the keys used).
         repo_id: the Hub repo or bundled name the card will be published under, used in the
             usage snippet. Defaults to a placeholder path.
+        checks: a `learnedloss.inspection.CheckReport` as a dict, or why none was run
+            (``None``: no "Checks" section).
     """
     card_data = ModelCardData(
         library_name="learnedloss",
@@ -105,7 +156,7 @@ def render_model_card(
         + ":\n\n"
         "```python\n"
         "from learnedloss import LearnedLoss\n\n"
-        f'loss_fn = LearnedLoss.from_pretrained("{name}")  # frozen, in eval mode\n'
+        f'loss_fn = LearnedLoss.from_pretrained("{name}")  # frozen: no trainable parameters\n'
         f"{kind.usage_line(config.side_inputs)}\n"
         "```",
         f"How losses are saved, loaded and shared: [checkpoints]({docs_url('checkpoints.md')}).",
@@ -123,6 +174,8 @@ def render_model_card(
             }
         ),
     ]
+    if config.residual and config.residual_form == "weight":
+        sections += [link_docs(BATCH_DEPENDENCE)]
     if metadata.get("training"):
         sections += ["## How it was made", _table(metadata["training"])]
     if metadata.get("recipe"):
@@ -131,11 +184,13 @@ def render_model_card(
         sections += ["## Results", _table(metadata["results"])]
     if metadata.get("reproduce"):
         sections += ["## Reproduce", f"```bash\n{metadata['reproduce']}\n```"]
+    if checks is not None:
+        sections += ["## Checks", link_docs(checks_section(checks))]
     sections += [
         "## Method",
-        "The loss is an MLP applied to each element's features and averaged (or summed) "
-        "like a standard PyTorch loss, following ML3 (Bechtle et al., ICPR 2021, "
-        "[arXiv:1906.05374](https://arxiv.org/abs/1906.05374)).",
+        link_docs(_METHOD[getattr(config, "parameterization", "mlp")])
+        + " and averaged (or summed) like a standard PyTorch loss, following ML3 (Bechtle et "
+        "al., ICPR 2021, [arXiv:1906.05374](https://arxiv.org/abs/1906.05374)).",
         f"```bibtex\n{ML3_CITATION}\n```",
     ]
     content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"

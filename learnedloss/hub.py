@@ -151,8 +151,11 @@ def write_checkpoint(
     state_dict: dict[str, torch.Tensor],
     library_version: str,
     repo_id: str | None = None,
+    checks: dict[str, Any] | str | None = None,
 ) -> Path:
     """Write ``model.safetensors``, ``config.json`` and ``README.md`` into ``directory``.
+
+    ``checks`` (a check report as a dict, or why none was run) goes into the model card.
 
     The save is all or nothing (see the module docstring): after an interrupt at any point,
     `read_checkpoint` returns the checkpoint the directory held before or the new one. Other
@@ -171,7 +174,7 @@ def write_checkpoint(
     config_json = json.dumps(
         config_to_json_dict(config, metadata, library_version), indent=2, sort_keys=True
     )
-    card_text = str(render_model_card(config, metadata, repo_id=repo_id))
+    card_text = str(render_model_card(config, metadata, repo_id=repo_id, checks=checks))
     header = {
         "format": "pt",
         "library": "learnedloss",

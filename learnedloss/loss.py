@@ -416,6 +416,7 @@ class LearnedLoss(nn.Module):
         repo_id: str | None = None,
         *,
         push_to_hub: bool = False,
+        check: bool = True,
         **push_to_hub_kwargs: Any,
     ) -> Path:
         """Write ``model.safetensors``, ``config.json`` and ``README.md`` (model card).
@@ -429,6 +430,9 @@ class LearnedLoss(nn.Module):
             repo_id: the name the card's usage snippet loads the loss by, and the Hub repo
                 to push to (default: the directory's name).
             push_to_hub: also upload the checkpoint with `push_to_hub`.
+            check: run `check` over the range the loss was meta-trained on and state the
+                result in the model card (a loss that fails still saves; one whose metadata
+                records no range says so in its card). About half a second.
             **push_to_hub_kwargs: passed to `push_to_hub` (``token``, ``private``,
                 ``revision``, ``create_pr``, ``commit_message``, ...).
 
@@ -457,10 +461,53 @@ class LearnedLoss(nn.Module):
             self.weights(),
             library_version=__version__,
             repo_id=repo_id,
+            checks=self._card_checks() if check else None,
         )
         if push_to_hub:
             hub.upload_checkpoint(directory, repo_id, **push_to_hub_kwargs)
         return directory
+
+    def _card_checks(self) -> dict[str, Any] | str:
+        """`check`'s report for the model card, or why it could not run."""
+        try:
+            return self.check().to_dict()
+        except ValueError as err:  # no recorded range, or a kind check does not cover
+            return str(err)
+
+    def check(self, ranges: dict[str, tuple[float, float]] | None = None, **options: Any):
+        """Is this a sane loss over the range it was meta-trained on? Finite values and
+        gradients, its minimum at the target, gradients that push predictions toward the
+        target and are neither collapsed nor exploded next to MSE's or cross-entropy's, and
+        no dependence on the rest of the batch (`learnedloss.inspection.check`, whose
+        ``options`` it takes).
+
+        Args:
+            ranges: the feature ranges to probe, e.g. ``{"target": (-5, 5), "residual":
+                (-10, 10)}`` (default: those the loss's metadata records).
+
+        Returns:
+            A `learnedloss.inspection.CheckReport`; ``report.passed`` and ``print(report)``.
+
+        Example:
+            >>> from learnedloss import LearnedLoss
+            >>> LearnedLoss.from_pretrained("sine-regression").check().passed
+            True
+        """
+        from learnedloss.inspection.check import check
+
+        return check(self, ranges, **options)
+
+    def to_grid(self, ranges: dict[str, tuple[float, float]] | None = None, **options: Any):
+        """This loss in the fast grid (spline) form, and the largest error of the conversion
+        over the range the loss was meta-trained on (`learnedloss.inspection.to_grid`, whose
+        ``options`` it takes, e.g. ``knots``).
+
+        Returns:
+            ``(grid_loss, report)``: a frozen `LearnedLoss` and the error report.
+        """
+        from learnedloss.inspection.export import to_grid
+
+        return to_grid(self, ranges, **options)
 
     @classmethod
     def from_pretrained(
@@ -625,8 +672,9 @@ class LearnedLoss(nn.Module):
             (``refs/pr/N``, loadable with ``from_pretrained(repo_id, revision=...)``) for a
             pull request.
 
-        Example:
-            >>> loss_fn.push_to_hub("my-org/robust-sine-loss")  # doctest: +SKIP
+        Example (needs a Hub token; tests/test_hub_server.py runs it against a local server)::
+
+            loss_fn.push_to_hub("my-org/robust-sine-loss")
         """
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp, repo_id=repo_id)

@@ -72,7 +72,7 @@ def test_policy_gradient_config_errors_name_what_is_allowed():
 
 
 def test_policy_gradient_loss_checks_shapes_and_side_inputs():
-    loss = LearnedLoss(reinforce_start_config())
+    loss = LearnedLoss(reinforce_start_config(), check_finite=True)
     with pytest.raises(ValueError, match="same shape"):
         loss(torch.zeros(3, 4), torch.zeros(3, 5), reward_to_go=torch.zeros(3, 4))
     with pytest.raises(TypeError, match="reward_to_go=reward_to_go, time=time"):
@@ -227,9 +227,10 @@ def test_meta_train_and_evaluate_a_policy_gradient_loss():
     loss, _ = meta_train_policy_gradient(recipe, progress=False)
     start = recipe.initial_loss()
     moved = any(
-        not torch.equal(a, b) for a, b in zip(loss.parameters(), start.parameters(), strict=True)
+        not torch.equal(a, b)
+        for a, b in zip(loss.weights().values(), start.weights().values(), strict=True)
     )
-    assert moved and all(torch.isfinite(p).all() for p in loss.parameters())
+    assert moved and all(torch.isfinite(p).all() for p in loss.weights().values())
     assert loss.metadata["recipe"]["family"] == "policy-gradient"
     assert loss.metadata["training"]["meta_gradient"] == "es"
     tuned, fixed = evaluate_policy_gradient(

@@ -60,10 +60,12 @@ def test_a_loss_with_side_inputs_demands_exactly_those():
         loss(prediction, target, x=torch.arange(10))
     bad = x.clone()
     bad[-1] = math.nan
+    loss(prediction, target, x=bad)  # no exception by default: that element takes the MSE term
+    loss.check_finite = True  # the opt-in strict check
     with pytest.raises(ValueError, match="x holds 1 non-finite"):
         loss(prediction, target, x=bad)
     with pytest.raises(TypeError, match=r"reads the side inputs \[\]"):
-        LearnedLoss()(prediction, target, x=x)
+        LearnedLoss(LossConfig())(prediction, target, x=x)
 
 
 def test_the_shaped_information_never_reaches_the_loss():

@@ -59,7 +59,7 @@ def test_fit_moves_the_loss_and_records_history():
     assert [r["step"] for r in trainer.history] == [1, 2, 3, 4] == seen
     assert all("meta_val" in r for r in trainer.history if r["step"] % 2 == 0)
     assert trainer.path == "vmap"
-    assert not best.training and not any(p.requires_grad for p in best.parameters())
+    assert best.frozen and not list(best.parameters())
     assert best.metadata["training"]["outer_steps"] == 4
     assert best.metadata["training"]["tasks"]["outlier_fraction"] == 0.2
 
