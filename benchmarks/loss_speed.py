@@ -10,8 +10,8 @@ cell is the median time of one ``loss(input, target).backward()`` and, in bracke
 over rounds of its ratio to the reference (nn.HuberLoss for regression, nn.CrossEntropyLoss for
 classification). All losses of a row are called in turn within every round, so load on a
 shared machine hits them alike. Learned losses are frozen (as loaded with from_pretrained) and
-called with check_finite=False, the setting for hot loops; the "+check" column keeps the
-default finite-value check.
+called with the default check_finite=False; the "+check" column turns on the opt-in
+strict finite-value check.
 """
 
 from __future__ import annotations

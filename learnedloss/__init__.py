@@ -9,7 +9,7 @@ from learnedloss import _deprecated
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.config import LossConfig
-from learnedloss.errors import CheckpointError, ConfigError
+from learnedloss.errors import CardWarning, CheckpointError, ConfigError
 from learnedloss.evaluation.plots import plot
 from learnedloss.evaluation.protocol import evaluate
 from learnedloss.loss import LearnedLoss
@@ -20,6 +20,7 @@ _deprecated.install()
 
 __all__ = [
     "Backprop",
+    "CardWarning",
     "CheckpointError",
     "ConfigError",
     "EvolutionStrategies",
