@@ -33,7 +33,7 @@ BASELINES = (
     "SCE (tuned a)",
     "NCE+RCE (tuned a)",
 )
-LR_RANGES = {"sgd": (0.02, 2.0), "adam": (1e-3, 0.1)}
+LR_RANGES = {"sgd": (0.02, 2.0), "adam": (1e-4, 0.1)}
 
 
 def held_out_tasks(

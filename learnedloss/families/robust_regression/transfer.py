@@ -31,7 +31,7 @@ from learnedloss.loss import LearnedLoss
 BASELINES = ("MSE", "L1", "Huber (tuned d)", "Adaptive robust")
 """The rows the best tuned baseline is picked from (the control is not a baseline)."""
 
-LR_RANGES = {"sgd": (1e-3, 0.5), "adam": (1e-3, 0.25)}
+LR_RANGES = {"sgd": (1e-3, 0.5), "adam": (1e-4, 0.25)}
 
 
 def held_out_tasks(

@@ -1,0 +1,96 @@
+"""The robust-regression parts of the ``learnedloss`` command (see `learnedloss.cli`).
+
+- ``learnedloss meta-train robust-regression ...``: meta-train a scale-free drop-in for
+  ``nn.MSELoss`` on the broad family (`RobustRegressionRecipe`).
+- ``learnedloss evaluate robust-regression LOSS [LOSS ...]``: the transfer evaluation on
+  held-out tables (`learnedloss.families.robust_regression.transfer`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from learnedloss.cli.common import (
+    add_hidden_argument,
+    add_meta_gradient_arguments,
+    add_schedule_arguments,
+    fraction,
+    positive_int,
+    run_recipe,
+)
+from learnedloss.families.robust_regression.recipe import (
+    RobustRegressionRecipe,
+    meta_train_robust_regression,
+)
+from learnedloss.families.robust_regression.tasks import CORRUPTIONS, HELD_OUT_TABLES, TABLES
+from learnedloss.families.robust_regression.transfer import summary, transfer
+from learnedloss.loss import LearnedLoss
+
+
+def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `RobustRegressionRecipe` options, with its values as defaults."""
+    defaults = RobustRegressionRecipe()
+    add = parser.add_argument
+    add(
+        "--sources",
+        nargs="+",
+        default=list(defaults.sources),
+        choices=["synthetic", *TABLES],
+        help="what tasks draw from (default: %(default)s; never the held-out tables "
+        f"{list(HELD_OUT_TABLES)} if you want to evaluate on them)",
+    )
+    add(
+        "--outlier-fraction",
+        type=fraction,
+        nargs=2,
+        default=list(defaults.outlier_fraction),
+        metavar=("LOW", "HIGH"),
+        help="range of each task's corrupted fraction (default: %(default)s)",
+    )
+    add("--widths", type=positive_int, nargs="+", default=list(defaults.widths))
+    add_hidden_argument(parser, defaults.hidden)
+    add("--inner-optimizer", choices=["sgd", "adam"], default=defaults.inner_optimizer)
+    add_schedule_arguments(parser, defaults)
+    add_meta_gradient_arguments(parser, defaults)
+
+
+def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
+    return run_recipe(args, RobustRegressionRecipe, meta_train_robust_regression, max_seconds)
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The transfer evaluation's options."""
+    add = parser.add_argument
+    add("--tables", nargs="+", default=list(HELD_OUT_TABLES[:2]), choices=list(TABLES))
+    add("--outliers", type=fraction, default=0.2, help="corrupted fraction (default: 0.2)")
+    add("--corruption", choices=CORRUPTIONS, default="uniform")
+    add("--optimizers", nargs="+", choices=["sgd", "adam"], default=["sgd", "adam"])
+    add("--steps", type=positive_int, default=150)
+    add("--n-tasks", type=positive_int, default=8)
+    add("--n-inits", type=positive_int, default=2)
+    add("--tune-tasks", type=positive_int, default=6)
+    add("--width", type=positive_int, default=64)
+    add("--depth", type=positive_int, default=2)
+    add("--activation", choices=["relu", "tanh", "elu"], default="relu")
+
+
+def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+    """Run the transfer evaluation, print its tables, return one result per (table,
+    optimizer) with the per-seed scores."""
+    results = transfer(
+        losses,
+        tables=args.tables,
+        outliers=args.outliers,
+        optimizers=args.optimizers,
+        seeds=args.seeds,
+        steps=args.steps,
+        n_tasks=args.n_tasks,
+        n_inits=args.n_inits,
+        tune_tasks=args.tune_tasks,
+        corruption=args.corruption,
+        width=args.width,
+        depth=args.depth,
+        activation=args.activation,
+    )
+    print(summary(results))
+    return results
