@@ -20,6 +20,7 @@ from learnedloss.config import LossConfig, check_metadata
 from learnedloss.errors import CheckpointError
 from learnedloss.kinds import KINDS
 from learnedloss.networks import build_network
+from learnedloss.networks.fast import fast_loss
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -254,6 +255,10 @@ class LearnedLoss(nn.Module):
     def forward(
         self, input: torch.Tensor, target: torch.Tensor, **side_inputs: torch.Tensor
     ) -> torch.Tensor:
+        if self.frozen and self.config.parameterization == "grid":  # fast path (networks/fast.py)
+            fast = fast_loss(self, input, target, side_inputs)
+            if fast is not None:
+                return fast
         kind = self.config.loss_kind
         network = self.network
         named, valid = kind.element_features(
@@ -672,7 +677,7 @@ class LearnedLoss(nn.Module):
             (``refs/pr/N``, loadable with ``from_pretrained(repo_id, revision=...)``) for a
             pull request.
 
-        Example (needs a Hub token; tests/test_hub_server.py runs it against a local server)::
+        Example (needs a Hub token; tests/core/test_hub_server.py runs it against a local server)::
 
             loss_fn.push_to_hub("my-org/robust-sine-loss")
         """

@@ -3,6 +3,7 @@ save and load, and the config validates them strictly."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 
@@ -23,6 +24,7 @@ from learnedloss.networks import (
     taylor_exponents,
     taylor_start_config,
 )
+from learnedloss.networks import fast as fast_module
 
 REGRESSION_STARTS = [
     ("mse", nn.MSELoss),
@@ -226,3 +228,204 @@ def test_taylor_parameter_count_follows_taylorglo():
     assert isinstance(loss.network, TaylorNetwork)
     assert sum(p.numel() for p in loss.parameters()) == 8
     assert len(taylor_exponents(2, 3)) == 9
+
+
+# ------------------------------------------------------------------ the frozen fast path
+
+FAST_REGRESSION = {
+    "huber 1-D": lambda: grid_start_config("huber"),
+    "mse 1-D": lambda: grid_start_config("mse"),
+    "huber 2-D": lambda: grid_start_config("huber", inputs=("residual", "target")),
+    "mse 2-D": lambda: grid_start_config(
+        "mse", inputs=("residual", "target"), knots=(9, 4), grid_range=((-3, 2), (-1, 2))
+    ),
+    "softplus, no residual": lambda: LossConfig(
+        parameterization="grid", inputs=("residual",), output_activation="softplus"
+    ),
+    "identity 2-D, no residual": lambda: LossConfig(
+        parameterization="grid", inputs=("residual", "target"), output_activation="identity"
+    ),
+}
+FAST_CLASSIFICATION = {
+    "cross-entropy": lambda: grid_start_config("cross_entropy"),
+    "cross-entropy 1-D": lambda: grid_start_config("cross_entropy", inputs=("log_prob",)),
+    "softplus, no residual": lambda: LossConfig(
+        kind="classification",
+        parameterization="grid",
+        inputs=("log_prob", "target"),
+        output_activation="softplus",
+        grid_knots=(17, 3),
+        grid_range=((-8.0, 0.0), (-0.5, 1.5)),
+    ),
+}
+
+
+@pytest.fixture
+def fast_calls(monkeypatch):
+    """How many calls took the fast path."""
+    calls = []
+    original = fast_module._pre_activation
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fast_module, "_pre_activation", counted)
+    return calls
+
+
+def fast_and_general(loss, x, y, grad_of=None):
+    """(value, input gradient) by the fast path and by the general path."""
+    out = []
+    for general in (False, True):
+        xx = x.detach().clone().requires_grad_(True)
+        with fast_module.disabled() if general else contextlib.nullcontext():
+            value = loss(xx, y)
+        (grad,) = torch.autograd.grad(value.sum(), xx)
+        out.append((value.detach(), grad))
+    return out
+
+
+def assert_same(fast, general, rtol=2e-5, atol=2e-5):
+    torch.testing.assert_close(fast[0], general[0], rtol=rtol, atol=atol, equal_nan=True)
+    torch.testing.assert_close(fast[1], general[1], rtol=rtol, atol=atol, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", list(FAST_REGRESSION))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_path_equals_the_general_path_for_regression(name, reduction, dtype, fast_calls):
+    loss = perturbed(LearnedLoss(FAST_REGRESSION[name](), reduction=reduction), 0.5).freeze()
+    generator = torch.Generator().manual_seed(1)
+    x = (torch.randn(40, 7, generator=generator) * 5).to(dtype)  # beyond the grid too
+    y = (torch.randn(40, 7, generator=generator) * 3).to(dtype)
+    single = dtype == torch.float32
+    for a, b, rtol in [
+        (x, y, 1e-5 if single else 1e-10),
+        (x[0, 0], y[0, 0], 1e-5 if single else 1e-10),  # 0-dim
+        # far beyond the grid: the general path's float32 table rounds its end slopes
+        (x * 1e6, y, 1e-4 if single else 1e-10),
+    ]:
+        fast, general = fast_and_general(loss, a, b)
+        assert fast[0].shape == general[0].shape and fast[0].dtype == dtype
+        assert_same(fast, general, rtol=rtol)
+    assert len(fast_calls) == 3
+
+
+@pytest.mark.parametrize("name", ["huber 1-D", "mse 2-D"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fast_path_keeps_the_standard_loss_at_nan_inf_and_extreme_values(name, reduction):
+    loss = perturbed(LearnedLoss(FAST_REGRESSION[name](), reduction=reduction), 0.5).freeze()
+    x = torch.tensor([0.5, float("nan"), float("inf"), -float("inf"), 3e18, 2e18, 1.0])
+    y = torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0, 2e18, float("nan")])
+    for k in range(len(x)):
+        pick = [0, k]
+        assert_same(*fast_and_general(loss, x[pick], y[pick]))
+    assert_same(*fast_and_general(loss, x, y))
+    # the standard loss's semantics: NaN in, NaN out; an infinite error, an infinite loss
+    loss.reduction = "none"
+    out = loss(x, y)
+    assert out[1].isnan() and out[2] == float("inf") and out[3] == float("inf")
+    assert out[4] == torch.tensor(3e18) ** 2 and out[5] == 0.0
+
+
+@pytest.mark.parametrize("name", list(FAST_CLASSIFICATION))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fast_path_equals_the_general_path_for_classification(name, reduction, fast_calls):
+    loss = perturbed(LearnedLoss(FAST_CLASSIFICATION[name](), reduction=reduction), 0.5).freeze()
+    generator = torch.Generator().manual_seed(2)
+    cases = [
+        (
+            torch.randn(16, 5, generator=generator) * 6,
+            torch.randint(0, 5, (16,), generator=generator),
+        ),
+        (torch.randn(5, generator=generator) * 30, torch.tensor(3)),  # far below the grid too
+        (
+            torch.randn(4, 3, 6, generator=generator),
+            torch.randint(0, 3, (4, 6), generator=generator),
+        ),
+    ]
+    for logits, labels in cases:
+        assert_same(*fast_and_general(loss, logits, labels))
+    assert len(fast_calls) == len(cases)
+    logits, labels = cases[0]
+    double = fast_and_general(loss, logits.double(), labels)  # float64 logits
+    assert_same(*double, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fast_path_leaves_masked_logits_and_ignore_index_to_the_general_path(reduction):
+    loss = perturbed(LearnedLoss(grid_start_config("cross_entropy"), reduction=reduction), 0.5)
+    loss.freeze()
+    logits = torch.randn(6, 4) * 3
+    logits[1, 2] = -float("inf")  # a masked class
+    labels = torch.tensor([0, 1, 3, -100, 2, 0])
+    assert_same(*fast_and_general(loss, logits, labels))
+    assert_same(*fast_and_general(loss, logits, labels.clamp_min(0)))  # masked, no ignore
+    assert_same(*fast_and_general(loss, logits.nan_to_num(neginf=0.0), labels))  # ignore only
+    masked = loss(logits, labels.clamp_min(0))
+    assert torch.isfinite(masked).all()  # the masked class costs nothing, as in F.cross_entropy
+    with pytest.raises(ValueError, match="outside"):
+        loss(logits.nan_to_num(neginf=0.0), torch.tensor([0, 1, 4, 0, 2, 0]))
+
+
+@pytest.mark.parametrize("name", ["huber 1-D", "huber 2-D"])
+def test_fast_path_second_derivatives_and_retained_graphs(name, fast_calls):
+    loss = perturbed(LearnedLoss(FAST_REGRESSION[name]()), 0.5).freeze()
+    x, y = torch.randn(30, dtype=torch.float64) * 4, torch.randn(30, dtype=torch.float64)
+    grads, hessians = [], []
+    for general in (False, True):
+        xx = x.clone().requires_grad_(True)
+        with fast_module.disabled() if general else contextlib.nullcontext():
+            value = loss(xx, y)
+            (g,) = torch.autograd.grad(value, xx, create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), xx)
+        grads.append(g.detach())
+        hessians.append(h)
+    torch.testing.assert_close(grads[0], grads[1])
+    torch.testing.assert_close(hessians[0], hessians[1])
+    xx = x.clone().requires_grad_(True)
+    value = loss(xx, y)
+    value.backward(retain_graph=True)
+    first = xx.grad.clone()
+    value.backward()  # the retained graph gives the same gradient again
+    torch.testing.assert_close(xx.grad, 2 * first)
+    assert fast_calls
+
+
+def test_fast_path_is_not_taken_under_transforms_or_when_trainable(fast_calls):
+    loss = perturbed(LearnedLoss(grid_start_config("huber")), 0.5)
+    x, y = torch.randn(3, 10), torch.randn(3, 10)
+    loss(x, y)  # trainable: the general path
+    assert not fast_calls
+    loss.freeze()
+    batched = torch.func.vmap(torch.func.grad(lambda a, b: loss(a, b)))(x, y)
+    torch.func.grad(lambda a: loss(a, y))(x)
+    assert not fast_calls
+    rows = [x[k].clone().requires_grad_(True) for k in range(3)]
+    looped = torch.stack(
+        [torch.autograd.grad(loss(a, b), a)[0] for a, b in zip(rows, y, strict=True)]
+    )
+    torch.testing.assert_close(batched, looped)
+    assert len(fast_calls) == 3
+    strict = perturbed(LearnedLoss(grid_start_config("huber"), check_finite=True), 0.5).freeze()
+    strict(x, y)
+    assert len(fast_calls) == 3
+    general = fast_and_general(loss, x, y)[1][0]
+    with torch.no_grad():  # no gradient wanted: the value only
+        torch.testing.assert_close(loss(x, y), general)
+    assert len(fast_calls) == 5
+
+
+def test_fast_path_follows_changed_weights_and_half_precision(fast_calls):
+    loss = perturbed(LearnedLoss(grid_start_config("huber")), 0.5).freeze()
+    x, y = torch.randn(50) * 3, torch.randn(50)
+    before = loss(x, y)
+    with torch.no_grad():
+        loss.network.values.add_(0.25)
+    after, general = fast_and_general(loss, x, y)
+    assert not torch.allclose(before, after[0])
+    assert_same(after, general)
+    half = fast_and_general(loss, x.bfloat16(), y.bfloat16())
+    assert half[0][0].dtype == torch.bfloat16
+    assert_same(*half, rtol=1e-2, atol=1e-2)
