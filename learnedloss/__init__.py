@@ -9,7 +9,13 @@ from learnedloss import _deprecated
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.config import LossConfig
-from learnedloss.errors import CardWarning, CheckpointError, ConfigError
+from learnedloss.errors import (
+    CardWarning,
+    CheckpointError,
+    ConfigError,
+    MetaTrainingStalled,
+    RunDirectoryError,
+)
 from learnedloss.evaluation.plots import plot
 from learnedloss.evaluation.protocol import evaluate
 from learnedloss.loss import LearnedLoss
@@ -28,6 +34,8 @@ __all__ = [
     "LossConfig",
     "MetaTrainer",
     "MetaTrainingDiverged",
+    "MetaTrainingStalled",
+    "RunDirectoryError",
     "__version__",
     "bundled_names",
     "evaluate",

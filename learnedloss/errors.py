@@ -15,3 +15,16 @@ class CardWarning(UserWarning):
     The card is documentation only: the loss's architecture and weights come from
     ``config.json`` and ``model.safetensors``, so a broken card never blocks loading.
     """
+
+
+class RunDirectoryError(ValueError):
+    """A run directory cannot be used as asked: a fresh run was pointed at a directory that
+    already holds files (another run's checkpoints, say), or a run cannot resume from the
+    checkpoint there (it was made with other settings, another meta-optimizer or another
+    meta-validation set). Nothing has been written or deleted when it is raised."""
+
+
+class MetaTrainingStalled(RuntimeError):
+    """Meta-training ran but never changed the loss: its meta-gradient was zero at every
+    outer step (e.g. a loss of one kind meta-trained on tasks of another, or an inner loop
+    that does not move the models). The run's result would be the untrained loss."""

@@ -151,6 +151,12 @@ def add_training_run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--run-dir", type=output_dir, help="directory for the trainer's checkpoints")
     add("--resume", action="store_true", help="continue the run checkpointed in --run-dir")
     add(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in a --run-dir that holds a previous run: remove its checkpoints "
+        "(other files stay)",
+    )
+    add(
         "--max-minutes",
         type=positive_float,
         help="wall-clock budget: stop early, save the best loss so far (resumable)",
@@ -295,16 +301,22 @@ def run_recipe(args: argparse.Namespace, recipe_class, train, max_seconds: float
 
 def train_and_save(args: argparse.Namespace, recipe, train, max_seconds: float | None) -> int:
     """Meta-train ``recipe`` with ``train(recipe, **run options)``, save the run to
-    ``args.out`` and print a summary."""
-    from learnedloss.families.recipe import save_run
+    ``args.out`` and print a summary. With ``--overwrite``, the trainers may start afresh in
+    ``--run-dir`` (`learnedloss.meta.state.overwriting`)."""
+    from contextlib import nullcontext
 
-    loss, trainer = train(
-        recipe,
-        run_dir=args.run_dir,
-        resume=args.resume,
-        device=args.device,
-        max_seconds=max_seconds,
-    )
+    from learnedloss.families.recipe import save_run
+    from learnedloss.meta.state import overwriting
+
+    overwrite = getattr(args, "overwrite", False) and args.run_dir is not None
+    with overwriting(args.run_dir) if overwrite else nullcontext():
+        loss, trainer = train(
+            recipe,
+            run_dir=args.run_dir,
+            resume=args.resume,
+            device=args.device,
+            max_seconds=max_seconds,
+        )
     out = save_run(args.out, loss, trainer, recipe)
     print_training_summary(trainer, out)
     return 0

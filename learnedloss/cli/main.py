@@ -17,9 +17,11 @@ knows none by name. Deprecated forms that still run, with a warning on stderr:
 ``learnedloss evaluate LOSS ...`` (the family chosen by the loss's kind) and the
 ``evaluate-*`` aliases of the registry (``evaluate-shaped`` for ``evaluate shaped-sine``, ...).
 
-A mistake on the command line (an unknown family, a loss that cannot be loaded, a bad value)
-prints one line ``learnedloss: error: ...`` on stderr and exits with status 2 before anything
-runs.
+A mistake on the command line (an unknown family, a loss that cannot be loaded, a bad value,
+a ``--run-dir`` that holds another run without ``--resume`` or ``--overwrite``) prints one line
+``learnedloss: error: ...`` on stderr and exits with status 2 before anything runs. A
+meta-training run that cannot train (every meta-gradient not finite, or the loss never
+changed) prints one such line, saves nothing and exits with status 1.
 """
 
 from __future__ import annotations
@@ -202,15 +204,53 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _meta_train(args: argparse.Namespace, entry: Family) -> int:
+    from learnedloss.errors import MetaTrainingStalled, RunDirectoryError
+    from learnedloss.meta.trainer import MetaTrainingDiverged
+
+    _check_run_dir(args)
     if args.resume:
         _check_resumable(args, entry)
     max_seconds = None if args.max_minutes is None else 60 * args.max_minutes
     try:
         return entry.cli().run_meta_train(args, max_seconds)
-    except ValueError as err:  # the trainer refuses a checkpoint of another configuration
-        if args.resume and str(err).startswith("cannot resume"):
-            fail(err)
-        raise
+    except RunDirectoryError as err:  # e.g. a checkpoint of another configuration
+        fail(err)
+    except (MetaTrainingDiverged, MetaTrainingStalled) as err:  # nothing is saved
+        common.report_error(f"meta-training failed, nothing was saved: {err}")
+        return 1
+
+
+def _check_run_dir(args: argparse.Namespace) -> None:
+    """Refuse a fresh run in a ``--run-dir`` that holds anything (unless ``--overwrite``,
+    which removes the checkpoints there and in its subdirectories, on rank 0)."""
+    import os
+
+    from learnedloss.meta.state import clear_trainer_files, has_checkpoint
+
+    if args.overwrite and args.resume:
+        fail("--resume continues the run in --run-dir and --overwrite replaces it: pass one")
+    if args.overwrite and args.run_dir is None:
+        fail("--overwrite needs --run-dir, the directory of the run to replace")
+    if args.resume or args.run_dir is None:
+        return
+    run_dir = Path(args.run_dir)
+    entries = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    if not entries:
+        return
+    if args.overwrite:
+        if os.environ.get("RANK", "0") == "0":  # in a torchrun job, rank 0 clears
+            clear_trainer_files(run_dir, subdirectories=True)
+        return
+    held = (
+        "the checkpoints of a run"
+        if has_checkpoint(run_dir)
+        else ", ".join(entries[:5]) + (" ..." if len(entries) > 5 else "")
+    )
+    fail(
+        f"--run-dir {args.run_dir!r} is not empty (it holds {held}): add --resume to continue "
+        "that run, or --overwrite to replace its checkpoints (other files stay), or choose an "
+        "empty directory"
+    )
 
 
 def _check_resumable(args: argparse.Namespace, entry: Family) -> None:

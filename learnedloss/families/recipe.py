@@ -107,6 +107,7 @@ def meta_train(
     family: str | None = None,
     tasks=None,
     callbacks=(),
+    overwrite: bool = False,
 ) -> tuple[LearnedLoss, MetaTrainer]:
     """Meta-train a loss as a recipe says; returns (best loss, trainer).
 
@@ -117,7 +118,8 @@ def meta_train(
     early (see `MetaTrainer.fit`). With ``family``, the recipe is recorded in the loss's metadata as
     ``{"family": family, **recipe}``, so that commands can rebuild its tasks. ``tasks``
     replaces ``recipe.tasks()`` (for families built from more than the recipe, such as a
-    fitted dynamics model) and ``callbacks`` go to the `MetaTrainer`.
+    fitted dynamics model) and ``callbacks`` go to the `MetaTrainer`. A fresh run needs an
+    empty ``run_dir`` unless ``overwrite`` (see `MetaTrainer.fit`).
     """
     settings = trainer_settings(recipe)
     trainer = MetaTrainer(
@@ -130,7 +132,9 @@ def meta_train(
         device=device,
         progress=progress,
     )
-    best = trainer.fit(recipe.outer_steps, resume=resume, max_seconds=max_seconds)
+    best = trainer.fit(
+        recipe.outer_steps, resume=resume, max_seconds=max_seconds, overwrite=overwrite
+    )
     if family is not None:
         best.metadata["recipe"] = {"family": family, **asdict(recipe)}
     return best, trainer

@@ -4,13 +4,23 @@ A checkpoint is a directory ``step-NNNNNNN`` under the run directory, and a file
 names the newest one. A checkpoint is written into a temporary directory, renamed into place,
 and only then does ``latest`` move (by ``os.replace``), so a run killed at any moment leaves
 either the previous checkpoint or the new one, never a half-written one.
+
+Those entries (``step-NNNNNNN``, ``latest`` and their temporary ``.step-NNNNNNN.tmp`` and
+``.latest.tmp``) are a trainer's own files: `trainer_files` lists them and
+`clear_trainer_files` removes them and nothing else. Pruning after a write keeps the newest
+checkpoints at or below the step just written and never removes that one or a later one, so
+``latest`` always names a checkpoint that exists.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +30,8 @@ from safetensors.torch import load_file, save_file
 from learnedloss.errors import CheckpointError
 
 _TENSOR = "__tensor__"
+_STEP = re.compile(r"\.?step-(\d{7})(\.tmp)?")
+_OVERWRITABLE: ContextVar[tuple[Path, ...]] = ContextVar("overwritable", default=())
 
 
 def split_tensors(tree: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -66,9 +78,17 @@ def write_state(run_dir: str | os.PathLike, step: int, state: dict[str, Any], ke
     latest_tmp = run_dir / ".latest.tmp"
     latest_tmp.write_text(final.name)
     os.replace(latest_tmp, run_dir / "latest")
-    for old in sorted(run_dir.glob("step-*"))[:-keep]:
+    # only this run's older checkpoints: never the one just written, nor a later one
+    older = sorted(p for p in run_dir.glob("step-*") if _step_of(p.name) <= step)
+    for old in older[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _step_of(name: str) -> int:
+    """The step of a checkpoint directory's name (``step-0000012``: 12), or -1."""
+    match = _STEP.fullmatch(name)
+    return int(match.group(1)) if match else -1
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -95,3 +115,68 @@ def read_state(run_dir: str | os.PathLike) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         raise CheckpointError(f"trainer checkpoint {directory} is unreadable: {err}") from None
     return join_tensors(skeleton, tensors)
+
+
+def trainer_files(run_dir: str | os.PathLike) -> list[Path]:
+    """A trainer's own entries in ``run_dir``: its ``step-NNNNNNN`` checkpoints, the
+    ``latest`` file naming one, and the temporary ``.step-NNNNNNN.tmp`` and
+    ``.latest.tmp`` a killed write leaves (sorted; none when the directory does not exist)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = []
+    for path in run_dir.iterdir():
+        if path.name in ("latest", ".latest.tmp"):
+            text = path.read_text(errors="replace").strip() if path.is_file() else ""
+            if _STEP.fullmatch(text) or path.name == ".latest.tmp":
+                found.append(path)
+        elif _STEP.fullmatch(path.name) and path.is_dir():
+            found.append(path)
+    return sorted(found)
+
+
+def other_files(run_dir: str | os.PathLike) -> list[Path]:
+    """The entries of ``run_dir`` that are not a trainer's own (`trainer_files`)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    own = set(trainer_files(run_dir))
+    return sorted(p for p in run_dir.iterdir() if p not in own)
+
+
+def clear_trainer_files(run_dir: str | os.PathLike, subdirectories: bool = False) -> list[Path]:
+    """Remove a trainer's own files from ``run_dir`` (`trainer_files`), and with
+    ``subdirectories`` those of its immediate subdirectories too (where runs of several
+    stages keep theirs); every other file stays. Returns what was removed."""
+    run_dir = Path(run_dir)
+    places = [run_dir]
+    if subdirectories and run_dir.is_dir():
+        own = trainer_files(run_dir)
+        places += sorted(p for p in run_dir.iterdir() if p.is_dir() and p not in own)
+    removed = []
+    for place in places:
+        for path in trainer_files(place):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
+
+
+@contextmanager
+def overwriting(run_dir: str | os.PathLike) -> Iterator[None]:
+    """Inside the block, a fresh `MetaTrainer` run in ``run_dir`` or a directory under it
+    overwrites a previous run there as ``fit(overwrite=True)`` does (``learnedloss
+    meta-train --overwrite``, whose families' trainers may checkpoint in subdirectories)."""
+    token = _OVERWRITABLE.set((*_OVERWRITABLE.get(), Path(run_dir).resolve()))
+    try:
+        yield
+    finally:
+        _OVERWRITABLE.reset(token)
+
+
+def may_overwrite(run_dir: str | os.PathLike) -> bool:
+    """Whether `overwriting` allows overwriting ``run_dir`` here."""
+    path = Path(run_dir).resolve()
+    return any(path == p or p in path.parents for p in _OVERWRITABLE.get())

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import math
+import numbers
+import operator
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +19,8 @@ import torch
 import torchopt
 from tqdm.auto import tqdm
 
+from learnedloss.errors import MetaTrainingStalled, RunDirectoryError
+from learnedloss.kinds import loss_kind
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta import state as checkpoints
 from learnedloss.meta.distributed import Distributed, Ranks, distributed_from, local_device
@@ -39,7 +45,8 @@ DEFAULT_INNER_LR = 1e-3
 
 
 class MetaTrainingDiverged(RuntimeError):
-    """The meta-gradient was not finite for too many consecutive outer steps."""
+    """The meta-gradient was not finite for too many consecutive outer steps, or for every
+    outer step of a run (whose loss is then the untrained one)."""
 
 
 class MetaTrainer:
@@ -55,9 +62,10 @@ class MetaTrainer:
     Args:
         loss: the loss to meta-train (updated in place; unfrozen for the run).
         tasks: the task family to meta-train on.
-        inner_steps: inner-loop steps K.
-        inner_lr: the learning rate of the ``"sgd"``/``"adam"`` shorthands (default 1e-3).
-            Not with a ``GradientTransformation``, which carries its own.
+        inner_steps: inner-loop steps K (an integer >= 1).
+        inner_lr: the learning rate of the ``"sgd"``/``"adam"`` shorthands (default 1e-3;
+            a finite number > 0). Not with a ``GradientTransformation``, which carries its
+            own.
         inner_optimizer: a torchopt ``GradientTransformation``, e.g.
             ``torchopt.adam(1e-2, eps_root=1e-8)`` or any ``torchopt.chain(...)``, built with
             its learning rate; or the shorthand ``"sgd"`` (``torchopt.sgd(inner_lr)``) or
@@ -66,8 +74,8 @@ class MetaTrainer:
             read back: the metadata records it as ``"torchopt.GradientTransformation"``, and
             a resumed run must be given the same one.
         meta_optimizer: ``params -> torch.optim.Optimizer``; default Adam at ``meta_lr``.
-        meta_lr: the outer learning rate of the default meta-optimizer.
-        meta_batch_size: tasks per outer step.
+        meta_lr: the outer learning rate of the default meta-optimizer (finite, > 0).
+        meta_batch_size: tasks per outer step (>= 1).
         truncate: backpropagate only through the last ``truncate`` inner steps (memory).
         checkpoint_inner: recompute inner-step activations in the backward pass (memory).
         score_on: ``"query"`` (held-out points, default) or ``"train"`` (the inner-loop data,
@@ -77,17 +85,21 @@ class MetaTrainer:
             score of `learnedloss.evaluate` measures. The arithmetic mean lets a few
             high-error tasks (large sine amplitudes) dominate.
         validation_tasks: the family meta-validation tasks come from (default: ``tasks``);
-            a fixed set of ``validation_size`` tasks is drawn once from seed ``seed + 1``.
+            a fixed set of ``validation_size`` (>= 1) tasks is drawn once from seed
+            ``seed + 1``. A checkpoint records a fingerprint of that set, and a run resumed
+            with another one is refused (its best score was measured on other tasks).
         validate_every: meta-validate every this many outer steps (0: never).
         keep: what `fit` returns: ``"best"``, the loss with the best meta-validation score,
             or ``"last"``, the loss after the last outer step. Prefer ``"last"`` when
             meta-validation is too noisy to rank losses (picking the best of noisy scores
             picks a lucky one); it does not change the run itself.
-        run_dir: where checkpoints go; ``None`` writes none.
-        checkpoint_every: write a checkpoint every this many outer steps.
+        run_dir: where checkpoints go; ``None`` writes none. A fresh run (not
+            ``fit(resume=True)``) needs an empty or new directory, unless
+            ``fit(overwrite=True)`` (docs/meta-training.md, "Run directories").
+        checkpoint_every: write a checkpoint every this many outer steps (>= 1).
         callbacks: called as ``callback(trainer, record)`` after every outer step.
-        max_skips: stop with `MetaTrainingDiverged` after this many consecutive outer steps
-            whose meta-gradient was not finite (each is skipped with a warning).
+        max_skips: stop with `MetaTrainingDiverged` after this many (>= 1) consecutive outer
+            steps whose meta-gradient was not finite (each is skipped with a warning).
         meta_gradient: how the meta-gradient is estimated (`learnedloss.meta.gradients`):
             ``Backprop()`` (the default; exact, through the inner loop) or
             ``EvolutionStrategies(pairs=16, sigma=0.05)``: the antithetic evolution-strategies
@@ -125,6 +137,11 @@ class MetaTrainer:
             validation steps, ``meta_val``.
         path: the inner-loop path in use; ``path_reason`` says why when it fell back.
         best_score, best_step: the best meta-validation score and when it was reached.
+
+    Raises:
+        ValueError: a setting is out of range (a count below 1, a learning rate that is not
+            a finite positive number, ...) or the loss's kind is not the one the tasks
+            train (`TaskFamily.loss_kind`); raised here, before any work.
 
     Example:
         >>> from learnedloss import LearnedLoss, LossConfig, MetaTrainer
@@ -188,6 +205,21 @@ class MetaTrainer:
             raise ValueError(f"path must be 'auto', 'vmap' or 'loop', got {path!r}")
         if keep not in ("best", "last"):
             raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
+        for name, value, least in (
+            ("inner_steps", inner_steps, 1),
+            ("meta_batch_size", meta_batch_size, 1),
+            ("validation_size", validation_size, 1),
+            ("validate_every", validate_every, 0),
+            ("checkpoint_every", checkpoint_every, 1),
+            ("max_skips", max_skips, 1),
+        ):
+            _check_count(name, value, least)
+        _check_count("seed", seed, None)
+        _check_rate("meta_lr", meta_lr)
+        if inner_lr is not None:
+            _check_rate("inner_lr", inner_lr)
+        for family in (tasks, validation_tasks):
+            _check_kind(loss, family)
         self.meta_gradient = _meta_gradient(meta_gradient, es_pairs, es_sigma)
         if inner_lr is None and not isinstance(
             inner_optimizer, torchopt.base.GradientTransformation
@@ -252,6 +284,11 @@ class MetaTrainer:
         self._best_weights: dict[str, torch.Tensor] | None = None
         self._skips = 0
         self._static_step: StaticMetaStep | None = None
+        self._validation_family = validation_family
+        self._validation_print: dict | None = None  # its fingerprint, computed when needed
+        self._claimed = False  # whether this trainer may write in run_dir
+        self._start_weights: dict[str, torch.Tensor] | None = None  # the untrained loss
+        self._moved = False  # whether the loss has changed since then
         if self._ranks.active:  # every rank runs the same configuration from rank 0's weights
             self._ranks.check_same(self._identity(), "MetaTrainer settings")
             self._ranks.broadcast_module(self.loss)
@@ -269,23 +306,58 @@ class MetaTrainer:
     # ------------------------------------------------------------------ public
 
     def fit(
-        self, steps: int, resume: bool = False, max_seconds: float | None = None
+        self,
+        steps: int,
+        resume: bool = False,
+        max_seconds: float | None = None,
+        overwrite: bool = False,
     ) -> LearnedLoss:
         """Run outer steps until ``steps`` have been done in total.
 
         Args:
-            steps: the total number of outer steps (a resumed run counts the earlier ones).
-            resume: continue from the newest checkpoint in ``run_dir``.
-            max_seconds: a wall-clock budget: stop after the outer step that exceeds it
-                (and write a checkpoint, with ``run_dir``, so ``resume`` can continue).
+            steps: the total number of outer steps, >= 1 (a resumed run counts the earlier
+                ones; one that has done them already runs none).
+            resume: continue from the newest checkpoint in ``run_dir``, which must have
+                been made with the same settings, meta-optimizer settings and
+                meta-validation set.
+            max_seconds: a wall-clock budget (>= 0): stop after the outer step that
+                exceeds it (and write a checkpoint, with ``run_dir``, so ``resume`` can
+                continue).
+            overwrite: start afresh in a ``run_dir`` that holds files: remove the
+                checkpoints there (``step-*``, ``latest``; every other file stays). Without
+                it, a fresh run in a directory that holds anything is refused.
 
         Returns:
             A frozen copy of the loss with the best meta-validation score (the final loss
             when validation is off, or with ``keep="last"``), with its meta-training
             recorded in its metadata.
+
+        Raises:
+            RunDirectoryError: a fresh run in a ``run_dir`` that is not empty (without
+                ``overwrite``), or a checkpoint this trainer cannot continue; raised before
+                any outer step.
+            MetaTrainingDiverged: the meta-gradient was not finite for ``max_skips``
+                consecutive outer steps, or for every outer step of the run.
+            MetaTrainingStalled: the run ended with the loss it started with (its
+                meta-gradient was zero at every step).
         """
+        _check_count("steps", steps, 1)
+        if max_seconds is not None and not (_is_real(max_seconds) and max_seconds >= 0):
+            raise ValueError(f"max_seconds must be a number >= 0 or None, got {max_seconds!r}")
+        if resume and overwrite:
+            raise ValueError(
+                "resume=True continues the run in run_dir and overwrite=True replaces it: "
+                "pass one of them"
+            )
+        if overwrite and self.run_dir is None:
+            raise ValueError("overwrite=True needs run_dir (there is nothing to overwrite)")
         if resume:
             self._restore()
+        else:
+            self._claim_run_dir(overwrite)
+        if self._start_weights is None:
+            self._start_weights = self._weights()
+        first = self.step
         deadline = math.inf if max_seconds is None else time.monotonic() + max_seconds
         main = self._ranks.is_main
         with tqdm(
@@ -311,7 +383,38 @@ class MetaTrainer:
                     self.save_checkpoint()
                 if out_of_time:
                     break
+        if self.step > first:
+            self._check_trained()
         return self.best_loss() if self.keep == "best" else self.last_loss()
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.loss.state_dict().items()}
+
+    def _has_moved(self) -> bool:
+        """Whether the loss differs from the one the run started with."""
+        if not self._moved and self._start_weights is not None:
+            now = self.loss.state_dict()
+            self._moved = any(not torch.equal(now[k], v) for k, v in self._start_weights.items())
+        return self._moved
+
+    def _check_trained(self) -> None:
+        """Fail a run that trained nothing, instead of returning the untrained loss."""
+        if self.history and all(r["skipped"] for r in self.history):
+            raise MetaTrainingDiverged(
+                f"none of the {len(self.history)} outer steps updated the loss: every "
+                f"meta-gradient was not finite (last meta-objective "
+                f"{self.history[-1]['meta_train']:.4g}). The inner loop diverges: lower the "
+                f"inner learning rate ({self._inner_lr_text()}) or use fewer inner_steps "
+                f"({self.inner_steps}). The loss is the untrained one."
+            )
+        if not self._has_moved():
+            raise MetaTrainingStalled(
+                f"meta-training did not change the loss in {self.step} outer steps: its "
+                f"meta-gradient was zero at every step, so the loss does not affect the "
+                f"meta-objective. Check that the loss's kind ({self.loss.config.kind!r}) is "
+                f"the one {type(self.tasks).__name__} trains, and that the inner loop moves "
+                f"the models ({self._inner_lr_text()}, inner_steps={self.inner_steps})."
+            )
 
     def best_loss(self) -> LearnedLoss:
         """A frozen copy of the best loss so far (the current one without validation)."""
@@ -574,6 +677,9 @@ class MetaTrainer:
             raise ValueError("save_checkpoint needs run_dir")
         if not self._ranks.is_main:
             return self.run_dir / f"step-{self.step:07d}"
+        if not self._claimed:  # saved before any fit: the directory must be free too
+            self._check_run_dir(checkpoints.may_overwrite(self.run_dir))
+            self._claimed = True
         state = {
             "identity": self._identity(),
             "step": self.step,
@@ -589,20 +695,112 @@ class MetaTrainer:
             "loss": dict(self.loss.state_dict()),
             "meta_optimizer": self.meta_optimizer.state_dict(),
             "generator": self._generator.get_state(),
+            "validation": self._validation_fingerprint(),
+            "moved": self._has_moved(),
         }
         return checkpoints.write_state(self.run_dir, self.step, state)
+
+    def _validation_fingerprint(self) -> dict:
+        """What identifies the meta-validation set: its family's settings, its size and a
+        SHA-256 of its tasks and initial models."""
+        if self._validation_print is None:
+            batch, params = self._validation
+            tensors = {
+                "x_train": batch.x_train,
+                "y_train": batch.y_train,
+                "x_query": batch.x_query,
+                "y_query": batch.y_query,
+                **{f"extra.{k}": v for k, v in sorted(batch.extra.items())},
+                **{f"params.{k}": v for k, v in sorted(params.items())},
+            }
+            digest = hashlib.sha256()
+            for name, tensor in tensors.items():
+                flat = tensor.detach().cpu().contiguous().reshape(-1)
+                digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)};".encode())
+                digest.update(flat.view(torch.uint8).numpy().tobytes())
+            described = json.loads(json.dumps(self._validation_family.describe(), default=str))
+            self._validation_print = {
+                "tasks": described,
+                "size": self.validation_size,
+                "sha256": digest.hexdigest(),
+            }
+        return self._validation_print
+
+    def _claim_run_dir(self, overwrite: bool) -> None:
+        """Before a fresh run writes in ``run_dir``: refuse one that holds files, or with
+        ``overwrite`` remove the checkpoints there. Rank 0 looks (and removes); every rank
+        gets its verdict, so all raise or none does."""
+        if self.run_dir is None or self._claimed:
+            return
+        overwrite = overwrite or checkpoints.may_overwrite(self.run_dir)
+        problem: RunDirectoryError | None = None
+        if self._ranks.is_main:
+            try:
+                self._check_run_dir(overwrite)
+            except RunDirectoryError as err:  # re-raised on every rank below
+                problem = err
+        if self._ranks.active:
+            problem = self._ranks.broadcast(problem, "checking the run directory on rank 0")
+        if problem is not None:
+            raise problem
+        self._claimed = True
+
+    def _check_run_dir(self, overwrite: bool) -> None:
+        run_dir = self.run_dir
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RunDirectoryError(f"run_dir {str(run_dir)!r} is a file, not a directory")
+        entries = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+        if not entries:
+            return
+        if overwrite:
+            checkpoints.clear_trainer_files(run_dir)
+            return
+        shown = ", ".join(entries[:5]) + (
+            f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+        )
+        held = (
+            f"the checkpoints of another run (latest: {(run_dir / 'latest').read_text().strip()})"
+            if checkpoints.has_checkpoint(run_dir)
+            else f"files ({shown})"
+        )
+        raise RunDirectoryError(
+            f"run_dir {str(run_dir)!r} is not empty: it holds {held}. A fresh run there would "
+            "replace or mix with them: continue that run with fit(..., resume=True), replace "
+            "its checkpoints with fit(..., overwrite=True) (other files stay), or choose an "
+            "empty run_dir"
+        )
 
     def _restore(self) -> None:
         if self.run_dir is None:
             raise ValueError("resume=True needs run_dir")
         state = self._read_state()
         if state["identity"] != self._identity():
-            raise ValueError(
+            raise RunDirectoryError(
                 f"cannot resume: the checkpoint in {self.run_dir} was made with "
                 f"{state['identity']}, this trainer has {self._identity()}"
             )
-        self.loss.load_state_dict(state["loss"])
         optimizer_state = state["meta_optimizer"]
+        changed = _optimizer_changes(
+            optimizer_state["param_groups"], self.meta_optimizer.state_dict()["param_groups"]
+        )
+        if changed:
+            raise RunDirectoryError(
+                f"cannot resume: the meta-optimizer's settings differ from those of the "
+                f"checkpoint in {self.run_dir} ({changed}). A resumed run continues with the "
+                "settings it was checkpointed with: give the same meta_optimizer (and meta_lr), "
+                "or start a fresh run (another run_dir, or fit(..., overwrite=True))"
+            )
+        saved_validation = state.get("validation")  # checkpoints before 0.x have none
+        if saved_validation is not None and saved_validation != self._validation_fingerprint():
+            raise RunDirectoryError(
+                f"cannot resume: the meta-validation set differs from the one the checkpoint "
+                f"in {self.run_dir} was scored on "
+                f"({_validation_changes(saved_validation, self._validation_fingerprint())}), so "
+                "its best score would be compared with scores on other tasks. Resume with the "
+                "same validation_tasks, validation_size and seed, or start a fresh run "
+                "(another run_dir, or fit(..., overwrite=True))"
+            )
+        self.loss.load_state_dict(state["loss"])
         optimizer_state["state"] = {int(k): v for k, v in optimizer_state["state"].items()}
         self.meta_optimizer.load_state_dict(optimizer_state)
         self._generator.set_state(state["generator"])
@@ -613,6 +811,8 @@ class MetaTrainer:
         best = state["best"]
         self.best_score = math.inf if best["score"] is None else best["score"]
         self.best_step, self._best_weights = best["step"], best["weights"]
+        self._start_weights, self._moved = self._weights(), state.get("moved", True)
+        self._claimed = True
 
     def _read_state(self) -> dict:
         """The newest checkpoint; in a data-parallel job rank 0 reads it and broadcasts it
@@ -680,3 +880,79 @@ def _meta_gradient(
             stacklevel=3,
         )
     return estimator
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_count(name: str, value: Any, least: int | None) -> None:
+    """Refuse a count that is not an integer, or is below ``least``."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None:
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if least is not None and number < least:
+        what = "a positive integer" if least == 1 else f"an integer >= {least}"
+        meaning = " (0: never)" if name == "validate_every" else ""
+        raise ValueError(f"{name} must be {what}{meaning}, got {value!r}")
+
+
+def _check_rate(name: str, value: Any) -> None:
+    """Refuse a learning rate that is not a finite number > 0."""
+    if not (_is_real(value) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_kind(loss: Any, family: TaskFamily | None) -> None:
+    """Refuse a loss of another kind than the one ``family`` trains (`TaskFamily.loss_kind`;
+    a kind registered as a subclass of it counts as it)."""
+    declared = getattr(family, "loss_kind", None)
+    config = getattr(loss, "config", None)
+    if declared is None or config is None:
+        return
+    if not isinstance(config.loss_kind, type(loss_kind(declared))):
+        raise ValueError(
+            f"a {config.kind} loss cannot be meta-trained on {type(family).__name__}, whose "
+            f"tasks train {declared} losses (its loss_kind): build the loss with "
+            f"LossConfig(kind={declared!r}, ...), or meta-train it on a family of its kind"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """An optimizer setting as JSON writes it (tensors and tuples as lists)."""
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _optimizer_changes(saved: list[dict], current: list[dict]) -> str:
+    """How an optimizer's param-group settings differ from a checkpoint's ('' if they do
+    not); settings only one side has (another torch release) are not compared."""
+    if len(saved) != len(current):
+        return f"{len(saved)} parameter groups in the checkpoint, {len(current)} now"
+    changes = []
+    for index, (old, new) in enumerate(zip(saved, current, strict=True)):
+        where = f"group {index} " if len(saved) > 1 else ""
+        for key in sorted(set(old) & set(new) - {"params"}):
+            if _plain(old[key]) != _plain(new[key]):
+                changes.append(
+                    f"{where}{key}={_plain(old[key])!r} in the checkpoint, {_plain(new[key])!r} now"
+                )
+    return "; ".join(changes)
+
+
+def _validation_changes(saved: dict, current: dict) -> str:
+    """How two validation-set fingerprints differ, in words."""
+    old, new = saved.get("tasks"), current.get("tasks")
+    if isinstance(old, dict) and isinstance(new, dict):
+        pairs = [(f"tasks' {k}", old.get(k), new.get(k)) for k in sorted(set(old) | set(new))]
+    else:
+        pairs = [("tasks", old, new)]
+    pairs.append(("size", saved.get("size"), current.get("size")))
+    changes = [f"{what} {a!r} in the checkpoint, {b!r} now" for what, a, b in pairs if a != b]
+    return "; ".join(changes) or "the same settings and size, but other tasks were drawn"

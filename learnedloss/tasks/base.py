@@ -101,6 +101,13 @@ class TaskFamily(ABC):
         4
     """
 
+    loss_kind: str | None = None
+    """The kind of loss (`LossConfig.kind`) the family's tasks train, e.g.
+    ``"regression"`` or ``"classification"``: `MetaTrainer` refuses a loss of another kind
+    before any work (a registered kind that subclasses it counts as it). ``None``, the
+    default, declares none and accepts any kind; a family of the wrong kind then stalls,
+    and `MetaTrainer.fit` raises `learnedloss.MetaTrainingStalled`."""
+
     @abstractmethod
     def sample(self, n_tasks: int, generator: torch.Generator) -> TaskBatch:
         """Draw ``n_tasks`` tasks using only ``generator`` for randomness."""

@@ -98,6 +98,8 @@ class DigitsTasks(TaskFamily):
         ((4, 50, 64), (4, 50), torch.int64)
     """
 
+    loss_kind = "classification"
+
     def __init__(
         self,
         n_way: int = 5,

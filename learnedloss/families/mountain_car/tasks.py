@@ -94,6 +94,8 @@ class MountainCarTasks(TaskFamily):
         hidden: width of the policy's hidden layer.
     """
 
+    loss_kind = "regression"
+
     def __init__(
         self,
         shaped: bool = True,

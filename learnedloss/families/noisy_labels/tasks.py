@@ -122,6 +122,8 @@ class NoisyLabelTasks(TaskFamily):
             temperature in `TEMPERATURES`) or ``"cross-entropy"``.
     """
 
+    loss_kind = "classification"
+
     def __init__(
         self,
         sources: Sequence[str] = ("synthetic", *META_TRAIN_TABLES),

@@ -150,6 +150,8 @@ class ReacherGoals(TaskFamily):
             meta-objective.
     """
 
+    loss_kind = "regression"
+
     def __init__(
         self,
         dynamics: DynamicsModel,

@@ -242,6 +242,8 @@ class RobustRegressionTasks(TaskFamily):
         synthetic_inputs: ``(low, high)`` input dimensions of synthetic tasks.
     """
 
+    loss_kind = "regression"
+
     def __init__(
         self,
         sources: Sequence[str] = ("synthetic", *META_TRAIN_TABLES),

@@ -47,6 +47,8 @@ class FrequencyTasks(TaskFamily):
         start_range: range of random starts.
     """
 
+    loss_kind = "regression"
+
     def __init__(
         self,
         shaped: bool = True,

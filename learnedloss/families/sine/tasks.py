@@ -33,6 +33,8 @@ class SineTasks(TaskFamily):
         activation: hidden activation of the model ('relu', 'tanh' or 'elu').
     """
 
+    loss_kind = "regression"
+
     def __init__(
         self,
         amplitude: tuple[float, float] = (0.2, 5.0),

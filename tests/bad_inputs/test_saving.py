@@ -1,0 +1,41 @@
+"""Bad things to save: each is refused before anything is written."""
+
+from __future__ import annotations
+
+import torch
+
+from learnedloss import CheckpointError, ConfigError, LearnedLoss, LossConfig
+from tests.bad_inputs.conftest import refused
+
+
+def _loss() -> LearnedLoss:
+    torch.manual_seed(0)
+    return LearnedLoss(LossConfig(hidden_sizes=(8,)))
+
+
+def test_deeply_nested_metadata_is_refused(tmp_path):
+    loss, deep = _loss(), {}
+    level = deep
+    for _ in range(100):
+        level["a"] = {}
+        level = level["a"]
+    loss.metadata = deep
+    with refused(ConfigError, "metadata nests dicts and lists deeper than 32 levels", "flatten"):
+        loss.save_pretrained(tmp_path / "deep")
+    assert not (tmp_path / "deep" / "model.safetensors").exists()
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    loss = _loss()
+    with torch.no_grad():
+        next(loss.parameters()).fill_(float("nan"))
+    with refused(CheckpointError, "refusing to save non-finite values in tensor"):
+        loss.save_pretrained(tmp_path / "nan")
+    assert not (tmp_path / "nan" / "model.safetensors").exists()
+
+
+def test_saving_onto_a_file_is_refused(tmp_path):
+    (tmp_path / "a-file").write_text("mine")
+    with refused(FileExistsError, "File exists"):
+        _loss().save_pretrained(tmp_path / "a-file")
+    assert (tmp_path / "a-file").read_text() == "mine"
