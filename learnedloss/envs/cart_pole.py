@@ -5,7 +5,7 @@ after Barto, Sutton & Anderson, 1983): a cart of mass 1 pushed left or right wit
 of 10, a pole of mass 0.1 and half-length ``length`` (0.5 in gymnasium), gravity 9.8, and
 explicit Euler steps of 0.02 s. An episode ends when the cart leaves [-2.4, 2.4] or the
 pole leans more than 12 degrees; the reward is 1 for every step taken until then.
-``tests/test_cart_pole.py`` checks transitions and terminations against gymnasium.
+``tests/families/test_cart_pole.py`` checks transitions and terminations against gymnasium.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Sutton & Barto: with force ``f = clip(a, -1, 1)``,
     v' = clip(v + 0.0015 f - 0.0025 cos(3 p), -0.07, 0.07)
     p' = clip(p + v', -1.2, 0.6),  and v' = 0 when p' hits -1.2 moving left.
 
-``tests/test_mountain_car.py`` checks every transition against gymnasium for the same
+``tests/families/test_mountain_car.py`` checks every transition against gymnasium for the same
 actions. The only addition is that the step is a torch function of batched tensors, so a
 roll-out can be differentiated with respect to the policy that chose the actions (the clips
 pass no gradient while they bind, as a clamp does).

@@ -6,7 +6,7 @@ damping 1, a time step of 0.02 s (two MuJoCo steps of 0.01 s), 50 steps per epis
 `MujocoReacher` sets its state and rolls policies out in it; the model-based recipe
 (`learnedloss.families.reacher.recipe`) learns a dynamics model from those roll-outs and never
 differentiates MuJoCo. `fingertip` is the arm's forward kinematics in torch, checked
-against MuJoCo in ``tests/test_reacher.py``.
+against MuJoCo in ``tests/families/test_reacher.py``.
 
 The start and goal distributions are gymnasium's ``reset``: joint angles uniform in
 [-0.1, 0.1], joint velocities in [-0.005, 0.005], goals uniform in [-0.2, 0.2]² with norm

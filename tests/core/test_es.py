@@ -15,7 +15,7 @@ from learnedloss.meta import EvolutionStrategies
 from learnedloss.meta.es import es_gradient
 from learnedloss.meta.inner import initial_params
 from learnedloss.starts import mse_start_config
-from tests.test_trainer import TINY, make_loss, tiny_tasks
+from tests.core.test_trainer import TINY, make_loss, tiny_tasks
 
 
 def test_es_recovers_the_gradient_of_a_quadratic():

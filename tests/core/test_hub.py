@@ -105,4 +105,4 @@ def test_cached_repo_without_card_still_loads(small_loss, tmp_path):
 
 
 # What push_to_hub sends, and loading by repo id online, go through huggingface_hub's real
-# client against a stand-in Hub on 127.0.0.1: tests/test_hub_server.py.
+# client against a stand-in Hub on 127.0.0.1: tests/core/test_hub_server.py.

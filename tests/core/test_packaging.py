@@ -11,7 +11,7 @@ from pathlib import Path
 
 from learnedloss import bundled_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bundled_loss_loads_from_a_regular_wheel_install(tmp_path):
