@@ -311,8 +311,8 @@ class LossConfig:
 
         Example:
             >>> from learnedloss import LossConfig
-            >>> LossConfig().loss_kind.features
-            ('input', 'target', 'residual')
+            >>> LossConfig().loss_kind.replaces
+            'torch.nn.MSELoss()'
         """
         return loss_kind(self.kind)
 

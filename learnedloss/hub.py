@@ -163,7 +163,7 @@ def write_checkpoint(
     at a time should save into a directory.
 
     Raises:
-        CheckpointError: non-finite weights.
+        CheckpointError: non-finite weights, or ``directory`` is a file.
         ConfigError: metadata that is not JSON.
     """
     directory = Path(directory)
@@ -181,6 +181,11 @@ def write_checkpoint(
         ARCHITECTURE_KEY: json.dumps(config.to_dict(), sort_keys=True),
     }
 
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(
+            f"cannot save into {str(directory)!r}: it is a file, not a directory; "
+            "save_pretrained takes the directory to write the checkpoint into"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     _recover(directory)
     journal = Path(tempfile.mkdtemp(dir=directory, prefix=JOURNAL_PREFIX))

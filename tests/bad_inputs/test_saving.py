@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from learnedloss import CheckpointError, ConfigError, LearnedLoss, LossConfig
@@ -34,8 +35,9 @@ def test_non_finite_weights_are_refused(tmp_path):
     assert not (tmp_path / "nan" / "model.safetensors").exists()
 
 
-def test_saving_onto_a_file_is_refused(tmp_path):
-    (tmp_path / "a-file").write_text("mine")
-    with refused(FileExistsError, "File exists"):
-        _loss().save_pretrained(tmp_path / "a-file")
-    assert (tmp_path / "a-file").read_text() == "mine"
+def test_saving_onto_a_file_is_a_checkpoint_error_and_keeps_the_file(tmp_path):
+    target = tmp_path / "not-a-directory"
+    target.write_text("user data")
+    with pytest.raises(CheckpointError, match="it is a file, not a directory"):
+        LearnedLoss(LossConfig(hidden_sizes=(4,))).save_pretrained(target)
+    assert target.read_text() == "user data"

@@ -39,10 +39,17 @@ def test_the_registry_holds_one_object_per_built_in_kind():
 
 
 def test_each_kind_exposes_its_features_defaults_and_forms():
-    assert Regression.features == ("input", "target", "residual")
+    assert Regression.features == (
+        "input",
+        "target",
+        "residual",
+        "scaled_residual",
+        "standardized_target",
+        "standardized_input",
+    )
     assert Regression.default_inputs == ("input", "target")
     assert Regression.residual_forms == ("add", "scale", "weight")
-    assert Classification.features == ("log_prob", "prob", "target")
+    assert Classification.features == ("log_prob", "prob", "target", "margin")
     assert Classification.default_inputs == ("log_prob", "target")
     assert Classification.residual_forms == ("add", "scale")
     assert not Classification.takes_side_inputs and Classification.uses_ignore_index

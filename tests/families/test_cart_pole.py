@@ -79,7 +79,7 @@ def test_reinforce_learns_to_balance_and_the_baseline_helps():
 
 def test_meta_train_a_cart_pole_loss():
     recipe = PolicyGradientRecipe(
-        env="cart-pole", episodes=3, query_episodes=3, horizon=8, outer_steps=2,
+        env="cart-pole", episodes=3, query_episodes=3, horizon=30, outer_steps=2,
         inner_steps=2, meta_batch_size=2, es_pairs=1, validate_every=1, validation_size=2,
         hidden=(4,),
     )  # fmt: skip

@@ -77,6 +77,8 @@ class CartPoleTasks(TaskFamily):
         hidden: the policy's hidden widths.
     """
 
+    loss_kind = "policy_gradient"
+
     def __init__(
         self,
         episodes: int = 16,

@@ -74,6 +74,8 @@ class PointMassGoals(TaskFamily):
         std: the policy's exploration noise (fixed).
     """
 
+    loss_kind = "policy_gradient"
+
     def __init__(
         self,
         episodes: int = 16,
