@@ -78,6 +78,7 @@ class Regression(ElementwiseKind):
 
 # -- features free of the targets' scale and offset (docs/robust-regression.md) -------------
 
+
 def robust_scale(values: torch.Tensor) -> torch.Tensor:
     """A scale of ``values`` that outliers barely move, detached: the median of ``|values|``
     over all elements, floored at 1e-3 times their mean (so that a batch whose errors are
@@ -93,9 +94,7 @@ def robust_scale(values: torch.Tensor) -> torch.Tensor:
     return torch.maximum(magnitude.median(), 1e-3 * magnitude.mean()).clamp_min(floor)
 
 
-def scale_free_features(
-    input: torch.Tensor, target: torch.Tensor
-) -> dict[str, torch.Tensor]:
+def scale_free_features(input: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     r"""Features of a regression batch that carry over between data sets of any units.
 
     With :math:`r = \hat y - y`, :math:`s = \mathrm{median}_n |r_n|` (`robust_scale`),
