@@ -29,7 +29,7 @@ from learnedloss.families.sine.recipe import SineRecipe
 from learnedloss.meta import Backprop, EvolutionStrategies, MetaGradient, meta_gradient_from
 from learnedloss.meta.inner import initial_params, make_inner_optimizer
 from learnedloss.tasks import TaskFamily
-from tests.test_trainer import TINY, make_loss, tiny_tasks
+from tests.core.test_trainer import TINY, make_loss, tiny_tasks
 
 RECIPES = (
     SineRecipe,
