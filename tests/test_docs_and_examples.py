@@ -83,6 +83,7 @@ def test_custom_tasks_example_meta_trains_on_real_data(tmp_path):
     assert (tmp_path / "loss" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_ml3_reference_result_reproduces():
     """ML3's protocol: the learned loss beats MSE at the shared lr 1e-3 (reference 0.62)."""
     stdout = run_script("examples/reproduce_ml3_sine.py", "--seeds", "2")
@@ -128,6 +129,7 @@ def test_shaped_sine_example_runs_and_plots(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_mountain_car_example_runs_and_plots(tmp_path):
     png = tmp_path / "trajectories.png"
     stdout = run_script(
@@ -179,6 +181,7 @@ def test_classification_report_gives_mean_and_std_over_seeds(tmp_path):
     assert any(name.startswith("learned at lr") for name in rows)
 
 
+@pytest.mark.slow
 def test_robust_sine_es_example_meta_trains_and_scores_against_huber():
     stdout = run_script(
         "examples/robust_sine_es.py", "--outer-steps", "1", "--n-tasks", "2", "--tune-tasks", "2"
@@ -188,6 +191,7 @@ def test_robust_sine_es_example_meta_trains_and_scores_against_huber():
     assert "best meta-validation" in stdout
 
 
+@pytest.mark.slow
 def test_es_cost_benchmark_prints_its_table():
     stdout = run_script(
         "benchmarks/es_cost.py",
@@ -205,6 +209,7 @@ def test_es_cost_benchmark_prints_its_table():
     assert all(float(row[1]) > 0 for row in rows)
 
 
+@pytest.mark.slow
 def test_policy_gradient_example_meta_trains_and_compares(tmp_path):
     png = tmp_path / "pg.png"
     stdout = run_script(
@@ -222,6 +227,7 @@ def test_policy_gradient_example_meta_trains_and_compares(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_reacher_example_meta_trains_and_measures_in_mujoco():
     stdout = run_script(
         "examples/reacher.py",

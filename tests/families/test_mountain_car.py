@@ -175,6 +175,7 @@ def test_meta_training_end_to_end_moves_the_loss_and_records_the_recipe(tmp_path
     assert len(trainer.history) == 3
 
 
+@pytest.mark.slow
 def test_cli_meta_trains_and_evaluates_mountain_car(tmp_path, capsys):
     out = tmp_path / "loss"
     common = ["--outer-steps", "2", "--inner-steps", "1", "--meta-batch", "2"]

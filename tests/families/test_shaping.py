@@ -115,6 +115,7 @@ def test_mse_landscape_is_lowest_at_the_target_frequency():
     assert float(values.min()) == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_shaped_meta_training_learns_to_recover_frequencies():
     """A short two-stage shaped run already recovers most held-out frequencies from the
     reference start ω = 0.1, where MSE at the same lr (1.0) recovers almost none."""
