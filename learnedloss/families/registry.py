@@ -102,6 +102,18 @@ FAMILIES: tuple[Family, ...] = (
         default_for_kind=True,
     ),
     _family(
+        "robust-regression",
+        "regression with up to 40 percent corrupted targets, many tables and functions",
+        "regression",
+        "robust-regression.md",
+    ),
+    _family(
+        "noisy-labels",
+        "classification with up to 60 percent flipped labels at 2 to 100 classes",
+        "classification",
+        "noisy-labels.md",
+    ),
+    _family(
         "reacher",
         "model-based RL: MuJoCo's reacher through a learned dynamics model",
         "regression",

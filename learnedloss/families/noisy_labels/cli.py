@@ -36,7 +36,13 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="what tasks draw from (default: %(default)s; never the held-out tables "
         f"{list(HELD_OUT_TABLES)} if you want to evaluate on them)",
     )
-    add("--n-classes", type=positive_int, nargs="+", default=list(defaults.n_classes))
+    add(
+        "--n-classes",
+        type=positive_int,
+        nargs="+",
+        default=list(defaults.n_classes),
+        help="class counts the tasks draw from (default: %(default)s)",
+    )
     add(
         "--label-noise",
         type=fraction,
@@ -45,9 +51,20 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("LOW", "HIGH"),
         help="range of each task's flipped fraction (default: %(default)s)",
     )
-    add("--widths", type=positive_int, nargs="+", default=list(defaults.widths))
+    add(
+        "--widths",
+        type=positive_int,
+        nargs="+",
+        default=list(defaults.widths),
+        help="widths the tasks' MLPs draw from (default: %(default)s)",
+    )
     add_hidden_argument(parser, defaults.hidden)
-    add("--inner-optimizer", choices=["sgd", "adam"], default=defaults.inner_optimizer)
+    add(
+        "--inner-optimizer",
+        choices=["sgd", "adam"],
+        default=defaults.inner_optimizer,
+        help="the inner loop's optimizer (default: %(default)s)",
+    )
     add_schedule_arguments(parser, defaults)
     add_meta_gradient_arguments(parser, defaults)
 
@@ -66,12 +83,23 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         help="SOURCE:CLASSES, a held-out table or synthetic (default: %(default)s)",
     )
     add("--noise", type=fraction, default=0.4, help="symmetric noise (default: 0.4)")
-    add("--optimizers", nargs="+", choices=["sgd", "adam"], default=["sgd", "adam"])
-    add("--steps", type=positive_int, default=100)
-    add("--n-tasks", type=positive_int, default=8)
-    add("--n-inits", type=positive_int, default=1)
-    add("--tune-tasks", type=positive_int, default=6)
-    add("--model", choices=["mlp", "cnn"], default="mlp")
+    add(
+        "--optimizers",
+        nargs="+",
+        choices=["sgd", "adam"],
+        default=["sgd", "adam"],
+        help="the user's optimizers, each evaluated (default: %(default)s)",
+    )
+    add("--steps", type=positive_int, default=100, help="training steps per model (default: 100)")
+    add("--n-tasks", type=positive_int, default=8, help="evaluation tasks (default: 8)")
+    add("--n-inits", type=positive_int, default=1, help="model inits per task (default: 1)")
+    add("--tune-tasks", type=positive_int, default=6, help="lr-tuning tasks (default: 6)")
+    add(
+        "--model",
+        choices=["mlp", "cnn"],
+        default="mlp",
+        help="the model each task trains (default: %(default)s)",
+    )
 
 
 def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:

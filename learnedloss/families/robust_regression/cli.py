@@ -47,9 +47,20 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("LOW", "HIGH"),
         help="range of each task's corrupted fraction (default: %(default)s)",
     )
-    add("--widths", type=positive_int, nargs="+", default=list(defaults.widths))
+    add(
+        "--widths",
+        type=positive_int,
+        nargs="+",
+        default=list(defaults.widths),
+        help="widths the tasks' MLPs draw from (default: %(default)s)",
+    )
     add_hidden_argument(parser, defaults.hidden)
-    add("--inner-optimizer", choices=["sgd", "adam"], default=defaults.inner_optimizer)
+    add(
+        "--inner-optimizer",
+        choices=["sgd", "adam"],
+        default=defaults.inner_optimizer,
+        help="the inner loop's optimizer (default: %(default)s)",
+    )
     add_schedule_arguments(parser, defaults)
     add_meta_gradient_arguments(parser, defaults)
 
@@ -61,17 +72,39 @@ def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """The transfer evaluation's options."""
     add = parser.add_argument
-    add("--tables", nargs="+", default=list(HELD_OUT_TABLES[:2]), choices=list(TABLES))
+    add(
+        "--tables",
+        nargs="+",
+        default=list(HELD_OUT_TABLES[:2]),
+        choices=list(TABLES),
+        help="the real tables to evaluate on (default: %(default)s, held out of meta-training)",
+    )
     add("--outliers", type=fraction, default=0.2, help="corrupted fraction (default: 0.2)")
-    add("--corruption", choices=CORRUPTIONS, default="uniform")
-    add("--optimizers", nargs="+", choices=["sgd", "adam"], default=["sgd", "adam"])
-    add("--steps", type=positive_int, default=150)
-    add("--n-tasks", type=positive_int, default=8)
-    add("--n-inits", type=positive_int, default=2)
-    add("--tune-tasks", type=positive_int, default=6)
-    add("--width", type=positive_int, default=64)
-    add("--depth", type=positive_int, default=2)
-    add("--activation", choices=["relu", "tanh", "elu"], default="relu")
+    add(
+        "--corruption",
+        choices=CORRUPTIONS,
+        default="uniform",
+        help="how training targets are corrupted (default: %(default)s)",
+    )
+    add(
+        "--optimizers",
+        nargs="+",
+        choices=["sgd", "adam"],
+        default=["sgd", "adam"],
+        help="the user's optimizers, each evaluated (default: %(default)s)",
+    )
+    add("--steps", type=positive_int, default=150, help="training steps per model (default: 150)")
+    add("--n-tasks", type=positive_int, default=8, help="evaluation tasks (default: 8)")
+    add("--n-inits", type=positive_int, default=2, help="model inits per task (default: 2)")
+    add("--tune-tasks", type=positive_int, default=6, help="lr-tuning tasks (default: 6)")
+    add("--width", type=positive_int, default=64, help="the models' width (default: 64)")
+    add("--depth", type=positive_int, default=2, help="the models' depth (default: 2)")
+    add(
+        "--activation",
+        choices=["relu", "tanh", "elu"],
+        default="relu",
+        help="the models' activation (default: %(default)s)",
+    )
 
 
 def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
