@@ -10,8 +10,10 @@ cell is the median time of one ``loss(input, target).backward()`` and, in bracke
 over rounds of its ratio to the reference (nn.HuberLoss for regression, nn.CrossEntropyLoss for
 classification). All losses of a row are called in turn within every round, so load on a
 shared machine hits them alike. Learned losses are frozen (as loaded with from_pretrained) and
-called with the default check_finite=False; the "+check" column turns on the opt-in
-strict finite-value check.
+called with the default check_finite=False, so frozen grid losses take their fast path
+(learnedloss/networks/fast.py); the "+check" column turns on the opt-in strict finite-value
+check, which the fast path leaves to the general one. ``--general-path`` adds columns that
+time the grid losses with the fast path turned off (the code path before it existed).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from learnedloss import LearnedLoss
-from learnedloss.networks import grid_start_config, taylor_start_config
+from learnedloss.networks import fast, grid_start_config, taylor_start_config
 
 REGRESSION_SIZES = ["4096x1", "256x1000", "65536x1"]
 CLASSIFICATION_SIZES = ["256x10", "256x1000"]
@@ -39,7 +41,19 @@ def learned(config, check_finite: bool = False) -> LearnedLoss:
     return loss.freeze()
 
 
-def regression_losses(bundled: str | None) -> dict[str, nn.Module]:
+class GeneralPath(nn.Module):
+    """A frozen loss called with the fast path turned off."""
+
+    def __init__(self, loss: LearnedLoss) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, input, target):
+        with fast.disabled():
+            return self.loss(input, target)
+
+
+def regression_losses(bundled: str | None, general: bool = False) -> dict[str, nn.Module]:
     losses: dict[str, nn.Module] = {
         "HuberLoss": nn.HuberLoss(),
         "MSELoss": nn.MSELoss(),
@@ -48,18 +62,23 @@ def regression_losses(bundled: str | None) -> dict[str, nn.Module]:
         "grid 2-D": learned(grid_start_config("huber", inputs=("residual", "target"))),
         "taylor": learned(taylor_start_config("mse")),
     }
+    if general:
+        losses["grid 1-D general"] = GeneralPath(losses["grid 1-D"])
+        losses["grid 2-D general"] = GeneralPath(losses["grid 2-D"])
     if bundled:
         losses[bundled] = LearnedLoss.from_pretrained(bundled, check_finite=False)
     return losses
 
 
-def classification_losses(bundled: str | None) -> dict[str, nn.Module]:
+def classification_losses(bundled: str | None, general: bool = False) -> dict[str, nn.Module]:
     losses: dict[str, nn.Module] = {
         "CrossEntropyLoss": nn.CrossEntropyLoss(),
         "grid": learned(grid_start_config("cross_entropy")),
         "grid +check": learned(grid_start_config("cross_entropy"), check_finite=True),
         "taylor": learned(taylor_start_config("cross_entropy")),
     }
+    if general:
+        losses["grid general"] = GeneralPath(losses["grid"])
     if bundled:
         losses[bundled] = LearnedLoss.from_pretrained(bundled, check_finite=False)
     return losses
@@ -128,6 +147,9 @@ def main() -> None:
         "--classification-loss", default="digits-classification", help="a bundled MLP loss"
     )
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile tables")
+    parser.add_argument(
+        "--general-path", action="store_true", help="also time grid losses without the fast path"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -136,9 +158,12 @@ def main() -> None:
     if not args.no_compile:
         modes.append(("torch.compile", lambda fn: torch.compile(fn)))
     for label, wrap in modes:
-        reg = {k: wrap(v) for k, v in regression_losses(args.regression_loss).items()}
+        general = args.general_path
+        reg = {k: wrap(v) for k, v in regression_losses(args.regression_loss, general).items()}
         table("regression", args.regression_sizes, reg, device, args.warmup, args.repeats, label)
-        cls = {k: wrap(v) for k, v in classification_losses(args.classification_loss).items()}
+        cls = {
+            k: wrap(v) for k, v in classification_losses(args.classification_loss, general).items()
+        }
         table(
             "classification",
             args.classification_sizes,

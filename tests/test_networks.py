@@ -340,6 +340,10 @@ def test_fast_path_equals_the_general_path_for_classification(name, reduction, f
             torch.randint(0, 5, (16,), generator=generator),
         ),
         (torch.randn(5, generator=generator) * 30, torch.tensor(3)),  # far below the grid too
+        (  # (N, C, d) logits, uint8 class indices
+            torch.randn(3, 4, 5, generator=generator),
+            torch.randint(0, 4, (3, 5), generator=generator).to(torch.uint8),
+        ),
         (
             torch.randn(4, 3, 6, generator=generator),
             torch.randint(0, 3, (4, 6), generator=generator),

@@ -7,8 +7,8 @@ a per-element loss value. It knows nothing about reductions, shapes or validatio
 
 - `PointwiseMLP` (``"mlp"``, the default): ML3's MLP.
 - `GridNetwork` (``"grid"``): a C¹ cubic spline on a fixed grid of knots over one feature,
-  optionally interpolated linearly over a second; O(1) per element, as fast as
-  ``nn.HuberLoss``.
+  optionally interpolated linearly over a second; O(1) per element. A frozen one takes a
+  fast path (`learnedloss.networks.fast`) on eager CPU calls.
 - `TaylorNetwork` (``"taylor"``): a low-order multivariate polynomial around a learned
   center, after TaylorGLO (Gonzalez and Miikkulainen, GECCO 2021).
 

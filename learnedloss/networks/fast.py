@@ -210,28 +210,29 @@ def _pre_activation(
     want_slope: bool,
     *,
     minus: torch.Tensor | None = None,
-    set_index: torch.Tensor | None = None,
+    labelled: torch.Tensor | None = None,
     second: torch.Tensor | None = None,
     fresh_z: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``z`` and ``dz/dt`` at the flat values ``x - minus`` along the spline axis.
 
     ``z`` is in scratch memory unless ``fresh_z``; ``dz/dt`` (when ``want_slope``) is fresh.
-    ``set_index``: the row set of each element (classification: 1 for the labelled class);
+    ``labelled``: the flat positions of the elements that take the second row set
+    (classification: the labelled classes);
     ``second``: the values along regression's second axis (the target).
     """
     n = x.numel()
     width = plan.columns.shape[0]
     buffers, index = _scratch(n, x.dtype, 3 + width + (2 if second is not None else 0))
     if minus is None:
-        w = torch.mul(x, plan.scale, out=buffers[0])
+        w = torch.mul(x, plan.scale, out=buffers[0]).add_(plan.offset)
     else:
-        w = torch.sub(x, minus, out=buffers[0]).mul_(plan.scale)
-    w.add_(plan.offset)
+        w = torch.sub(x, minus, out=buffers[0])
+        w = torch.add(_scalar(plan.offset, x.dtype), w, alpha=plan.scale, out=w)
     row = torch.floor(w, out=buffers[1]).clamp_(0, plan.last)
     t = w.sub_(row)
-    if set_index is not None:
-        row.add_(set_index, alpha=plan.last + 1)
+    if labelled is not None:
+        row.index_add_(0, labelled, _scalar(plan.last + 1.0, x.dtype).expand(labelled.shape))
     s = None
     if second is not None:
         scale1, offset1, last1 = plan.second
@@ -287,14 +288,21 @@ def _activate(
     return value, slope
 
 
-_ZEROS: dict[torch.dtype, torch.Tensor] = {}
+_SCALARS: dict[tuple[float, torch.dtype], torch.Tensor] = {}
+
+
+def _scalar(value: float, dtype: torch.dtype) -> torch.Tensor:
+    """A 0-dim CPU tensor holding ``value`` (cached; read-only by convention)."""
+    held = _SCALARS.get((value, dtype))
+    if held is None:
+        if len(_SCALARS) > 64:
+            _SCALARS.clear()
+        held = _SCALARS[(value, dtype)] = torch.tensor(value, dtype=dtype)
+    return held
 
 
 def _zero(dtype: torch.dtype) -> torch.Tensor:
-    zero = _ZEROS.get(dtype)
-    if zero is None:
-        zero = _ZEROS[dtype] = torch.zeros((), dtype=dtype)
-    return zero
+    return _scalar(0.0, dtype)
 
 
 class _FastGrid(torch.autograd.Function):
@@ -439,15 +447,18 @@ def _classification(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor
     plan = _plan(loss, "classification", dtype)
     reduction = loss.reduction
     activation = network.output_activation
-    classes = torch.arange(n_classes).view(-1, *([1] * (input.dim() - 1 - class_dim)))
-    labels = (target.unsqueeze(class_dim) == classes).view(-1)
+    # the flat position of each sample's labelled class in the (N, C, d1, ...) logits
+    inner = math.prod(input.shape[class_dim + 1 :])
+    labels = target.reshape(-1, inner).long() * inner + torch.arange(inner)
+    labels = labels.add_(torch.arange(labels.shape[0]).unsqueeze(1), alpha=n_classes * inner)
+    labels = labels.view(-1)
     samples = target.numel()
     shape = log_prob.shape
     factor = plan.scale / samples if reduction == "mean" else plan.scale
     want = log_prob.requires_grad and torch.is_grad_enabled()
 
     def compute(lp: torch.Tensor):
-        z, slope = _pre_activation(lp.detach().reshape(-1), plan, want, set_index=labels)
+        z, slope = _pre_activation(lp.detach().reshape(-1), plan, want, labelled=labels)
         if reduction == "none":
             value, slope = _activate(z, slope, activation, "none", factor)
             value = value.view(shape).sum(dim=class_dim)
