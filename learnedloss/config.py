@@ -152,9 +152,9 @@ class LossConfig:
         parameterization: what computes the per-element output ``h`` that the residual form
             and output activation turn into the loss: ``"mlp"`` (default; ML3's MLP, sized by
             ``hidden_sizes``, ``activation`` and ``bias``), ``"grid"`` (a cubic spline on a
-            fixed grid of knots over one or two features, as fast as ``nn.HuberLoss``) or
-            ``"taylor"`` (a polynomial of degree ``taylor_order`` after TaylorGLO). The MLP
-            fields are ignored by the others. See docs/parameterizations.md.
+            fixed grid of knots over one or two features, a few times ``nn.HuberLoss``'s cost
+            when frozen) or ``"taylor"`` (a polynomial of degree ``taylor_order`` after
+            TaylorGLO). The MLP fields are ignored by the others. See docs/parameterizations.md.
         grid_knots: ``"grid"`` only: knots per input, in ``inputs``' order (at least 3 on
             the first, spline, axis and 2 on the second, linear, axis); default
             `GRID_DEFAULT_KNOTS`.

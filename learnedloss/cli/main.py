@@ -10,7 +10,8 @@ Subcommands:
 - ``learnedloss check NAME_OR_PATH``, ``learnedloss plot NAME``, ``learnedloss export NAME
   --grid``: look at a loss, check that it is sane, turn it into the fast grid form
   (`learnedloss.inspection`).
-- ``learnedloss demo``: meta-train a robust sine loss and compare it with MSE, in minutes.
+- ``learnedloss demo``: a pretrained loss on real data it never saw, against tuned baselines
+  (``--meta-train``: meta-train a robust sine loss first), in minutes.
 
 The families are those of `learnedloss.families.registry`; this module loops over them and
 knows none by name. Deprecated forms that still run, with a warning on stderr:
@@ -114,9 +115,12 @@ def build_parser(families: Iterable[str] | None = None) -> ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="meta-train a robust sine loss, compare it with MSE and tuned baselines",
-        description="Meta-train a robust sine loss and compare it with MSE and the tuned "
-        "baselines, in minutes on a laptop CPU.",
+        help="a pretrained loss on real data it never saw, against tuned baselines",
+        description="Put the bundled robust-regression-20 loss in place of nn.MSELoss on "
+        "scikit-learn's diabetes data with 20% outlier targets, and compare it with MSE, L1, "
+        "tuned Huber and Barron's adaptive loss, each at its own tuned lr, under SGD and "
+        "Adam: tables and plots in about 3 minutes on 2 CPU cores. With --meta-train: "
+        "meta-train a robust sine loss first and compare that one on sine tasks.",
     )
     demo.add_argument(
         "--out",
@@ -125,10 +129,28 @@ def build_parser(families: Iterable[str] | None = None) -> ArgumentParser:
         help="output directory (default: %(default)s)",
     )
     demo.add_argument(
+        "--steps",
+        type=common.positive_int,
+        default=150,
+        help="training steps per model (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--n-tasks",
+        type=common.positive_int,
+        default=8,
+        help="held-out tasks (random splits of the table) per optimizer (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--meta-train",
+        action="store_true",
+        help="the meta-training demo instead: meta-train a loss on sine tasks with 20%% "
+        "outlier targets, then compare it on held-out sine tasks",
+    )
+    demo.add_argument(
         "--outer-steps",
         type=common.positive_int,
         default=400,
-        help="meta-training outer steps (default: %(default)s)",
+        help="with --meta-train: meta-training outer steps (default: %(default)s)",
     )
     demo.add_argument(
         "--threads",
@@ -341,8 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _meta_train(args, family(args.family))
     if args.command == EVALUATE:
         return _evaluate(args, family(args.family))
-    if args.command == "demo":
+    if args.command == "demo" and args.meta_train:
         from learnedloss.families.sine.cli import run_demo
+
+        return run_demo(args)
+    if args.command == "demo":
+        from learnedloss.families.robust_regression.demo import run_demo
 
         return run_demo(args)
     if getattr(args, "func", None) is not None:  # check, plot, export (learnedloss.inspection)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+import statsmodels  # noqa: F401  (the data extra: the real tables ship with it)
 import torch
-
-pytest.importorskip("statsmodels", reason="the anes96 table ships with statsmodels (data extra)")
 
 from learnedloss.families.noisy_labels import (
     HELD_OUT_TABLES,

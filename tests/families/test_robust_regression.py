@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
+import statsmodels  # noqa: F401  (the data extra: the real tables ship with it)
 import torch
-
-pytest.importorskip("statsmodels", reason="the real tables ship with statsmodels (data extra)")
 
 from learnedloss.families.recipe import meta_train
 from learnedloss.families.robust_regression import (
@@ -105,3 +105,20 @@ def test_transfer_evaluation_runs_and_summarizes():
     # a loss that starts as MSE trains exactly as MSE does
     assert seed["scale-free MSE"]["score"] == pytest.approx(seed["MSE"]["score"], rel=1e-4)
     assert "ratio to best baseline" in summary(results)
+
+
+def test_the_demo_scores_the_bundled_loss_on_the_held_out_table(tmp_path, capsys):
+    """`learnedloss demo`: the README's main job, at a tiny size."""
+    from learnedloss.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "3", "--n-tasks", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "robust-regression-20" in printed and "diabetes" in printed
+    results = json.loads((out / "results.json").read_text())
+    for optimizer in ("sgd", "adam"):
+        scores = results[optimizer]["losses"]
+        assert {"MSE", "L1", "Huber (tuned d)", "Adaptive robust", "robust-regression-20"} <= set(
+            scores
+        )
+        assert (out / f"demo-{optimizer}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,7 +4,7 @@
   outlier targets.
 - ``learnedloss evaluate sine LOSS [LOSS ...]``: held-out sine tasks against MSE, the c·MSE
   controls and (with outliers) L1 and Huber, each loss at its own tuned lr.
-- ``learnedloss demo``: meta-train a robust sine loss and compare it with MSE, in minutes.
+- ``learnedloss demo --meta-train``: meta-train a robust sine loss and compare it with MSE.
 """
 
 from __future__ import annotations
@@ -180,8 +180,8 @@ def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> li
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """``learnedloss demo``: meta-train a loss on sine tasks with 20% outlier targets for
-    ``args.outer_steps`` steps, save it under ``args.out``, compare it with MSE and the
+    """``learnedloss demo --meta-train``: meta-train a loss on sine tasks with 20% outlier
+    targets for ``args.outer_steps`` steps, save it under ``args.out``, compare it with MSE and the
     tuned baselines, and plot the curves to ``args.out/demo.png``."""
     from learnedloss.evaluation.plots import plot
     from learnedloss.families.recipe import save_run
