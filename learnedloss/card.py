@@ -12,6 +12,8 @@ understands (all optional):
 - ``reproduce``: the command that reproduces the checkpoint and its figures.
 - ``recipe``: the full meta-training recipe (written by `learnedloss.families.recipe.meta_train`;
   rendered as a table).
+- ``picture``: a ``docs/...png`` picture of the loss and its gradient next to the standard
+  losses (``learnedloss plot``), shown from the published docs.
 
 The card also states what the config implies for users (a ``"weight"``-form loss depends on
 the batch) and, when `LearnedLoss.save_pretrained` ran it, the result of
@@ -174,6 +176,13 @@ def render_model_card(
             }
         ),
     ]
+    if metadata.get("picture"):
+        picture = str(metadata["picture"]).removeprefix("docs/")
+        sections += [
+            "## Shape",
+            f"![the loss and its gradient over the residual, next to standard losses]"
+            f"({DOCS_BASE_URL}/{picture})",
+        ]
     if config.residual and config.residual_form == "weight":
         sections += [link_docs(BATCH_DEPENDENCE)]
     if metadata.get("training"):
