@@ -2,6 +2,8 @@
 
     python benchmarks/online_results.py                       # ~25 min on one CPU core
     python benchmarks/online_results.py --seeds 3 --steps 500 --optimizers sgd --outliers 0.2
+    python benchmarks/online_results.py --seeds 3 --methods MSE robust-regression-20 \
+        --adapt-every 5                                       # only these rows (and MSE)
 
 For each optimizer (SGD, Adam) and each fraction of outlier training targets (0%, 20%;
 validation and test targets stay clean), every method is trained at each learning rate of
@@ -20,8 +22,15 @@ Methods:
 - MSE + early stopping: MSE, keeping the parameters with the best validation MSE (checked
   every 25 steps). The online method sees the validation split through its meta-objective;
   this control sees it too, in the simplest way.
+- offline bundled losses as plain drop-ins for ``nn.MSELoss()``: ``robust-regression-20``
+  and ``robust-regression`` (meta-trained offline on sine tasks with 20% / 40% outlier
+  targets; see their model cards), each at its own tuned lr, when they are bundled.
 - online: `OnlineLossTrainer` from exactly MSE, adapting every step (and with
   ``--adapt-every``, at other rates too), meta-lr tuned with the lr.
+
+``--methods`` runs only the named fixed-loss rows (MSE, the reference, always runs); every
+run is deterministic per seed, so rows from separate invocations are comparable, paired by
+seed, and a row reproduces its earlier numbers on the same machine.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from online_regression import batches, load_data, make_model, mse
 
+from learnedloss import LearnedLoss, bundled_names
 from learnedloss.online import OnlineLossTrainer
 
 try:  # added by another issue; used when present
@@ -51,6 +61,7 @@ except ImportError:  # pragma: no cover
 LRS = {"sgd": [0.003, 0.01, 0.03, 0.1, 0.3], "adam": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}
 META_LRS = [1e-3, 1e-2]
 BATCH = 32
+BUNDLED = ("robust-regression-20", "robust-regression")
 
 
 def huber(delta):
@@ -69,7 +80,25 @@ def standard_methods() -> dict:
         methods[f"Huber d={delta:g}"] = (lambda d=delta: huber(d), False)
     if AdaptiveRobustLoss is not None:
         methods["Adaptive robust (Barron)"] = (AdaptiveRobustLoss, False)
+    for name in BUNDLED:
+        if name in bundled_names():
+            methods[f"{name} (offline, drop-in)"] = (
+                lambda n=name: LearnedLoss.from_pretrained(n),
+                False,
+            )
     return methods
+
+
+def row_names(methods: dict, wanted: list[str] | None) -> list[str]:
+    """The rows of ``methods`` to run: MSE first, then those named in ``wanted`` (a bundled
+    loss may be named without its " (offline, drop-in)" suffix); all when ``wanted`` is None."""
+    if wanted is None:
+        return list(methods)
+    short = {name.removesuffix(" (offline, drop-in)"): name for name in methods}
+    unknown = [w for w in wanted if w not in short]
+    if unknown:
+        raise SystemExit(f"unknown --methods {unknown}; choose from {list(short)}")
+    return ["MSE", *(short[w] for w in wanted if short[w] != "MSE")]
 
 
 def run_standard(make_loss, early, data, lr, seed, steps, optimizer):
@@ -142,7 +171,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
     parser.add_argument("--outliers", type=float, nargs="+", default=[0.0, 0.2])
-    parser.add_argument("--adapt-every", type=int, nargs="+", default=[1])
+    parser.add_argument("--adapt-every", type=int, nargs="*", default=[1])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        help="only these fixed-loss rows (MSE always runs), e.g. MSE robust-regression-20",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     for optimizer in args.optimizers:
@@ -151,7 +185,9 @@ def main() -> None:
             start = time.perf_counter()
             datasets = [load_data(seed, outliers=fraction) for seed in range(args.seeds)]
             rows = {}
-            for name, (make_loss, early) in standard_methods().items():
+            methods = standard_methods()
+            for name in row_names(methods, args.methods):
+                make_loss, early = methods[name]
                 rows[name] = tune(
                     lambda lr, seed, data, m=make_loss, e=early, o=optimizer: run_standard(
                         m, e, data, lr, seed, args.steps, o

@@ -558,3 +558,131 @@ def test_cost_and_results_benchmarks_print_their_tables():
     assert results.returncode == 0, results.stderr
     assert "| MSE + early stopping (control) |" in results.stdout
     assert "| online, adapt every 1 |" in results.stdout
+
+
+def test_results_benchmark_runs_named_rows_and_bundled_drop_ins():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "online_results.py"),
+            "--seeds",
+            "1",
+            "--steps",
+            "3",
+            "--optimizers",
+            "sgd",
+            "--outliers",
+            "0.2",
+            "--methods",
+            "robust-regression-20",
+            "--adapt-every",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(" | ")[0] for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows == [
+        "| method",
+        "| MSE",
+        "| robust-regression-20 (offline, drop-in)",
+        "| online, adapt every 5",
+    ]
+    unknown = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "online_results.py"), "--methods", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert unknown.returncode != 0 and "unknown --methods ['nope']" in unknown.stderr
+
+
+def test_classification_benchmark_prints_its_table_and_shapes():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "online_classification.py"),
+            "--seeds",
+            "1",
+            "--steps",
+            "2",
+            "--models",
+            "cnn",
+            "--optimizers",
+            "adam",
+            "--noise",
+            "0.4",
+            "--noisy-validation",
+            "--adapt-every",
+            "5",
+            "--shapes",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "CNN, ADAM, 40% flipped training labels, 40% noisy validation labels" in out
+    for row in ("| CE |", "| 1.5 x CE (control) |", "| GCE (tuned q) |", "| SCE (tuned a, b=1) |"):
+        assert row in out
+    assert "| digits-noisy-labels (offline, drop-in) |" in out
+    assert "| online, adapt every 5 |" in out
+    assert "| online, adapt every 1 |" not in out
+    assert "dL/dz_y relative to cross-entropy's" in out
+    only = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "online_classification.py"),
+            "--seeds",
+            "1",
+            "--steps",
+            "2",
+            "--models",
+            "mlp",
+            "--optimizers",
+            "sgd",
+            "--noise",
+            "0",
+            "--methods",
+            "GCE (tuned q)",
+            "digits-noisy-labels",
+            "--adapt-every",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert only.returncode == 0, only.stderr
+    rows = [line.split(" | ")[0] for line in only.stdout.splitlines() if line.startswith("| ")]
+    assert rows == [
+        "| method",
+        "| CE",
+        "| GCE (tuned q)",
+        "| digits-noisy-labels (offline, drop-in)",
+    ]
+
+
+def test_classification_benchmark_flips_exactly_the_asked_fraction():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from online_classification import load_data
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    clean = load_data(0)
+    noisy = load_data(0, noise=0.4)
+    both = load_data(0, noise=0.4, noisy_validation=True)
+    n_train, n_val = len(clean["train"][1]), len(clean["val"][1])
+    assert torch.equal(clean["train"][0], noisy["train"][0])
+    flipped = (clean["train"][1] != noisy["train"][1]).sum().item()
+    assert flipped == round(0.4 * n_train)
+    assert torch.equal(clean["val"][1], noisy["val"][1])
+    assert (clean["val"][1] != both["val"][1]).sum().item() == round(0.4 * n_val)
+    for data in (noisy, both):
+        assert torch.equal(clean["test"][1], data["test"][1])
