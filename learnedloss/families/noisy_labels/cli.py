@@ -20,8 +20,15 @@ from learnedloss.cli.common import (
 )
 from learnedloss.families.noisy_labels.recipe import NoisyLabelsRecipe, meta_train_noisy_labels
 from learnedloss.families.noisy_labels.tasks import HELD_OUT_TABLES, TABLES
-from learnedloss.families.noisy_labels.transfer import summary, transfer
-from learnedloss.loss import LearnedLoss
+from learnedloss.families.noisy_labels.transfer import run_evaluate
+from learnedloss.families.transfer_common import add_transfer_arguments
+
+__all__ = [
+    "add_evaluate_arguments",
+    "add_meta_train_arguments",
+    "run_evaluate",
+    "run_meta_train",
+]
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,39 +90,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         help="SOURCE:CLASSES, a held-out table or synthetic (default: %(default)s)",
     )
     add("--noise", type=fraction, default=0.4, help="symmetric noise (default: 0.4)")
-    add(
-        "--optimizers",
-        nargs="+",
-        choices=["sgd", "adam"],
-        default=["sgd", "adam"],
-        help="the user's optimizers, each evaluated (default: %(default)s)",
-    )
-    add("--steps", type=positive_int, default=100, help="training steps per model (default: 100)")
-    add("--n-tasks", type=positive_int, default=8, help="evaluation tasks (default: 8)")
-    add("--n-inits", type=positive_int, default=1, help="model inits per task (default: 1)")
-    add("--tune-tasks", type=positive_int, default=6, help="lr-tuning tasks (default: 6)")
+    add_transfer_arguments(parser, steps=100, n_inits=1)
     add(
         "--model",
         choices=["mlp", "cnn"],
         default="mlp",
         help="the model each task trains (default: %(default)s)",
     )
-
-
-def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
-    """Run the transfer evaluation, print its tables, return one result per (condition,
-    optimizer) with the per-seed accuracies."""
-    results = transfer(
-        losses,
-        conditions=args.conditions,
-        noise=args.noise,
-        optimizers=args.optimizers,
-        seeds=args.seeds,
-        steps=args.steps,
-        n_tasks=args.n_tasks,
-        n_inits=args.n_inits,
-        tune_tasks=args.tune_tasks,
-        model=args.model,
-    )
-    print(summary(results))
-    return results

@@ -17,13 +17,16 @@ the best tuned baseline of each seed.
 from __future__ import annotations
 
 import argparse
-import json
-
-import torch
 
 from learnedloss.evaluation.baselines import noisy_label_baselines
-from learnedloss.evaluation.protocol import evaluate, lr_grid, mean_and_std
+from learnedloss.evaluation.protocol import mean_and_std
 from learnedloss.families.noisy_labels.tasks import NoisyLabelTasks
+from learnedloss.families.transfer_common import (
+    evaluate_over_seeds,
+    run_transfer_main,
+    summary_table,
+    transfer_parser,
+)
 from learnedloss.loss import LearnedLoss
 
 BASELINES = (
@@ -79,40 +82,32 @@ def transfer(
         source, classes = condition.split(":")
         tasks = held_out_tasks(source, int(classes), noise, model=model)
         for optimizer in optimizers:
-            per_seed = []
-            for seed in range(seeds):
-                everything = {**noisy_label_baselines(), **losses}
-                evaluation = evaluate(
-                    everything,
-                    tasks,
-                    steps=steps,
-                    n_tasks=n_tasks,
-                    n_inits=n_inits,
-                    optimizer=optimizer,
-                    lrs=lr_grid(*LR_RANGES[optimizer], per_octave=per_octave),
-                    tune_tasks=tune_tasks,
-                    select_by="error",
-                    seed=seed,
-                )
-                print(f"\n{condition}, {noise:.0%} noise, {model}, {optimizer}, seed {seed}")
-                print(evaluation.table(), flush=True)
-                per_seed.append(
-                    {
-                        name: {
-                            "accuracy": 100 * (1 - float(s.metrics["error"].mean())),
-                            "lr": s.lr,
-                            "variant": s.variant,
-                        }
-                        for name, s in evaluation.scores.items()
-                    }
-                )
+            per_seed, protocol = evaluate_over_seeds(
+                lambda: {**noisy_label_baselines(), **losses},
+                tasks,
+                optimizer=optimizer,
+                lr_range=LR_RANGES[optimizer],
+                seeds=seeds,
+                heading=f"{condition}, {noise:.0%} noise, {model}, {optimizer}",
+                record=lambda s: {
+                    "accuracy": 100 * (1 - float(s.metrics["error"].mean())),
+                    "lr": s.lr,
+                    "variant": s.variant,
+                },
+                per_octave=per_octave,
+                steps=steps,
+                n_tasks=n_tasks,
+                n_inits=n_inits,
+                tune_tasks=tune_tasks,
+                select_by="error",
+            )
             results.append(
                 {
                     "condition": condition,
                     "noise": noise,
                     "model": model,
                     "optimizer": optimizer,
-                    "protocol": evaluation.protocol,
+                    "protocol": protocol,
                     "seeds": per_seed,
                 }
             )
@@ -121,44 +116,24 @@ def transfer(
 
 def summary(results: list[dict]) -> str:
     """Accuracy mean ± std over seeds, and the gain over each seed's best tuned baseline."""
-    lines = []
-    for result in results:
-        seeds = result["seeds"]
-        head = (
-            f"{result['condition']}, {result['noise']:.0%} noise, {result['model']}, "
-            f"{result['optimizer']}"
-        )
-        lines += ["", head, f"{'loss':28s} | {'accuracy %':>14} | points over best baseline"]
-        for name in seeds[0]:
-            accuracy = mean_and_std([s[name]["accuracy"] for s in seeds])
-            gains = [s[name]["accuracy"] - max(s[b]["accuracy"] for b in BASELINES) for s in seeds]
-            gain = mean_and_std(gains)
-            lines.append(
-                f"{name:28s} | {accuracy[0]:6.1f} ± {accuracy[1]:4.1f} | "
-                f"{gain[0]:+.1f} ± {gain[1]:.1f}"
-            )
-    return "\n".join(lines)
 
+    def row(name: str, seeds: list[dict]) -> str:
+        accuracy = mean_and_std([s[name]["accuracy"] for s in seeds])
+        gains = [s[name]["accuracy"] - max(s[b]["accuracy"] for b in BASELINES) for s in seeds]
+        gain = mean_and_std(gains)
+        return f"{accuracy[0]:6.1f} ± {accuracy[1]:4.1f} | {gain[0]:+.1f} ± {gain[1]:.1f}"
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("losses", nargs="+", help="bundled names or directories")
-    parser.add_argument(
-        "--conditions", nargs="+", default=["digits:2", "digits:10", "synthetic:100"]
+    return summary_table(
+        results,
+        lambda r: f"{r['condition']}, {r['noise']:.0%} noise, {r['model']}, {r['optimizer']}",
+        f"{'accuracy %':>14} | points over best baseline",
+        row,
     )
-    parser.add_argument("--noise", type=float, default=0.4)
-    parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--tasks", type=int, default=8)
-    parser.add_argument("--inits", type=int, default=1)
-    parser.add_argument("--tune-tasks", type=int, default=6)
-    parser.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
-    parser.add_argument("--json", default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    losses = {name: LearnedLoss.from_pretrained(name) for name in args.losses}
+
+
+def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+    """Run the transfer evaluation with the options in ``args``, print its tables, return one
+    result per (condition, optimizer) with the per-seed accuracies."""
     results = transfer(
         losses,
         conditions=args.conditions,
@@ -166,15 +141,29 @@ def main(argv=None) -> None:
         optimizers=args.optimizers,
         seeds=args.seeds,
         steps=args.steps,
-        n_tasks=args.tasks,
-        n_inits=args.inits,
+        n_tasks=args.n_tasks,
+        n_inits=args.n_inits,
         tune_tasks=args.tune_tasks,
         model=args.model,
     )
     print(summary(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    return results
+
+
+def main(argv=None) -> None:
+    parser = transfer_parser(__doc__)
+    parser.add_argument(
+        "--conditions", nargs="+", default=["digits:2", "digits:10", "synthetic:100"]
+    )
+    parser.add_argument("--noise", type=float, default=0.4)
+    parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--tasks", dest="n_tasks", metavar="TASKS", type=int, default=8)
+    parser.add_argument("--inits", dest="n_inits", metavar="INITS", type=int, default=1)
+    parser.add_argument("--tune-tasks", type=int, default=6)
+    parser.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
+    run_transfer_main(parser, argv, run_evaluate)
 
 
 if __name__ == "__main__":

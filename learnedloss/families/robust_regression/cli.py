@@ -23,8 +23,15 @@ from learnedloss.families.robust_regression.recipe import (
     meta_train_robust_regression,
 )
 from learnedloss.families.robust_regression.tasks import CORRUPTIONS, HELD_OUT_TABLES, TABLES
-from learnedloss.families.robust_regression.transfer import summary, transfer
-from learnedloss.loss import LearnedLoss
+from learnedloss.families.robust_regression.transfer import run_evaluate
+from learnedloss.families.transfer_common import add_transfer_arguments
+
+__all__ = [
+    "add_evaluate_arguments",
+    "add_meta_train_arguments",
+    "run_evaluate",
+    "run_meta_train",
+]
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,17 +93,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         default="uniform",
         help="how training targets are corrupted (default: %(default)s)",
     )
-    add(
-        "--optimizers",
-        nargs="+",
-        choices=["sgd", "adam"],
-        default=["sgd", "adam"],
-        help="the user's optimizers, each evaluated (default: %(default)s)",
-    )
-    add("--steps", type=positive_int, default=150, help="training steps per model (default: 150)")
-    add("--n-tasks", type=positive_int, default=8, help="evaluation tasks (default: 8)")
-    add("--n-inits", type=positive_int, default=2, help="model inits per task (default: 2)")
-    add("--tune-tasks", type=positive_int, default=6, help="lr-tuning tasks (default: 6)")
+    add_transfer_arguments(parser, steps=150, n_inits=2)
     add("--width", type=positive_int, default=64, help="the models' width (default: 64)")
     add("--depth", type=positive_int, default=2, help="the models' depth (default: 2)")
     add(
@@ -105,25 +102,3 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         default="relu",
         help="the models' activation (default: %(default)s)",
     )
-
-
-def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
-    """Run the transfer evaluation, print its tables, return one result per (table,
-    optimizer) with the per-seed scores."""
-    results = transfer(
-        losses,
-        tables=args.tables,
-        outliers=args.outliers,
-        optimizers=args.optimizers,
-        seeds=args.seeds,
-        steps=args.steps,
-        n_tasks=args.n_tasks,
-        n_inits=args.n_inits,
-        tune_tasks=args.tune_tasks,
-        corruption=args.corruption,
-        width=args.width,
-        depth=args.depth,
-        activation=args.activation,
-    )
-    print(summary(results))
-    return results

@@ -18,14 +18,19 @@ hindsight), mean ± std over seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 import torch
 
 from learnedloss.evaluation.baselines import robust_regression_baselines
-from learnedloss.evaluation.protocol import evaluate, lr_grid, mean_and_std
+from learnedloss.evaluation.protocol import mean_and_std
 from learnedloss.families.robust_regression.tasks import HELD_OUT_TABLES, RobustRegressionTasks
+from learnedloss.families.transfer_common import (
+    evaluate_over_seeds,
+    run_transfer_main,
+    summary_table,
+    transfer_parser,
+)
 from learnedloss.loss import LearnedLoss
 
 BASELINES = ("MSE", "L1", "Huber (tuned d)", "Adaptive robust")
@@ -78,34 +83,26 @@ def transfer(
     for table in tables:
         tasks = held_out_tasks(table, outliers, **task_options)
         for optimizer in optimizers:
-            per_seed = []
-            for seed in range(seeds):
-                everything = {**robust_regression_baselines(deltas), **losses}
-                evaluation = evaluate(
-                    everything,
-                    tasks,
-                    steps=steps,
-                    n_tasks=n_tasks,
-                    n_inits=n_inits,
-                    optimizer=optimizer,
-                    lrs=lr_grid(*LR_RANGES[optimizer], per_octave=per_octave),
-                    tune_tasks=tune_tasks,
-                    seed=seed,
-                )
-                print(f"\n{table}, {outliers:.0%} outliers, {optimizer}, seed {seed}")
-                print(evaluation.table(), flush=True)
-                per_seed.append(
-                    {
-                        name: {"score": s.score, "lr": s.lr, "variant": s.variant}
-                        for name, s in evaluation.scores.items()
-                    }
-                )
+            per_seed, protocol = evaluate_over_seeds(
+                lambda: {**robust_regression_baselines(deltas), **losses},
+                tasks,
+                optimizer=optimizer,
+                lr_range=LR_RANGES[optimizer],
+                seeds=seeds,
+                heading=f"{table}, {outliers:.0%} outliers, {optimizer}",
+                record=lambda s: {"score": s.score, "lr": s.lr, "variant": s.variant},
+                per_octave=per_octave,
+                steps=steps,
+                n_tasks=n_tasks,
+                n_inits=n_inits,
+                tune_tasks=tune_tasks,
+            )
             results.append(
                 {
                     "table": table,
                     "outliers": outliers,
                     "optimizer": optimizer,
-                    "protocol": evaluation.protocol,
+                    "protocol": protocol,
                     "seeds": per_seed,
                 }
             )
@@ -114,43 +111,27 @@ def transfer(
 
 def summary(results: list[dict]) -> str:
     """Each loss's ratio to the best tuned baseline of each seed, mean ± std over seeds."""
-    lines = []
-    for result in results:
-        seeds = result["seeds"]
-        names = list(seeds[0])
-        head = f"{result['table']}, {result['outliers']:.0%} outliers, {result['optimizer']}"
-        lines += ["", head, f"{'loss':28s} | {'geo-mean':>9} | ratio to best baseline"]
-        for name in names:
-            ratios = []
-            for seed in seeds:
-                best = min(seed[b]["score"] for b in BASELINES)
-                ratios.append(seed[name]["score"] / best if math.isfinite(best) else math.inf)
-            mean, std = mean_and_std(ratios)
-            geo = sum(seed[name]["score"] for seed in seeds) / len(seeds)
-            lines.append(f"{name:28s} | {geo:9.4g} | {mean:.3f} ± {std:.3f}")
-    return "\n".join(lines)
+
+    def row(name: str, seeds: list[dict]) -> str:
+        ratios = []
+        for seed in seeds:
+            best = min(seed[b]["score"] for b in BASELINES)
+            ratios.append(seed[name]["score"] / best if math.isfinite(best) else math.inf)
+        mean, std = mean_and_std(ratios)
+        geo = sum(seed[name]["score"] for seed in seeds) / len(seeds)
+        return f"{geo:9.4g} | {mean:.3f} ± {std:.3f}"
+
+    return summary_table(
+        results,
+        lambda r: f"{r['table']}, {r['outliers']:.0%} outliers, {r['optimizer']}",
+        f"{'geo-mean':>9} | ratio to best baseline",
+        row,
+    )
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("losses", nargs="+", help="bundled names or directories")
-    parser.add_argument("--tables", nargs="+", default=list(HELD_OUT_TABLES[:2]))
-    parser.add_argument("--outliers", type=float, default=0.2)
-    parser.add_argument("--corruption", default="uniform")
-    parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--tasks", type=int, default=8)
-    parser.add_argument("--inits", type=int, default=2)
-    parser.add_argument("--tune-tasks", type=int, default=6)
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--depth", type=int, default=2)
-    parser.add_argument("--activation", default="relu")
-    parser.add_argument("--json", default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    losses = {name: LearnedLoss.from_pretrained(name) for name in args.losses}
+def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+    """Run the transfer evaluation with the options in ``args``, print its tables, return one
+    result per (table, optimizer) with the per-seed scores."""
     results = transfer(
         losses,
         tables=args.tables,
@@ -158,8 +139,8 @@ def main(argv=None) -> None:
         optimizers=args.optimizers,
         seeds=args.seeds,
         steps=args.steps,
-        n_tasks=args.tasks,
-        n_inits=args.inits,
+        n_tasks=args.n_tasks,
+        n_inits=args.n_inits,
         tune_tasks=args.tune_tasks,
         corruption=args.corruption,
         width=args.width,
@@ -167,9 +148,24 @@ def main(argv=None) -> None:
         activation=args.activation,
     )
     print(summary(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    return results
+
+
+def main(argv=None) -> None:
+    parser = transfer_parser(__doc__)
+    parser.add_argument("--tables", nargs="+", default=list(HELD_OUT_TABLES[:2]))
+    parser.add_argument("--outliers", type=float, default=0.2)
+    parser.add_argument("--corruption", default="uniform")
+    parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--tasks", dest="n_tasks", metavar="TASKS", type=int, default=8)
+    parser.add_argument("--inits", dest="n_inits", metavar="INITS", type=int, default=2)
+    parser.add_argument("--tune-tasks", type=int, default=6)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--activation", default="relu")
+    run_transfer_main(parser, argv, run_evaluate)
 
 
 if __name__ == "__main__":
