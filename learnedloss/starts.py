@@ -11,11 +11,18 @@ from learnedloss.config import LossConfig
 
 
 def _residual_start_config(
-    output_activation, hidden, inputs, residual_form: str = "add"
+    output_activation,
+    hidden,
+    inputs,
+    residual_form: str = "add",
+    kind: str = "regression",
+    activation: str = "relu",
 ) -> LossConfig:
+    """The config every start shares: a residual network whose last layer starts at zero."""
     return LossConfig(
+        kind=kind,
         hidden_sizes=hidden,
-        activation="relu",
+        activation=activation,
         output_activation=output_activation,
         bias=True,
         residual=True,
@@ -60,14 +67,8 @@ def cross_entropy_start_config(
     last layer starts at zero, so the loss starts as cross-entropy (to float rounding) and
     learns a correction per class.
     """
-    return LossConfig(
-        kind="classification",
-        hidden_sizes=hidden,
-        activation=activation,
-        output_activation="identity",
-        bias=True,
-        residual=True,
-        inputs=inputs,
+    return _residual_start_config(
+        "identity", hidden, inputs, kind="classification", activation=activation
     )
 
 
@@ -80,16 +81,7 @@ def reinforce_start_config(
     zero. Without ``log_prob`` among ``inputs`` the correction does not depend on the policy,
     so the loss's gradient is always a reweighted score function, ``-(advantage - h) *
     grad log_prob``."""
-    return LossConfig(
-        kind="policy_gradient",
-        hidden_sizes=hidden,
-        activation="relu",
-        output_activation="identity",
-        bias=True,
-        residual=True,
-        residual_form="baseline",
-        inputs=inputs,
-    )
+    return _residual_start_config("identity", hidden, inputs, "baseline", kind="policy_gradient")
 
 
 def scale_free_mse_start_config(
@@ -128,13 +120,6 @@ def count_free_cross_entropy_start_config(
     (`learnedloss.kinds.classification.class_margin`) alone, whatever C is. The earlier
     `cross_entropy_start_config` adds a learned term for every class, a sum that grows with C.
     """
-    return LossConfig(
-        kind="classification",
-        hidden_sizes=hidden,
-        activation=activation,
-        output_activation="identity",
-        bias=True,
-        residual=True,
-        residual_form="scale",
-        inputs=inputs,
+    return _residual_start_config(
+        "identity", hidden, inputs, "scale", kind="classification", activation=activation
     )

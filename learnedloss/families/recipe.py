@@ -72,6 +72,33 @@ class MetaGradientRecipe(Recipe):
     keep: str = "best"
 
 
+@dataclass
+class HeldOutTransferRecipe(MetaGradientRecipe):
+    """A `MetaGradientRecipe` for a broad family whose loss is meant to carry over to held-out
+    data (noisy labels, robust regression): the shared evolution-strategies schedule, and an
+    initial loss built from the subclass's ``start_config(hidden, inputs)``.
+
+    Defaults: 150 outer steps of evolution strategies with 4 antithetic pairs, 100 inner steps
+    at lr 0.01, meta-lr 0.01, the ``"last"`` loss kept, meta-validation every 10 outer steps on
+    16 tasks. Subclasses declare the ``hidden`` and ``inputs`` fields and set
+    ``start_config = staticmethod(...)`` to a `learnedloss.starts` function.
+    """
+
+    outer_steps: int = 150
+    inner_steps: int = 100
+    inner_lr: float = 0.01
+    meta_lr: float = 0.01
+    meta_gradient: str = "es"
+    es_pairs: int = 4
+    keep: str = "last"
+    validate_every: int = 10
+    validation_size: int = 16
+
+    def initial_loss(self) -> LearnedLoss:
+        with seeded(self.seed):
+            return LearnedLoss(self.start_config(self.hidden, self.inputs))
+
+
 @contextmanager
 def seeded(seed: int):
     """Seed the global torch RNG with ``seed`` inside the block and restore it after.

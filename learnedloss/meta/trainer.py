@@ -468,6 +468,11 @@ class MetaTrainer:
         """The aggregated task objective after the inner loop; differentiable in the loss.
 
         ``loss_params`` replaces the loss's own weights (e.g. perturbed ones, for ES)."""
+        return self._aggregate(self._task_objectives(batch, params, loss_params))
+
+    def _task_objectives(self, batch, params, loss_params) -> torch.Tensor:
+        """Each task's objective after the inner loop, with ``loss_params`` (default: the
+        loss's own weights)."""
         if loss_params is None:
             loss_params = dict(self.loss.named_parameters())
         objectives = self._inner.run(
@@ -479,7 +484,7 @@ class MetaTrainer:
             truncate=self.truncate,
             checkpointed=self.checkpoint_inner and torch.is_grad_enabled(),
         )
-        return self._aggregate(objectives)
+        return objectives
 
     def _aggregate(self, objectives: torch.Tensor) -> torch.Tensor:
         return objectives.log().mean() if self.aggregate == "log-mean" else objectives.mean()
@@ -491,17 +496,7 @@ class MetaTrainer:
         return terms.sum() / total
 
     def _share_objective(self, batch, params, loss_params, total: int) -> torch.Tensor:
-        if loss_params is None:
-            loss_params = dict(self.loss.named_parameters())
-        objectives = self._inner.run(
-            params,
-            loss_params,
-            batch,
-            self.inner_steps,
-            score_on=self.score_on,
-            truncate=self.truncate,
-            checkpointed=self.checkpoint_inner and torch.is_grad_enabled(),
-        )
+        objectives = self._task_objectives(batch, params, loss_params)
         return self._aggregate_share(objectives, total)
 
     def validate(self) -> float:

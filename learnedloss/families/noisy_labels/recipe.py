@@ -13,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from learnedloss.families.noisy_labels.tasks import META_TRAIN_TABLES, NOISES, NoisyLabelTasks
-from learnedloss.families.recipe import MetaGradientRecipe, meta_train, recipe_from_metadata, seeded
+from learnedloss.families.recipe import HeldOutTransferRecipe, meta_train, recipe_from_metadata
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.starts import count_free_cross_entropy_start_config
 
 
 @dataclass
-class NoisyLabelsRecipe(MetaGradientRecipe):
+class NoisyLabelsRecipe(HeldOutTransferRecipe):
     """Meta-training settings for the broad noisy-label family.
 
     Defaults: tasks from ``"synthetic"`` (2-100 classes) and `META_TRAIN_TABLES` (never the
@@ -39,18 +39,9 @@ class NoisyLabelsRecipe(MetaGradientRecipe):
     widths: tuple[int, ...] = (32, 64)
     hidden: tuple[int, ...] = (16, 16)
     inputs: tuple[str, ...] = ("prob", "margin")
-    outer_steps: int = 150
-    inner_steps: int = 100
-    inner_lr: float = 0.01
     inner_optimizer: str = "adam"
-    meta_batch_size: int = 8
-    meta_lr: float = 0.01
-    meta_gradient: str = "es"
-    es_pairs: int = 4
-    es_sigma: float = 0.05
-    keep: str = "last"
-    validate_every: int = 10
-    validation_size: int = 16
+
+    start_config = staticmethod(count_free_cross_entropy_start_config)
 
     def tasks(self) -> NoisyLabelTasks:
         return NoisyLabelTasks(
@@ -62,10 +53,6 @@ class NoisyLabelsRecipe(MetaGradientRecipe):
             noises=self.noises,
             widths=self.widths,
         )
-
-    def initial_loss(self) -> LearnedLoss:
-        with seeded(self.seed):
-            return LearnedLoss(count_free_cross_entropy_start_config(self.hidden, self.inputs))
 
 
 def meta_train_noisy_labels(recipe: NoisyLabelsRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from learnedloss.families.recipe import MetaGradientRecipe, meta_train, recipe_from_metadata, seeded
+from learnedloss.families.recipe import HeldOutTransferRecipe, meta_train, recipe_from_metadata
 from learnedloss.families.robust_regression.tasks import (
     CORRUPTIONS,
     META_TRAIN_TABLES,
@@ -26,7 +26,7 @@ from learnedloss.starts import scale_free_mse_start_config
 
 
 @dataclass
-class RobustRegressionRecipe(MetaGradientRecipe):
+class RobustRegressionRecipe(HeldOutTransferRecipe):
     """Meta-training settings for the broad robust-regression family.
 
     Defaults: tasks from ``"synthetic"`` and `META_TRAIN_TABLES` (never the held-out tables),
@@ -45,19 +45,10 @@ class RobustRegressionRecipe(MetaGradientRecipe):
     widths: tuple[int, ...] = (16, 32, 64)
     hidden: tuple[int, ...] = (16, 16)
     inputs: tuple[str, ...] = ("scaled_residual", "standardized_target")
-    outer_steps: int = 150
-    inner_steps: int = 100
-    inner_lr: float = 0.01
     inner_optimizer: str = "adam"
-    meta_batch_size: int = 8
-    meta_lr: float = 0.01
-    meta_gradient: str = "es"
-    es_pairs: int = 4
-    es_sigma: float = 0.05
-    keep: str = "last"
     aggregate: str = "log-mean"
-    validate_every: int = 10
-    validation_size: int = 16
+
+    start_config = staticmethod(scale_free_mse_start_config)
 
     def tasks(self) -> RobustRegressionTasks:
         return RobustRegressionTasks(
@@ -68,10 +59,6 @@ class RobustRegressionRecipe(MetaGradientRecipe):
             corruptions=self.corruptions,
             widths=self.widths,
         )
-
-    def initial_loss(self) -> LearnedLoss:
-        with seeded(self.seed):
-            return LearnedLoss(scale_free_mse_start_config(self.hidden, self.inputs))
 
 
 def meta_train_robust_regression(
