@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import statsmodels  # noqa: F401  (the data extra: the real tables ship with it)
 import torch
@@ -17,13 +15,10 @@ from learnedloss.families.noisy_labels import (
 )
 from learnedloss.families.noisy_labels.tasks import flip_labels, load_table
 from learnedloss.families.noisy_labels.transfer import held_out_tasks, summary, transfer
-from learnedloss.families.recipe import meta_train
 
 
-def test_held_out_tables_are_never_meta_trained_on():
-    assert not set(HELD_OUT_TABLES) & set(META_TRAIN_TABLES)
-    assert not set(HELD_OUT_TABLES) & set(NoisyLabelsRecipe().sources)
-    assert set(HELD_OUT_TABLES) | set(META_TRAIN_TABLES) == set(TABLES)
+def test_held_out_tables_are_never_meta_trained_on(check_held_out_split):
+    check_held_out_split(HELD_OUT_TABLES, META_TRAIN_TABLES, TABLES, NoisyLabelsRecipe())
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -63,24 +58,8 @@ def test_held_out_tables_take_a_subset_of_classes_and_the_cnn():
     assert tasks.make_model()(batch.x_train[0]).shape == (tasks.n_train, 2)
 
 
-def test_recipe_meta_trains_with_es():
-    recipe = NoisyLabelsRecipe(
-        outer_steps=2,
-        inner_steps=3,
-        meta_batch_size=2,
-        es_pairs=1,
-        validate_every=1,
-        validation_size=2,
-        n_classes=(3,),
-        widths=(8,),
-    )
-    start = recipe.initial_loss()
-    loss, trainer = meta_train(recipe, progress=False, family="noisy-labels")
-    assert all(math.isfinite(r["meta_train"]) for r in trainer.history)
-    assert any(
-        not torch.equal(a, b)
-        for a, b in zip(start.state_dict().values(), loss.state_dict().values(), strict=True)
-    )
+def test_recipe_meta_trains_with_es(meta_train_tiny_es):
+    meta_train_tiny_es(NoisyLabelsRecipe, "noisy-labels", n_classes=(3,), widths=(8,))
 
 
 def test_transfer_evaluation_runs_and_summarizes():

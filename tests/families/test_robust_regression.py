@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import statsmodels  # noqa: F401  (the data extra: the real tables ship with it)
 import torch
 
-from learnedloss.families.recipe import meta_train
 from learnedloss.families.robust_regression import (
     HELD_OUT_TABLES,
     META_TRAIN_TABLES,
@@ -26,10 +24,8 @@ from learnedloss.families.robust_regression.tasks import (
 from learnedloss.families.robust_regression.transfer import summary, transfer
 
 
-def test_held_out_tables_are_never_meta_trained_on():
-    assert not set(HELD_OUT_TABLES) & set(META_TRAIN_TABLES)
-    assert not set(HELD_OUT_TABLES) & set(RobustRegressionRecipe().sources)
-    assert set(HELD_OUT_TABLES) | set(META_TRAIN_TABLES) == set(TABLES)
+def test_held_out_tables_are_never_meta_trained_on(check_held_out_split):
+    check_held_out_split(HELD_OUT_TABLES, META_TRAIN_TABLES, TABLES, RobustRegressionRecipe())
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -65,24 +61,8 @@ def test_tasks_vary_source_width_and_scale_and_models_fit_them():
     assert set(family.describe()["sources"]) == {"synthetic", *META_TRAIN_TABLES}
 
 
-def test_recipe_meta_trains_with_es_and_records_itself():
-    recipe = RobustRegressionRecipe(
-        outer_steps=2,
-        inner_steps=3,
-        meta_batch_size=2,
-        es_pairs=1,
-        validate_every=1,
-        validation_size=2,
-        widths=(8,),
-    )
-    start = recipe.initial_loss()
-    loss, trainer = meta_train(recipe, progress=False, family="robust-regression")
-    assert all(math.isfinite(r["meta_train"]) for r in trainer.history)
-    moved = any(
-        not torch.equal(a, b)
-        for a, b in zip(start.state_dict().values(), loss.state_dict().values(), strict=True)
-    )
-    assert moved
+def test_recipe_meta_trains_with_es_and_records_itself(meta_train_tiny_es):
+    loss = meta_train_tiny_es(RobustRegressionRecipe, "robust-regression", widths=(8,))
     assert recipe_of(loss).widths == (8,)
 
 
