@@ -4,7 +4,9 @@ Both evaluate a set of losses with their tuned baselines over conditions × opti
 evaluation seeds (`evaluate_over_seeds`), report per-seed results in the same table layout
 (`summary_table`), take the same evaluation options in ``learnedloss evaluate NAME``
 (`add_transfer_arguments`) and have the same ``python -m ...transfer`` plumbing
-(`transfer_parser`, `run_transfer_main`).
+(`transfer_parser`, `add_transfer_main_arguments`, `run_transfer_main`). Their
+``learnedloss meta-train NAME`` options share the sources and the model and schedule options
+(`add_sources_argument`, `add_model_and_schedule_arguments`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,47 @@ from typing import Any
 
 import torch
 
-from learnedloss.cli.common import positive_int
+from learnedloss.cli.common import (
+    add_hidden_argument,
+    add_meta_gradient_arguments,
+    add_schedule_arguments,
+    positive_int,
+)
 from learnedloss.evaluation.protocol import evaluate, lr_grid
 from learnedloss.loss import LearnedLoss
+
+
+def add_sources_argument(parser: argparse.ArgumentParser, default, tables, held_out_tables) -> None:
+    """``--sources``: what meta-training tasks draw from, ``"synthetic"`` or ``tables``."""
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        default=list(default),
+        choices=["synthetic", *tables],
+        help="what tasks draw from (default: %(default)s; never the held-out tables "
+        f"{list(held_out_tables)} if you want to evaluate on them)",
+    )
+
+
+def add_model_and_schedule_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The recipe's ``--widths``, ``--hidden``, ``--inner-optimizer``, schedule and
+    meta-gradient options, with the recipe ``defaults``'s values as defaults."""
+    parser.add_argument(
+        "--widths",
+        type=positive_int,
+        nargs="+",
+        default=list(defaults.widths),
+        help="widths the tasks' MLPs draw from (default: %(default)s)",
+    )
+    add_hidden_argument(parser, defaults.hidden)
+    parser.add_argument(
+        "--inner-optimizer",
+        choices=["sgd", "adam"],
+        default=defaults.inner_optimizer,
+        help="the inner loop's optimizer (default: %(default)s)",
+    )
+    add_schedule_arguments(parser, defaults)
+    add_meta_gradient_arguments(parser, defaults)
 
 
 def add_transfer_arguments(parser: argparse.ArgumentParser, *, steps: int, n_inits: int) -> None:
@@ -101,6 +141,19 @@ def transfer_parser(doc: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("losses", nargs="+", help="bundled names or directories")
     return parser
+
+
+def add_transfer_main_arguments(
+    parser: argparse.ArgumentParser, *, steps: int, n_inits: int
+) -> None:
+    """The ``python -m ...transfer`` options both evaluations take (``--tasks`` and
+    ``--inits`` set ``n_tasks`` and ``n_inits``, as ``learnedloss evaluate`` does)."""
+    parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--tasks", dest="n_tasks", metavar="TASKS", type=int, default=8)
+    parser.add_argument("--inits", dest="n_inits", metavar="INITS", type=int, default=n_inits)
+    parser.add_argument("--tune-tasks", type=int, default=6)
 
 
 def run_transfer_main(

@@ -22,6 +22,7 @@ from learnedloss.evaluation.baselines import noisy_label_baselines
 from learnedloss.evaluation.protocol import mean_and_std
 from learnedloss.families.noisy_labels.tasks import NoisyLabelTasks
 from learnedloss.families.transfer_common import (
+    add_transfer_main_arguments,
     evaluate_over_seeds,
     run_transfer_main,
     summary_table,
@@ -156,12 +157,7 @@ def main(argv=None) -> None:
         "--conditions", nargs="+", default=["digits:2", "digits:10", "synthetic:100"]
     )
     parser.add_argument("--noise", type=float, default=0.4)
-    parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--tasks", dest="n_tasks", metavar="TASKS", type=int, default=8)
-    parser.add_argument("--inits", dest="n_inits", metavar="INITS", type=int, default=1)
-    parser.add_argument("--tune-tasks", type=int, default=6)
+    add_transfer_main_arguments(parser, steps=100, n_inits=1)
     parser.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
     run_transfer_main(parser, argv, run_evaluate)
 

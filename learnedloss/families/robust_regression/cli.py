@@ -11,9 +11,6 @@ from __future__ import annotations
 import argparse
 
 from learnedloss.cli.common import (
-    add_hidden_argument,
-    add_meta_gradient_arguments,
-    add_schedule_arguments,
     fraction,
     positive_int,
     run_recipe,
@@ -24,7 +21,11 @@ from learnedloss.families.robust_regression.recipe import (
 )
 from learnedloss.families.robust_regression.tasks import CORRUPTIONS, HELD_OUT_TABLES, TABLES
 from learnedloss.families.robust_regression.transfer import run_evaluate
-from learnedloss.families.transfer_common import add_transfer_arguments
+from learnedloss.families.transfer_common import (
+    add_model_and_schedule_arguments,
+    add_sources_argument,
+    add_transfer_arguments,
+)
 
 __all__ = [
     "add_evaluate_arguments",
@@ -38,14 +39,7 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The `RobustRegressionRecipe` options, with its values as defaults."""
     defaults = RobustRegressionRecipe()
     add = parser.add_argument
-    add(
-        "--sources",
-        nargs="+",
-        default=list(defaults.sources),
-        choices=["synthetic", *TABLES],
-        help="what tasks draw from (default: %(default)s; never the held-out tables "
-        f"{list(HELD_OUT_TABLES)} if you want to evaluate on them)",
-    )
+    add_sources_argument(parser, defaults.sources, TABLES, HELD_OUT_TABLES)
     add(
         "--outlier-fraction",
         type=fraction,
@@ -54,22 +48,7 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("LOW", "HIGH"),
         help="range of each task's corrupted fraction (default: %(default)s)",
     )
-    add(
-        "--widths",
-        type=positive_int,
-        nargs="+",
-        default=list(defaults.widths),
-        help="widths the tasks' MLPs draw from (default: %(default)s)",
-    )
-    add_hidden_argument(parser, defaults.hidden)
-    add(
-        "--inner-optimizer",
-        choices=["sgd", "adam"],
-        default=defaults.inner_optimizer,
-        help="the inner loop's optimizer (default: %(default)s)",
-    )
-    add_schedule_arguments(parser, defaults)
-    add_meta_gradient_arguments(parser, defaults)
+    add_model_and_schedule_arguments(parser, defaults)
 
 
 def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:

@@ -26,6 +26,7 @@ from learnedloss.evaluation.baselines import robust_regression_baselines
 from learnedloss.evaluation.protocol import mean_and_std
 from learnedloss.families.robust_regression.tasks import HELD_OUT_TABLES, RobustRegressionTasks
 from learnedloss.families.transfer_common import (
+    add_transfer_main_arguments,
     evaluate_over_seeds,
     run_transfer_main,
     summary_table,
@@ -156,12 +157,7 @@ def main(argv=None) -> None:
     parser.add_argument("--tables", nargs="+", default=list(HELD_OUT_TABLES[:2]))
     parser.add_argument("--outliers", type=float, default=0.2)
     parser.add_argument("--corruption", default="uniform")
-    parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--tasks", dest="n_tasks", metavar="TASKS", type=int, default=8)
-    parser.add_argument("--inits", dest="n_inits", metavar="INITS", type=int, default=2)
-    parser.add_argument("--tune-tasks", type=int, default=6)
+    add_transfer_main_arguments(parser, steps=150, n_inits=2)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--activation", default="relu")
