@@ -156,6 +156,12 @@ def add_transfer_main_arguments(
     parser.add_argument("--tune-tasks", type=int, default=6)
 
 
+def shared_transfer_options(args: argparse.Namespace) -> dict:
+    """The ``transfer()`` arguments both evaluations take, from parsed options."""
+    names = ("optimizers", "seeds", "steps", "n_tasks", "n_inits", "tune_tasks")
+    return {name: getattr(args, name) for name in names}
+
+
 def run_transfer_main(
     parser: argparse.ArgumentParser,
     argv,

@@ -17,19 +17,12 @@ from learnedloss.cli.common import (
 )
 from learnedloss.families.noisy_labels.recipe import NoisyLabelsRecipe, meta_train_noisy_labels
 from learnedloss.families.noisy_labels.tasks import HELD_OUT_TABLES, TABLES
-from learnedloss.families.noisy_labels.transfer import run_evaluate
+from learnedloss.families.noisy_labels.transfer import run_evaluate  # noqa: F401  (the registry hook)
 from learnedloss.families.transfer_common import (
     add_model_and_schedule_arguments,
     add_sources_argument,
     add_transfer_arguments,
 )
-
-__all__ = [
-    "add_evaluate_arguments",
-    "add_meta_train_arguments",
-    "run_evaluate",
-    "run_meta_train",
-]
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:

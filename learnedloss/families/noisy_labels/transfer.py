@@ -25,6 +25,7 @@ from learnedloss.families.transfer_common import (
     add_transfer_main_arguments,
     evaluate_over_seeds,
     run_transfer_main,
+    shared_transfer_options,
     summary_table,
     transfer_parser,
 )
@@ -139,13 +140,8 @@ def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> li
         losses,
         conditions=args.conditions,
         noise=args.noise,
-        optimizers=args.optimizers,
-        seeds=args.seeds,
-        steps=args.steps,
-        n_tasks=args.n_tasks,
-        n_inits=args.n_inits,
-        tune_tasks=args.tune_tasks,
         model=args.model,
+        **shared_transfer_options(args),
     )
     print(summary(results))
     return results

@@ -20,19 +20,12 @@ from learnedloss.families.robust_regression.recipe import (
     meta_train_robust_regression,
 )
 from learnedloss.families.robust_regression.tasks import CORRUPTIONS, HELD_OUT_TABLES, TABLES
-from learnedloss.families.robust_regression.transfer import run_evaluate
+from learnedloss.families.robust_regression.transfer import run_evaluate  # noqa: F401  (the registry hook)
 from learnedloss.families.transfer_common import (
     add_model_and_schedule_arguments,
     add_sources_argument,
     add_transfer_arguments,
 )
-
-__all__ = [
-    "add_evaluate_arguments",
-    "add_meta_train_arguments",
-    "run_evaluate",
-    "run_meta_train",
-]
 
 
 def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ from learnedloss.families.transfer_common import (
     add_transfer_main_arguments,
     evaluate_over_seeds,
     run_transfer_main,
+    shared_transfer_options,
     summary_table,
     transfer_parser,
 )
@@ -137,16 +138,11 @@ def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> li
         losses,
         tables=args.tables,
         outliers=args.outliers,
-        optimizers=args.optimizers,
-        seeds=args.seeds,
-        steps=args.steps,
-        n_tasks=args.n_tasks,
-        n_inits=args.n_inits,
-        tune_tasks=args.tune_tasks,
         corruption=args.corruption,
         width=args.width,
         depth=args.depth,
         activation=args.activation,
+        **shared_transfer_options(args),
     )
     print(summary(results))
     return results
