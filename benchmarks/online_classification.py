@@ -45,6 +45,7 @@ import time
 import warnings
 
 import torch
+from online_results import row_names  # the same folder: run as a script
 from sklearn.datasets import load_digits
 from torch import nn
 
@@ -161,18 +162,6 @@ def fixed_methods() -> dict:
     return methods
 
 
-def row_names(methods: dict, wanted: list[str] | None) -> list[str]:
-    """The rows of ``methods`` to run: CE first, then those named in ``wanted`` (a bundled
-    loss may be named without its " (offline, drop-in)" suffix); all when ``wanted`` is None."""
-    if wanted is None:
-        return list(methods)
-    short = {name.removesuffix(" (offline, drop-in)"): name for name in methods}
-    unknown = [w for w in wanted if w not in short]
-    if unknown:
-        raise SystemExit(f"unknown --methods {unknown}; choose from {list(short)}")
-    return ["CE", *(short[w] for w in wanted if short[w] != "CE")]
-
-
 def run_fixed(make_loss, early, data, lr, seed, steps, optimizer, model_kind):
     model = make_model(model_kind, seed)
     loss_fn = make_loss()
@@ -265,7 +254,7 @@ def condition(args, model_kind, optimizer, noise, noisy_validation) -> None:
     steps = args.steps
     rows = {}
     methods = fixed_methods()
-    for name in row_names(methods, args.methods):
+    for name in row_names(methods, args.methods, first="CE"):
         variants, early = methods[name]
         rows[name] = tune(
             lambda s, seed, data, e=early: run_fixed(

@@ -89,16 +89,17 @@ def standard_methods() -> dict:
     return methods
 
 
-def row_names(methods: dict, wanted: list[str] | None) -> list[str]:
-    """The rows of ``methods`` to run: MSE first, then those named in ``wanted`` (a bundled
-    loss may be named without its " (offline, drop-in)" suffix); all when ``wanted`` is None."""
+def row_names(methods: dict, wanted: list[str] | None, first: str = "MSE") -> list[str]:
+    """The rows of ``methods`` to run: ``first`` (the standard loss), then those named in
+    ``wanted`` (a bundled loss may be named without its " (offline, drop-in)" suffix); all
+    when ``wanted`` is None. benchmarks/online_classification.py uses it with ``"CE"``."""
     if wanted is None:
         return list(methods)
     short = {name.removesuffix(" (offline, drop-in)"): name for name in methods}
     unknown = [w for w in wanted if w not in short]
     if unknown:
         raise SystemExit(f"unknown --methods {unknown}; choose from {list(short)}")
-    return ["MSE", *(short[w] for w in wanted if short[w] != "MSE")]
+    return [first, *(short[w] for w in wanted if short[w] != first)]
 
 
 def run_standard(make_loss, early, data, lr, seed, steps, optimizer):
