@@ -25,6 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
 
+def run_repo_script(path: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    """Run a repository script (``examples/...`` or ``benchmarks/...``) as a user would, from
+    the repository root; its return code and output are for the test to check."""
+    command = [sys.executable, str(ROOT / path), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
 def smooth_loss(dtype=torch.float64) -> LearnedLoss:
     """A residual loss network with tanh hidden units (smooth, so finite differences are
     clean) and a non-zero last layer, so the loss is not MSE and its gradient reaches every
@@ -488,27 +495,21 @@ def test_more_argument_checks():
 
 
 def test_online_regression_example_runs(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "online_regression.py"),
-            "--steps",
-            "20",
-            "--seeds",
-            "1",
-            "--lrs",
-            "0.1",
-            "--meta-lrs",
-            "0.001",
-            "--outliers",
-            "0.2",
-            "--shapes",
-            str(tmp_path / "shapes.png"),
-        ],
-        capture_output=True,
-        text=True,
+    result = run_repo_script(
+        "examples/online_regression.py",
+        "--steps",
+        "20",
+        "--seeds",
+        "1",
+        "--lrs",
+        "0.1",
+        "--meta-lrs",
+        "0.001",
+        "--outliers",
+        "0.2",
+        "--shapes",
+        str(tmp_path / "shapes.png"),
         timeout=120,
-        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     assert "online" in result.stdout and "MSE" in result.stdout
@@ -516,44 +517,32 @@ def test_online_regression_example_runs(tmp_path):
 
 
 def test_cost_and_results_benchmarks_print_their_tables():
-    cost = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "online_cost.py"),
-            "--widths",
-            "8",
-            "--steps",
-            "2",
-            "--repeats",
-            "1",
-            "--adapt-every",
-            "1",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
+    cost = run_repo_script(
+        "benchmarks/online_cost.py",
+        "--widths",
+        "8",
+        "--steps",
+        "2",
+        "--repeats",
+        "1",
+        "--adapt-every",
+        "1",
+        "2",
         timeout=120,
-        cwd=ROOT,
     )
     assert cost.returncode == 0, cost.stderr
     assert "| 8 |" in cost.stdout and "adapt every 2" in cost.stdout
-    results = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "online_results.py"),
-            "--seeds",
-            "1",
-            "--steps",
-            "3",
-            "--optimizers",
-            "adam",
-            "--outliers",
-            "0.2",
-        ],
-        capture_output=True,
-        text=True,
+    results = run_repo_script(
+        "benchmarks/online_results.py",
+        "--seeds",
+        "1",
+        "--steps",
+        "3",
+        "--optimizers",
+        "adam",
+        "--outliers",
+        "0.2",
         timeout=120,
-        cwd=ROOT,
     )
     assert results.returncode == 0, results.stderr
     assert "| MSE + early stopping (control) |" in results.stdout
@@ -561,27 +550,21 @@ def test_cost_and_results_benchmarks_print_their_tables():
 
 
 def test_results_benchmark_runs_named_rows_and_bundled_drop_ins():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "online_results.py"),
-            "--seeds",
-            "1",
-            "--steps",
-            "3",
-            "--optimizers",
-            "sgd",
-            "--outliers",
-            "0.2",
-            "--methods",
-            "robust-regression-20",
-            "--adapt-every",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_repo_script(
+        "benchmarks/online_results.py",
+        "--seeds",
+        "1",
+        "--steps",
+        "3",
+        "--optimizers",
+        "sgd",
+        "--outliers",
+        "0.2",
+        "--methods",
+        "robust-regression-20",
+        "--adapt-every",
+        "5",
         timeout=120,
-        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     rows = [line.split(" | ")[0] for line in result.stdout.splitlines() if line.startswith("| ")]
@@ -591,40 +574,28 @@ def test_results_benchmark_runs_named_rows_and_bundled_drop_ins():
         "| robust-regression-20 (offline, drop-in)",
         "| online, adapt every 5",
     ]
-    unknown = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "online_results.py"), "--methods", "nope"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    unknown = run_repo_script("benchmarks/online_results.py", "--methods", "nope", timeout=120)
     assert unknown.returncode != 0 and "unknown --methods ['nope']" in unknown.stderr
 
 
 def test_classification_benchmark_prints_its_table_and_shapes():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "online_classification.py"),
-            "--seeds",
-            "1",
-            "--steps",
-            "2",
-            "--models",
-            "cnn",
-            "--optimizers",
-            "adam",
-            "--noise",
-            "0.4",
-            "--noisy-validation",
-            "--adapt-every",
-            "5",
-            "--shapes",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_repo_script(
+        "benchmarks/online_classification.py",
+        "--seeds",
+        "1",
+        "--steps",
+        "2",
+        "--models",
+        "cnn",
+        "--optimizers",
+        "adam",
+        "--noise",
+        "0.4",
+        "--noisy-validation",
+        "--adapt-every",
+        "5",
+        "--shapes",
         timeout=180,
-        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -635,29 +606,23 @@ def test_classification_benchmark_prints_its_table_and_shapes():
     assert "| online, adapt every 5 |" in out
     assert "| online, adapt every 1 |" not in out
     assert "dL/dz_y relative to cross-entropy's" in out
-    only = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "online_classification.py"),
-            "--seeds",
-            "1",
-            "--steps",
-            "2",
-            "--models",
-            "mlp",
-            "--optimizers",
-            "sgd",
-            "--noise",
-            "0",
-            "--methods",
-            "GCE (tuned q)",
-            "digits-noisy-labels",
-            "--adapt-every",
-        ],
-        capture_output=True,
-        text=True,
+    only = run_repo_script(
+        "benchmarks/online_classification.py",
+        "--seeds",
+        "1",
+        "--steps",
+        "2",
+        "--models",
+        "mlp",
+        "--optimizers",
+        "sgd",
+        "--noise",
+        "0",
+        "--methods",
+        "GCE (tuned q)",
+        "digits-noisy-labels",
+        "--adapt-every",
         timeout=180,
-        cwd=ROOT,
     )
     assert only.returncode == 0, only.stderr
     rows = [line.split(" | ")[0] for line in only.stdout.splitlines() if line.startswith("| ")]
