@@ -1,6 +1,6 @@
 """Time and peak memory of one outer step: exact backprop against evolution strategies.
 
-Sizes are those of the bundled `robust-regression` recipe: 32 sine tasks with 40% outliers,
+Sizes are those of the bundled `sine-outliers-40` recipe: 32 sine tasks with 40% outliers,
 1-100-10-1 ReLU models trained 100 SGD steps at lr 0.2, a (16, 16) weighted-Huber loss.
 Each configuration runs in a fresh subprocess; memory is the peak resident set size above a
 process that builds the same trainer and takes no step (CPU only).

@@ -25,7 +25,7 @@ import time
 import torch
 from torch import nn
 
-from learnedloss import LearnedLoss
+from learnedloss import LearnedLoss, bundled_names
 from learnedloss.networks import fast, grid_start_config, taylor_start_config
 
 REGRESSION_SIZES = ["4096x1", "256x1000", "65536x1"]
@@ -53,24 +53,39 @@ class GeneralPath(nn.Module):
             return self.loss(input, target)
 
 
-def regression_losses(bundled: str | None, general: bool = False) -> dict[str, nn.Module]:
+def bundled_of_kind(kind: str) -> list[str]:
+    """The bundled losses of a kind that read no side inputs (drop-ins for the standard loss)."""
+    names = []
+    for name in bundled_names():
+        loss = LearnedLoss.from_pretrained(name)
+        if loss.config.kind == kind and not loss.config.side_inputs:
+            names.append(name)
+    return names
+
+
+def regression_losses(bundled: list[str], general: bool = False) -> dict[str, nn.Module]:
     losses: dict[str, nn.Module] = {
         "HuberLoss": nn.HuberLoss(),
         "MSELoss": nn.MSELoss(),
         "grid 1-D": learned(grid_start_config("huber")),
         "grid 1-D +check": learned(grid_start_config("huber"), check_finite=True),
         "grid 2-D": learned(grid_start_config("huber", inputs=("residual", "target"))),
+        "grid scale-free": learned(
+            grid_start_config(
+                "mse", inputs=("scaled_residual",), residual_form="scale", knots=(17,)
+            )
+        ),
         "taylor": learned(taylor_start_config("mse")),
     }
     if general:
         losses["grid 1-D general"] = GeneralPath(losses["grid 1-D"])
         losses["grid 2-D general"] = GeneralPath(losses["grid 2-D"])
-    if bundled:
-        losses[bundled] = LearnedLoss.from_pretrained(bundled, check_finite=False)
+    for name in bundled:
+        losses[name] = LearnedLoss.from_pretrained(name, check_finite=False)
     return losses
 
 
-def classification_losses(bundled: str | None, general: bool = False) -> dict[str, nn.Module]:
+def classification_losses(bundled: list[str], general: bool = False) -> dict[str, nn.Module]:
     losses: dict[str, nn.Module] = {
         "CrossEntropyLoss": nn.CrossEntropyLoss(),
         "grid": learned(grid_start_config("cross_entropy")),
@@ -79,8 +94,8 @@ def classification_losses(bundled: str | None, general: bool = False) -> dict[st
     }
     if general:
         losses["grid general"] = GeneralPath(losses["grid"])
-    if bundled:
-        losses[bundled] = LearnedLoss.from_pretrained(bundled, check_finite=False)
+    for name in bundled:
+        losses[name] = LearnedLoss.from_pretrained(name, check_finite=False)
     return losses
 
 
@@ -142,9 +157,13 @@ def main() -> None:
     parser.add_argument(
         "--classification-sizes", nargs="+", default=CLASSIFICATION_SIZES, help="logit shapes"
     )
-    parser.add_argument("--regression-loss", default="mse-fit", help="a bundled MLP loss to add")
     parser.add_argument(
-        "--classification-loss", default="digits-classification", help="a bundled MLP loss"
+        "--regression-losses",
+        nargs="*",
+        help="bundled regression losses to add (default: all without side inputs)",
+    )
+    parser.add_argument(
+        "--classification-losses", nargs="*", help="bundled classification losses (default: all)"
     )
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile tables")
     parser.add_argument(
@@ -156,13 +175,22 @@ def main() -> None:
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__}")
     modes = [("eager", lambda fn: fn)]
     if not args.no_compile:
+        # every loss shares LearnedLoss.forward's code: room for one graph per loss and shape
+        torch._dynamo.config.recompile_limit = 256
+        torch._dynamo.config.accumulated_recompile_limit = 4096
         modes.append(("torch.compile", lambda fn: torch.compile(fn)))
+    bundled_regression = args.regression_losses
+    if bundled_regression is None:
+        bundled_regression = bundled_of_kind("regression")
+    bundled_classification = args.classification_losses
+    if bundled_classification is None:
+        bundled_classification = bundled_of_kind("classification")
     for label, wrap in modes:
         general = args.general_path
-        reg = {k: wrap(v) for k, v in regression_losses(args.regression_loss, general).items()}
+        reg = {k: wrap(v) for k, v in regression_losses(bundled_regression, general).items()}
         table("regression", args.regression_sizes, reg, device, args.warmup, args.repeats, label)
         cls = {
-            k: wrap(v) for k, v in classification_losses(args.classification_loss, general).items()
+            k: wrap(v) for k, v in classification_losses(bundled_classification, general).items()
         }
         table(
             "classification",

@@ -23,7 +23,7 @@ Methods:
   every 25 steps). The online method sees the validation split through its meta-objective;
   this control sees it too, in the simplest way.
 - offline bundled losses as plain drop-ins for ``nn.MSELoss()``: ``robust-regression-20``
-  and ``robust-regression`` (meta-trained offline on sine tasks with 20% / 40% outlier
+  and ``sine-outliers-40`` (meta-trained offline on sine tasks with 20% / 40% outlier
   targets; see their model cards), each at its own tuned lr, when they are bundled.
 - online: `OnlineLossTrainer` from exactly MSE, adapting every step (and with
   ``--adapt-every``, at other rates too), meta-lr tuned with the lr.
@@ -61,7 +61,7 @@ except ImportError:  # pragma: no cover
 LRS = {"sgd": [0.003, 0.01, 0.03, 0.1, 0.3], "adam": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]}
 META_LRS = [1e-3, 1e-2]
 BATCH = 32
-BUNDLED = ("robust-regression-20", "robust-regression")
+BUNDLED = ("robust-regression-20", "sine-outliers-40")
 
 
 def huber(delta):

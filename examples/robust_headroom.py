@@ -8,9 +8,9 @@ Compares, each at its own tuned lr (geometric mean over 100 held-out tasks x 3 i
   can beat it except by an optimization effect, and on clean sine there is none (docs/sine.md);
 - "gated Huber": Huber that ignores targets with |y| > 5, which no clean target of this
   distribution reaches (amplitude <= 5): a rule a loss reading the target could learn;
-- optionally a learned loss (``--learned robust-regression``, a directory or a Hub id).
+- optionally a learned loss (``--learned sine-outliers-40``, a directory or a Hub id).
 
-    python examples/robust_headroom.py --outliers 0.2 0.4 --learned robust-regression
+    python examples/robust_headroom.py --outliers 0.2 0.4 --learned sine-outliers-40
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ edge of stability (100 SGD steps at lr ~0.2), where the exact meta-gradient expl
 meta-gradient is estimated by evolution strategies (`MetaTrainer(meta_gradient="es")`).
 The loss starts as exactly Huber (δ = 1) and learns per-point weights that average 1
 (`residual_form="weight"`), so it can reject outliers but cannot learn a learning-rate effect.
-This is the recipe of the bundled `robust-regression` loss (docs/sine.md); its 250 outer
+This is the recipe of the bundled `sine-outliers-40` loss (docs/sine.md); its 250 outer
 steps take about 30 minutes on one CPU core.
 
     python examples/robust_sine_es.py --outer-steps 250

@@ -158,7 +158,8 @@ def render_model_card(
         + ":\n\n"
         "```python\n"
         "from learnedloss import LearnedLoss\n\n"
-        f'loss_fn = LearnedLoss.from_pretrained("{name}")  # frozen: no trainable parameters\n'
+        "# frozen: no trainable parameters\n"
+        f'loss_fn = LearnedLoss.from_pretrained("{name}")\n'
         f"{kind.usage_line(config.side_inputs)}\n"
         "```",
         f"How losses are saved, loaded and shared: [checkpoints]({docs_url('checkpoints.md')}).",
@@ -185,6 +186,8 @@ def render_model_card(
         ]
     if config.residual and config.residual_form == "weight":
         sections += [link_docs(BATCH_DEPENDENCE)]
+    if metadata.get("export"):
+        sections += ["## Fast form", link_docs(FAST_FORM), _table(export_rows(metadata))]
     if metadata.get("training"):
         sections += ["## How it was made", _table(metadata["training"])]
     if metadata.get("recipe"):
@@ -204,6 +207,33 @@ def render_model_card(
     ]
     content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
     return ModelCard(content)
+
+
+FAST_FORM = (
+    "This loss is the grid (spline) export of a learned MLP loss (`loss.to_grid()`, "
+    "docs/parameterizations.md): the same function to the error below over the range it was "
+    "meta-trained on, continued linearly beyond it, and evaluated by the fast path "
+    "(docs/benchmarks.md). The figures in the results below were measured with the MLP form; "
+    "the hold-out check trains models with both forms on the same held-out tasks."
+)
+
+
+def export_rows(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The card rows of an exported (grid) loss: source, range and errors."""
+    export = metadata["export"]
+    rows: dict[str, Any] = {}
+    if export.get("source"):
+        rows["exported from"] = export["source"]
+    rows["grid axes and range"] = ", ".join(
+        f"{name} {low:g} to {high:g}" for name, (low, high) in metadata["feature_range"].items()
+    )
+    rows["largest error over that range"] = (
+        f"value {export['relative_value_error']:.2%}, "
+        f"gradient {export['relative_gradient_error']:.2%} (relative to the largest value)"
+    )
+    if export.get("hold_out"):
+        rows["hold-out check (grid / MLP)"] = export["hold_out"]
+    return rows
 
 
 def _table(rows: dict[str, Any]) -> str:

@@ -4,11 +4,14 @@
         --eval "held-out sine tasks=runs/clean100-eval.json" \
         --title "..." --description "..." --reproduce "learnedloss meta-train sine ..."
 
-Each --eval names a JSON file written by `learnedloss evaluate --json` (the card gets, per
-evaluation, each loss's tuned lr, geometric mean and ratio to MSE), by
-`learnedloss evaluate-shaped --json` (fraction recovered and mean error per start and loss)
-or by `examples/classification_report.py --json` (test accuracy and cross-entropy, mean ± std
-over seeds, per condition and loss).
+Each --eval is ``LABEL=JSON`` (an empty LABEL adds no prefix to the card's rows), a file
+written by `learnedloss evaluate --json` (the card gets, per evaluation, each loss's tuned lr,
+geometric mean and ratio to MSE), by `learnedloss evaluate-shaped --json` (fraction recovered
+and mean error per start and loss), by `examples/classification_report.py --json` (test
+accuracy and cross-entropy, mean ± std over seeds, per condition and loss) or by a transfer
+evaluation's ``--json`` (`learnedloss.families.robust_regression.transfer`,
+`learnedloss.families.noisy_labels.transfer`: one row per condition and loss over all its
+seeds; ``--from-name`` renames the evaluated run to the bundled name).
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ from learnedloss.evaluation.protocol import mean_and_std
 
 def summarize(path: Path) -> dict:
     """``{loss: "ratio (geo-mean, lr)"}`` from the first seed of an evaluation JSON, or,
-    for `learnedloss evaluate-shaped --json`, ``{start: loss: "recovered, mean error"}``."""
+    for `learnedloss evaluate-shaped --json`, ``{start: loss: "recovered, mean error"}``,
+    or, for a transfer evaluation's ``--json`` (robust regression, noisy labels), one row per
+    condition and loss, over all its seeds."""
     data = json.loads(path.read_text())
+    if isinstance(data, list) and data and "seeds" in data[0]:
+        return _transfer_rows(data)
     if isinstance(data, dict):  # examples/classification_report.py
         return {
             f"{condition}, {name}": f"accuracy {_spread(row['accuracy'])}, "
@@ -44,6 +51,24 @@ def summarize(path: Path) -> dict:
         name: f"{s['ratio']:.3f} (geometric mean {s['geometric_mean']:.4g}, lr {s['lr']:.3g})"
         for name, s in tuned["losses"].items()
     }
+
+
+def _transfer_rows(results: list[dict]) -> dict:
+    if "table" in results[0]:
+        from learnedloss.families.robust_regression import transfer
+
+        columns = "query MSE, ratio to the best tuned baseline (mean ± std over seeds)"
+    else:
+        from learnedloss.families.noisy_labels import transfer
+
+        columns = "accuracy %, points over the best tuned baseline (mean ± std over seeds)"
+    rows = {}
+    for result in results:
+        seeds = result["seeds"]
+        label = f"{transfer.result_label(result)}, {len(seeds)} seeds"
+        for name in seeds[0]:
+            rows[f"{label}: {name}"] = " ".join(transfer.loss_row(name, seeds).split())
+    return {"(each cell)": columns, **rows}
 
 
 def _recovery(seeds: list[dict], start: str, name: str) -> str:
@@ -69,6 +94,7 @@ def main() -> None:
     parser.add_argument("--title", required=True)
     parser.add_argument("--description", required=True)
     parser.add_argument("--reproduce", required=True)
+    parser.add_argument("--from-name", help="the loss's label in the --eval files, if not RUN")
     args = parser.parse_args()
 
     loss = LearnedLoss.from_pretrained(args.run)
@@ -76,7 +102,9 @@ def main() -> None:
     for item in args.eval:
         label, path = item.split("=", 1)
         for name, text in summarize(Path(path)).items():
-            results[f"{label}: {name}"] = text
+            if args.from_name and name.endswith(f": {args.from_name}"):
+                name = name.removesuffix(args.from_name) + args.name
+            results[f"{label}: {name}" if label else name] = text
     loss.metadata = {
         **loss.metadata,
         "title": args.title,

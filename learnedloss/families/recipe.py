@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -82,6 +82,14 @@ class HeldOutTransferRecipe(MetaGradientRecipe):
     at lr 0.01, meta-lr 0.01, the ``"last"`` loss kept, meta-validation every 10 outer steps on
     16 tasks. Subclasses declare the ``hidden`` and ``inputs`` fields and set
     ``start_config = staticmethod(...)`` to a `learnedloss.starts` function.
+
+    ``clip_meta_grad`` and ``meta_parameters`` go to `MetaTrainer` (e.g.
+    ``meta_parameters=("network.values",)`` keeps a grid's knot slopes at 0).
+    ``parameterization="grid"`` swaps the start's MLP for a spline over the same inputs
+    (``grid_knots`` and ``grid_range`` per input, see `LossConfig`); the start's residual
+    term and form are kept, so it starts as the same standard loss. Evolution strategies
+    search its few knot values far better than an MLP's hundreds of weights, and a frozen
+    grid is fast.
     """
 
     outer_steps: int = 150
@@ -94,9 +102,25 @@ class HeldOutTransferRecipe(MetaGradientRecipe):
     validate_every: int = 10
     validation_size: int = 16
 
+    clip_meta_grad: float | None = None
+    meta_parameters: tuple[str, ...] | None = None
+    parameterization: str = "mlp"
+    grid_knots: tuple[int, ...] | None = None
+    grid_range: tuple[tuple[float, float], ...] | None = None
+
     def initial_loss(self) -> LearnedLoss:
+        config = self.start_config(self.hidden, self.inputs)
+        if self.parameterization != "mlp":
+            config = replace(
+                config,
+                parameterization=self.parameterization,
+                grid_knots=None if self.grid_knots is None else tuple(self.grid_knots),
+                grid_range=None
+                if self.grid_range is None
+                else tuple(tuple(bounds) for bounds in self.grid_range),
+            )
         with seeded(self.seed):
-            return LearnedLoss(self.start_config(self.hidden, self.inputs))
+            return LearnedLoss(config)
 
 
 @contextmanager

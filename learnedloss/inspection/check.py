@@ -111,8 +111,15 @@ def _curves(loss, kind: str, ranges: dict[str, Range], points: int, targets: int
     return y, r, torch.stack(values), torch.stack(grads), grad_ref, r**2
 
 
-def _call(loss, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``loss(input, target)`` per element (``reduction='none'`` for the call)."""
+def _call(loss, input: torch.Tensor, target: torch.Tensor, pin_scale: bool = True) -> torch.Tensor:
+    """``loss(input, target)`` per element (``reduction='none'`` for the call).
+
+    A loss that reads ``scaled_residual`` alone of the scale-free features (its residuals
+    over the call's median ``|residual|``) is called with ``2n + 1`` extra elements whose
+    residual is exactly 1 appended to the ``n`` asked for, so that the call's scale is 1
+    whatever they are: residuals are then in units of the batch's typical error, and each
+    element's value is a function of its own residual (``pin_scale=False`` calls it as is).
+    """
     config = getattr(loss, "config", None)
     side = (
         _side_inputs(loss, input) if config is not None and config.kind != "classification" else {}
@@ -120,9 +127,26 @@ def _call(loss, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     previous = loss.reduction
     loss.reduction = "none"
     try:
+        if pin_scale and _scale_pinned(config):
+            n = input.numel()
+            pad_target = target.new_zeros(2 * n + 1)
+            x = torch.cat([input.reshape(-1), pad_target + 1])
+            y = torch.cat([target.reshape(-1), pad_target])
+            return loss(x, y)[:n].reshape(input.shape)
         return loss(input, target, **side)
     finally:
         loss.reduction = previous
+
+
+def _scale_pinned(config) -> bool:
+    """Whether `_call` pins the call's robust scale for a loss of this config."""
+    if config is None or config.kind != "regression" or config.side_inputs:
+        return False
+    inputs = set(config.inputs)
+    return "scaled_residual" in inputs and not inputs & {
+        "standardized_target",
+        "standardized_input",
+    }
 
 
 def check(
@@ -265,7 +289,7 @@ def _batch_dependence(loss, kind: str, ranges) -> Criterion:
         x2[1:] = y[1:] + (
             torch.rand(15, generator=generator, dtype=torch.float64) * (r_hi - r_lo) + r_lo
         )
-        la, lb = _call(loss, x, y).detach(), _call(loss, x2, y).detach()
+        la, lb = _call(loss, x, y, False).detach(), _call(loss, x2, y, False).detach()
     change = float((la[0] - lb[0]).abs())
     scale = float(la[0].abs()) + 1e-12
     independent = change <= 1e-6 * max(scale, 1.0)
@@ -273,4 +297,9 @@ def _batch_dependence(loss, kind: str, ranges) -> Criterion:
     detail = "one element's loss does not depend on the other elements of the call"
     if not independent and form == "weight":
         detail = "depends on the batch by design: 'weight' form, weights normalized per call"
+    elif not independent and getattr(loss, "batch_dependent", False):
+        detail = (
+            "depends on the batch by design: its features are scaled by the call's robust "
+            "statistics (the other criteria pin that scale at 1)"
+        )
     return Criterion(independent, {"change_of_first_element": change}, detail)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from learnedloss.inspection.check import _call
+from learnedloss.inspection.check import _call, _scale_pinned
 from learnedloss.inspection.ranges import Range, training_ranges
 
 STANDARD_CURVES = {
@@ -32,7 +32,8 @@ def plot_loss(
     """Draw a loss and its gradient over the residual at a few targets, next to standard ones.
 
     Left: the per-element loss against prediction - target at each target (one call per
-    target, so a ``"weight"`` loss is normalized over the curve); right: its derivative
+    target, so a ``"weight"`` loss is normalized over the curve; a loss that reads the
+    scaled residual is drawn in units of the batch's robust scale); right: its derivative
     with respect to the prediction. ``vs`` adds reference curves (``"mse"``, ``"huber"``,
     ``"l1"``), dashed. For a classification loss the x axis is the labelled class's logit
     (5 classes, others at 0) and the reference is cross-entropy.
@@ -104,8 +105,11 @@ def plot_loss(
                 (g,) = torch.autograd.grad(v.sum(), rr)
             ax_v.plot(r, v.detach(), "--", color="gray" if name == "mse" else "black", label=name)
             ax_g.plot(r, g, "--", color="gray" if name == "mse" else "black", label=name)
-        ax_v.set_xlabel("prediction - target")
-        ax_g.set_xlabel("prediction - target")
+        label = "prediction - target"
+        if _scale_pinned(loss.config):  # see _call: the call's robust scale is 1
+            label += " (in units of the batch's median |residual|)"
+        ax_v.set_xlabel(label)
+        ax_g.set_xlabel(label)
     ax_v.set_ylabel("loss per element")
     ax_g.set_ylabel("d loss / d prediction")
     ax_v.legend(fontsize=7)

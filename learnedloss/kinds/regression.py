@@ -55,8 +55,9 @@ class Regression(ElementwiseKind):
     def derived_features(self, named: dict[str, torch.Tensor], config: LossConfig) -> None:
         if config.residual or "residual" in config.inputs:  # only when used
             named["residual"] = named["input"] - named["target"]
-        if any(name in SCALE_FREE_FEATURES for name in config.inputs):
-            named.update(scale_free_features(named["input"], named["target"]))
+        wanted = [name for name in config.inputs if name in SCALE_FREE_FEATURES]
+        if wanted:
+            named.update(scale_free_features(named["input"], named["target"], wanted))
 
     def standard_term(
         self, features: dict[str, torch.Tensor]
@@ -79,22 +80,51 @@ class Regression(ElementwiseKind):
 # -- features free of the targets' scale and offset (docs/robust-regression.md) -------------
 
 
+ROBUST_SCALE_SAMPLE = 8192
+"""`robust_scale` reads at most this many elements of a call, evenly spaced."""
+
+
+def evenly_spaced_sample(values: torch.Tensor) -> torch.Tensor:
+    """Every ``k``-th element of the flattened ``values``, ``k`` the smallest stride that
+    keeps at most `ROBUST_SCALE_SAMPLE` of them (all of them for smaller calls)."""
+    flat = values.flatten()
+    stride = -(-flat.numel() // ROBUST_SCALE_SAMPLE)
+    return flat[::stride] if stride > 1 else flat
+
+
 def robust_scale(values: torch.Tensor) -> torch.Tensor:
     """A scale of ``values`` that outliers barely move, detached: the median of ``|values|``
-    over all elements, floored at 1e-3 times their mean (so that a batch whose errors are
-    mostly exactly 0 still has a scale) and at the dtype's smallest normal number.
+    over the call's elements, floored at 1e-3 times their mean (so that a batch whose errors
+    are mostly exactly 0 still has a scale) and at the dtype's smallest normal number. Both
+    statistics skip NaN and infinite values (1 if there is no finite one), so that one
+    non-finite element leaves the other elements' features finite.
+
+    Calls of more than `ROBUST_SCALE_SAMPLE` elements take both statistics over that many
+    evenly spaced elements of the flattened call (every ``k``-th), so that the scale costs
+    far less than the loss (a full median of 256,000 elements takes longer than forty
+    elementwise passes on a CPU); the sample's median is within a few percent of the full
+    one for any data not ordered in memory by size.
 
     It is equivariant: ``robust_scale(a * values) == |a| * robust_scale(values)``. It runs
     under ``torch.func.vmap`` and ``torch.compile``.
     """
-    magnitude = values.detach().abs().flatten()
+    magnitude = _finite_or_nan(evenly_spaced_sample(values.detach()).abs())
     if magnitude.numel() == 0:
         return magnitude.new_ones(())
     floor = torch.finfo(magnitude.dtype).tiny
-    return torch.maximum(magnitude.median(), 1e-3 * magnitude.mean()).clamp_min(floor)
+    scale = torch.maximum(magnitude.nanmedian(), 1e-3 * magnitude.nanmean())
+    return torch.nan_to_num(scale, nan=1.0).clamp_min(floor)  # NaN: no finite value
 
 
-def scale_free_features(input: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+def _finite_or_nan(values: torch.Tensor) -> torch.Tensor:
+    """``values`` with every non-finite entry NaN, for the NaN-skipping statistics: a NaN or
+    infinite element must not make every other element's feature (and gradient) NaN."""
+    return torch.where(values.isfinite(), values, torch.nan)
+
+
+def scale_free_features(
+    input: torch.Tensor, target: torch.Tensor, wanted=SCALE_FREE_FEATURES
+) -> dict[str, torch.Tensor]:
     r"""Features of a regression batch that carry over between data sets of any units.
 
     With :math:`r = \hat y - y`, :math:`s = \mathrm{median}_n |r_n|` (`robust_scale`),
@@ -111,14 +141,21 @@ def scale_free_features(input: torch.Tensor, target: torch.Tensor) -> dict[str, 
     element's value depends on the other elements of the call through the detached scalars
     :math:`s`, :math:`m` and :math:`t` (as a batch-norm layer's output does), so with
     ``reduction='none'`` the values are per element but not independent of the batch.
+    Medians of calls over `ROBUST_SCALE_SAMPLE` elements are taken over an evenly spaced
+    sample (`robust_scale`). Only the features named in ``wanted`` are computed and returned.
     """
     residual = input - target
     scale = robust_scale(residual)
-    center = target.detach().flatten().median() if target.numel() else target.new_zeros(())
-    # floored at 1e-3 of the residuals' scale, so constant targets give finite features
-    spread = torch.maximum(robust_scale(target - center), 1e-3 * scale)
-    return {
-        "scaled_residual": residual / scale,
-        "standardized_target": (target - center) / spread,
-        "standardized_input": (input - center) / spread,
-    }
+    features = {"scaled_residual": residual / scale} if "scaled_residual" in wanted else {}
+    if "standardized_target" in wanted or "standardized_input" in wanted:
+        sample = _finite_or_nan(evenly_spaced_sample(target.detach()))
+        center = (
+            torch.nan_to_num(sample.nanmedian(), nan=0.0)
+            if target.numel()
+            else target.new_zeros(())
+        )
+        # floored at 1e-3 of the residuals' scale, so constant targets give finite features
+        spread = torch.maximum(robust_scale(target - center), 1e-3 * scale)
+        features["standardized_target"] = (target - center) / spread
+        features["standardized_input"] = (input - center) / spread
+    return {name: features[name] for name in wanted}

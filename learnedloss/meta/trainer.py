@@ -100,6 +100,14 @@ class MetaTrainer:
         callbacks: called as ``callback(trainer, record)`` after every outer step.
         max_skips: stop with `MetaTrainingDiverged` after this many (>= 1) consecutive outer
             steps whose meta-gradient was not finite (each is skipped with a warning).
+        meta_parameters: the names (as in ``loss.named_parameters()``) of the weights that
+            meta-training updates; the others keep their values (e.g. ``("network.values",)``
+            for a grid loss whose knot slopes stay 0, so that it is flat at its knots and
+            constant beyond the grid). ``None`` (the default): all of them.
+        clip_meta_grad: rescale each finite meta-gradient to at most this norm (over all
+            loss parameters) before the meta-optimizer's step; ``None`` (the default) does
+            not clip. Backpropagating through a long inner loop can give rare huge
+            meta-gradients, which overflow Adam's second moment to infinity.
         meta_gradient: how the meta-gradient is estimated (`learnedloss.meta.gradients`):
             ``Backprop()`` (the default; exact, through the inner loop) or
             ``EvolutionStrategies(pairs=16, sigma=0.05)``: the antithetic evolution-strategies
@@ -186,6 +194,8 @@ class MetaTrainer:
         checkpoint_every: int = 100,
         callbacks: Sequence[Callback] = (),
         max_skips: int = 10,
+        meta_parameters: Sequence[str] | None = None,
+        clip_meta_grad: float | None = None,
         keep: str = "best",
         meta_gradient: str | MetaGradient = "backprop",
         es_pairs: int | None = None,
@@ -216,6 +226,8 @@ class MetaTrainer:
             _check_count(name, value, least)
         _check_count("seed", seed, None)
         _check_rate("meta_lr", meta_lr)
+        if clip_meta_grad is not None:
+            _check_rate("clip_meta_grad", clip_meta_grad)
         if inner_lr is not None:
             _check_rate("inner_lr", inner_lr)
         for family in (tasks, validation_tasks):
@@ -263,6 +275,7 @@ class MetaTrainer:
         self.checkpoint_every = checkpoint_every
         self.callbacks = callbacks
         self.max_skips = max_skips
+        self.clip_meta_grad = clip_meta_grad
         self.keep = keep
         self.seed = seed
         self.device = requested
@@ -270,9 +283,13 @@ class MetaTrainer:
         self.cuda_graph = cuda_graph
         self.path, self.path_reason = path, ""
 
+        self.meta_parameters = _check_meta_parameters(loss, meta_parameters)
         self.loss.to(self.device).unfreeze()
+        if self.meta_parameters is not None:  # the others keep their values
+            for name, weight in self.loss.named_parameters():
+                weight.requires_grad_(name in self.meta_parameters)
         make_meta = meta_optimizer or (lambda ps: torch.optim.Adam(ps, lr=meta_lr))
-        self.meta_optimizer = make_meta(self.loss.parameters())
+        self.meta_optimizer = make_meta(list(self._meta_weights().values()))
         self._generator = torch.Generator().manual_seed(seed)
         validation_family = validation_tasks or tasks
         self._validation = self._fixed_tasks(validation_family, validation_size, seed + 1)
@@ -453,6 +470,9 @@ class MetaTrainer:
             # ES writes its settings; backprop writes nothing, so checkpoints of backprop
             # runs resume across releases
             **self.meta_gradient.describe(),
+            # written only when set, so that older checkpoints resume
+            **({"clip_meta_grad": self.clip_meta_grad} if self.clip_meta_grad else {}),
+            **({"meta_parameters": list(self.meta_parameters)} if self.meta_parameters else {}),
             "outer_steps": self.step,
             "seed": self.seed,
             "best_step": self.best_step,
@@ -474,7 +494,7 @@ class MetaTrainer:
         """Each task's objective after the inner loop, with ``loss_params`` (default: the
         loss's own weights)."""
         if loss_params is None:
-            loss_params = dict(self.loss.named_parameters())
+            loss_params = self._meta_weights()
         objectives = self._inner.run(
             params,
             loss_params,
@@ -503,7 +523,7 @@ class MetaTrainer:
         """The aggregated task objective on the fixed meta-validation tasks."""
         batch, params = self._validation
         with torch.no_grad():
-            loss_params = {k: v.detach() for k, v in self.loss.named_parameters()}
+            loss_params = {k: v.detach() for k, v in self._meta_weights().items()}
             objectives = self._validation_inner.run(
                 params, loss_params, batch, self.inner_steps, score_on=self.score_on
             )
@@ -571,7 +591,7 @@ class MetaTrainer:
             share, total = ranks.share(self.meta_batch_size), self.meta_batch_size
             batch = _slice_batch(batch, share)
             params = {k: v[share] for k, v in params.items()}
-        weights = dict(self.loss.named_parameters())
+        weights = self._meta_weights()
 
         self.meta_optimizer.zero_grad(set_to_none=True)
         if self.cuda_graph:
@@ -589,7 +609,7 @@ class MetaTrainer:
                 )
             else:
                 objective = self.meta_gradient.backward(meta_objective, weights, self._generator)
-        grads = [p.grad for p in self.loss.parameters()]
+        grads = [p.grad for p in weights.values()]
         # A parameter with no gradient (e.g. an output bias, which shifts the loss but not
         # its gradient, so the inner loop never feels it) simply is not updated.
         present = [g for g in grads if g is not None]
@@ -599,6 +619,8 @@ class MetaTrainer:
         self.step += 1
         record: dict[str, Any] = {"step": self.step, "meta_train": objective}
         if finite:
+            if self.clip_meta_grad is not None:
+                torch.nn.utils.clip_grad_norm_(list(weights.values()), self.clip_meta_grad)
             self.meta_optimizer.step()
             self._skips = 0
         else:
@@ -642,7 +664,7 @@ class MetaTrainer:
 
             self._static_step = StaticMetaStep(
                 objective,
-                dict(self.loss.named_parameters()),
+                self._meta_weights(),
                 capture=self.device.type == "cuda",
             )
         return self._static_step(flatten_inputs(batch, params))
@@ -653,6 +675,13 @@ class MetaTrainer:
         return f"inner_lr={self.inner_lr}"
 
     # ------------------------------------------------------------------ checkpoints
+
+    def _meta_weights(self) -> dict[str, torch.Tensor]:
+        """The loss's weights that meta-training updates, by name."""
+        weights = dict(self.loss.named_parameters())
+        if self.meta_parameters is None:
+            return weights
+        return {name: weights[name] for name in self.meta_parameters}
 
     def _identity(self) -> dict:
         """Settings a resumed run must share with the run it continues."""
@@ -893,6 +922,22 @@ def _check_count(name: str, value: Any, least: int | None) -> None:
         what = "a positive integer" if least == 1 else f"an integer >= {least}"
         meaning = " (0: never)" if name == "validate_every" else ""
         raise ValueError(f"{name} must be {what}{meaning}, got {value!r}")
+
+
+def _check_meta_parameters(
+    loss: LearnedLoss, names: Sequence[str] | None
+) -> tuple[str, ...] | None:
+    """``meta_parameters`` as a tuple, after checking that it names some of the loss's
+    weights (frozen or not)."""
+    if names is None:
+        return None
+    names = (names,) if isinstance(names, str) else tuple(names)
+    available = list(loss.weights())
+    if not names or any(name not in available for name in names):
+        raise ValueError(
+            f"meta_parameters must name some of the loss's weights {available}, got {list(names)}"
+        )
+    return names
 
 
 def _check_rate(name: str, value: Any) -> None:

@@ -11,11 +11,14 @@ applies the output activation and its derivative, and reduces, inside one
 
 It applies to (`plan_for` says which configs):
 
-- regression over ``("residual",)`` or ``("residual", "target")`` (linear in the target);
+- regression over ``("residual",)`` or ``("residual", "target")`` (linear in the target)
+  with ``residual_form="add"`` (or no residual);
+- scale-free regression over ``("scaled_residual",)`` with ``residual_form="scale"``
+  (``(1 + h(r / s)) * r``, ``s`` the call's `learnedloss.kinds.regression.robust_scale`);
 - classification over ``("log_prob",)`` or ``("log_prob", "target")`` with class-index
-  targets;
+  targets and ``residual_form="add"`` (or no residual);
 
-with ``residual_form="add"`` (or no residual) and any output activation, when the loss is
+and any output activation, when the loss is
 frozen, ``check_finite`` is off, and the call is a plain eager CPU call: tensors on the CPU,
 not under ``torch.func`` transforms or ``torch.compile``, no target gradient, not empty.
 Anything else, and any call whose values the general path would treat specially (NaN,
@@ -35,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+
+from learnedloss.kinds.regression import robust_scale
 
 if TYPE_CHECKING:
     from learnedloss.loss import LearnedLoss
@@ -82,14 +87,17 @@ class Plan:
 
 
 def plan_for(loss: LearnedLoss) -> str | None:
-    """The fast-path form of a loss's config (``"regression"``, ``"classification"``), or
-    None when the config has none."""
+    """The fast-path form of a loss's config (``"regression"``, ``"scaled-regression"``,
+    ``"classification"``), or None when the config has none."""
     config = loss.config
     if config.parameterization != "grid" or loss.check_finite:
         return None
-    if config.residual and config.residual_form != "add":
-        return None
     inputs = tuple(config.inputs)
+    form = config.residual_form if config.residual else "add"
+    if config.kind == "regression" and form == "scale" and inputs == ("scaled_residual",):
+        return "scaled-regression"
+    if form != "add":
+        return None
     if config.kind == "regression" and inputs in (("residual",), ("residual", "target")):
         return "regression"
     if config.kind == "classification" and inputs in (("log_prob",), ("log_prob", "target")):
@@ -137,7 +145,9 @@ def build_plan(loss: LearnedLoss, form: str, dtype: torch.dtype) -> Plan:
     scale = (k0 - 1) / (hi - lo)
     rows = _spline_rows(network)
     second = None
-    if form == "regression":  # z = r + h (or h), and r is the spline's axis
+    if form == "scaled-regression":  # h alone: the caller forms (1 + h) * r
+        rows = rows[0]
+    elif form == "regression":  # z = r + h (or h), and r is the spline's axis
         rows = _plus_x(rows, torch.full((rows.shape[0],), residual, dtype=rows.dtype), network)
         if len(network.knots) == 2:  # A_j and D_j = A_{j+1} - A_j per target interval j
             k1 = network.knots[1]
@@ -213,9 +223,12 @@ def _pre_activation(
     labelled: torch.Tensor | None = None,
     second: torch.Tensor | None = None,
     fresh_z: bool = False,
+    scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``z`` and ``dz/dt`` at the flat values ``x - minus`` along the spline axis.
 
+    ``scale`` replaces ``plan.scale`` (the scaled-regression form divides by the call's
+    robust scale first).
     ``z`` is in scratch memory unless ``fresh_z``; ``dz/dt`` (when ``want_slope``) is fresh.
     ``labelled``: the flat positions of the elements that take the second row set
     (classification: the labelled classes);
@@ -224,11 +237,12 @@ def _pre_activation(
     n = x.numel()
     width = plan.columns.shape[0]
     buffers, index = _scratch(n, x.dtype, 3 + width + (2 if second is not None else 0))
+    scale = plan.scale if scale is None else scale
     if minus is None:
-        w = torch.mul(x, plan.scale, out=buffers[0]).add_(plan.offset)
+        w = torch.add(_scalar(plan.offset, x.dtype), x, alpha=scale, out=buffers[0])
     else:
         w = torch.sub(x, minus, out=buffers[0])
-        w = torch.add(_scalar(plan.offset, x.dtype), w, alpha=plan.scale, out=w)
+        w = torch.add(_scalar(plan.offset, x.dtype), w, alpha=scale, out=w)
     row = torch.floor(w, out=buffers[1]).clamp_(0, plan.last)
     t = w.sub_(row)
     if labelled is not None:
@@ -366,9 +380,9 @@ def fast_loss(
         return None
     if loss.network.values.device.type != "cpu":
         return None
-    if form == "regression":
-        return _regression(loss, input, target)
-    return _classification(loss, input, target)
+    if form == "classification":
+        return _classification(loss, input, target)
+    return _regression(loss, input, target, scaled=form == "scaled-regression")
 
 
 def _limit(dtype: torch.dtype) -> float:
@@ -387,7 +401,7 @@ def _general(loss: LearnedLoss, *args: Any) -> torch.Tensor:
         return loss(*args)
 
 
-def _regression(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor):
+def _regression(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor, scaled: bool = False):
     if not target.is_floating_point() or target.shape != input.shape:
         return None
     network = loss.network
@@ -400,18 +414,33 @@ def _regression(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor):
     bounds = torch.stack([*torch.aminmax(input.detach()), *torch.aminmax(target)]).tolist()
     if not _within(bounds, _limit(dtype) / 2):
         return None
-    plan = _plan(loss, "regression", dtype)
+    plan = _plan(loss, "scaled-regression" if scaled else "regression", dtype)
     reduction = loss.reduction
     activation = network.output_activation
     flat_target = target.reshape(-1).to(dtype)
     second = flat_target if plan.second is not None else None
     shape = input.shape
-    factor = plan.scale / input.numel() if reduction == "mean" else plan.scale
+    factor = plan.scale if not scaled else 1.0
+    factor = factor / input.numel() if reduction == "mean" else factor
     want = input.requires_grad and torch.is_grad_enabled()
+    fresh = reduction == "none" and activation == "identity"
+    if scaled:
+        residual = torch.sub(input.detach().reshape(-1).to(dtype), flat_target)
+        robust = robust_scale(residual).item()
+        # the general path gives features beyond the limit the squared error
+        if (abs(bounds[0]) + abs(bounds[1]) + abs(bounds[2]) + abs(bounds[3])) / robust > (
+            _limit(dtype) / 2
+        ):
+            return None
 
     def compute(x: torch.Tensor):
+        if scaled:
+            value, slope = _scaled_pre_activation(residual, robust, plan, want, fresh)
+            value, slope = _activate(value, slope, activation, reduction, factor)
+            if slope is not None:
+                slope = slope.view(shape).to(input.dtype)
+            return value.view(shape if reduction == "none" else ()).to(input.dtype), slope
         x = x.detach().reshape(-1).to(dtype)
-        fresh = reduction == "none" and activation == "identity"
         z, slope = _pre_activation(x, plan, want, minus=flat_target, second=second, fresh_z=fresh)
         value, slope = _activate(z, slope, activation, reduction, factor)
         if slope is not None:
@@ -426,6 +455,19 @@ def _regression(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor):
     if not want:
         return compute(input)[0]
     return _FastGrid.apply(input, compute, recompute, None)
+
+
+def _scaled_pre_activation(
+    residual: torch.Tensor, robust: float, plan: Plan, want_slope: bool, fresh_z: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``z = (1 + h(r / s)) * r`` and ``dz/dr = 1 + h + (r / s) * h'`` (``s`` detached, as
+    the general path's features take it) for the flat residuals ``r``."""
+    h, dh_dt = _pre_activation(residual, plan, want_slope, scale=plan.scale / robust)
+    slope = None
+    if dh_dt is not None:  # 1 + h + r * dh/dt * (dt/dr)
+        slope = torch.addcmul(h, dh_dt, residual, value=plan.scale / robust).add_(1.0)
+    z = torch.addcmul(residual, residual, h, out=None if fresh_z else h)
+    return z, slope
 
 
 def _classification(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor):

@@ -12,6 +12,7 @@ from torch import nn
 
 from learnedloss import LearnedLoss, LossConfig
 from learnedloss.inspection import check, plot_loss, to_grid, training_ranges
+from learnedloss.inspection.check import _call as per_element_call
 from learnedloss.inspection.commands import add_parsers
 from learnedloss.networks import grid_start_config, taylor_start_config
 from learnedloss.starts import mse_start_config
@@ -119,6 +120,22 @@ def test_check_reports_the_weight_form_as_batch_dependent():
         loss.network.layers[-1].weight.normal_()
     criterion = check(loss, RANGES).criteria["batch_independent"]
     assert not criterion.passed and "weight" in criterion.detail
+
+
+def test_check_pins_the_scale_of_a_scale_free_loss_and_reports_its_batch_dependence():
+    config = grid_start_config("mse", inputs=("scaled_residual",), residual_form="scale")
+    loss = LearnedLoss(config).double()
+    with torch.no_grad():  # a factor (1 + h)^2 that falls from 1 to 0.25 at scaled residual 4
+        knots = torch.linspace(-4.0, 4.0, loss.network.values.shape[-1], dtype=torch.float64)
+        loss.network.values.copy_(-0.5 * (knots / 4) ** 2)
+    report = check(loss, {"target": (-2.0, 2.0), "residual": (-6.0, 6.0)})
+    assert report.criteria["minimum"].passed and report.criteria["gradient_sign"].passed
+    batch = report.criteria["batch_independent"]
+    assert not batch.passed and "robust statistics" in batch.detail
+    # pinned: residuals are in units of the call's scale, so 5 is down-weighted and 1 is not
+    x = torch.tensor([1.0, 5.0], dtype=torch.float64)
+    values = per_element_call(loss, x, torch.zeros(2, dtype=torch.float64)).detach()
+    assert 0.9 < values[0] < 1.0 and values[1] == pytest.approx(0.25 * 25)
 
 
 def test_plot_writes_a_png(tmp_path):

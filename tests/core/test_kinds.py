@@ -319,7 +319,16 @@ def bundled_calls(loss: LearnedLoss):
     return [(x, y, side), (x[0, 0], y[0, 0], {name: v[0, 0] for name, v in side.items()})]
 
 
-@pytest.mark.parametrize("name", bundled_names())
+MLP_BUNDLES = [
+    name
+    for name in bundled_names()
+    if LearnedLoss.from_pretrained(name).config.parameterization == "mlp"
+]
+"""The bundled MLP losses, whose formula `reference_value` writes out layer by layer (the grid
+bundles are checked at their knots below)."""
+
+
+@pytest.mark.parametrize("name", MLP_BUNDLES)
 def test_bundled_losses_compute_what_their_formulas_say(name):
     loss = LearnedLoss.from_pretrained(name).double()
     for reduction in ("mean", "sum", "none"):
@@ -329,6 +338,29 @@ def test_bundled_losses_compute_what_their_formulas_say(name):
             got = loss(input, target, **side)
             assert got.dtype == torch.float64 and got.shape == expected.shape
             torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_bundled_grid_regression_losses_pass_through_their_knots():
+    """A cubic Hermite spline takes its knot values at the knots: at residual r_k and target
+    t_j, sine-regression's loss is (r_k + v[j, k])^2, and at scaled residual s_k (the call's
+    scale pinned to 1 by elements whose residual is exactly 1) robust-regression's is
+    ((1 + v[k]) * s_k)^2."""
+    sine = LearnedLoss.from_pretrained("sine-regression", reduction="none").double()
+    (r_lo, r_hi), (t_lo, t_hi) = sine.config.grid_range
+    k0, k1 = sine.config.grid_knots
+    values = sine.network.values.double()
+    r = torch.linspace(r_lo, r_hi, k0, dtype=torch.float64)
+    for j, t in enumerate(torch.linspace(t_lo, t_hi, k1, dtype=torch.float64)[::8].tolist()):
+        target = torch.full_like(r, t)
+        expected = (r + values[8 * j]) ** 2
+        torch.testing.assert_close(sine(target + r, target), expected, rtol=1e-9, atol=1e-9)
+    robust = LearnedLoss.from_pretrained("robust-regression", reduction="none").double()
+    ((lo, hi),) = robust.config.grid_range
+    s = torch.linspace(lo, hi, robust.config.grid_knots[0], dtype=torch.float64)
+    pad = torch.ones(2 * s.numel() + 1, dtype=torch.float64)  # residual 1: the median
+    got = robust(torch.cat([s, pad]), torch.zeros(3 * s.numel() + 1, dtype=torch.float64))
+    expected = ((1 + robust.network.values.double()[0]) * s) ** 2
+    torch.testing.assert_close(got[: s.numel()], expected, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", bundled_names())

@@ -205,6 +205,10 @@ class Untouchable(TaskFamily):
         (dict(meta_gradient=EvolutionStrategies(), es_pairs=4), "cannot be combined"),
         (dict(inner_optimizer="lbfgs"), "inner optimizer must be one of"),
         (dict(inner_optimizer=torchopt.sgd(0.1), inner_lr=0.1), "carries its own learning rate"),
+        (dict(meta_parameters=("network.nope",)), "meta_parameters must name some"),
+        (dict(meta_parameters=()), "meta_parameters must name some"),
+        (dict(clip_meta_grad=0.0), "clip_meta_grad must be a finite number > 0"),
+        (dict(clip_meta_grad=float("inf")), "clip_meta_grad must be a finite number > 0"),
     ],
 )
 def test_invalid_settings_are_rejected_before_any_work(settings, match):
@@ -214,6 +218,53 @@ def test_invalid_settings_are_rejected_before_any_work(settings, match):
         with pytest.raises(ValueError, match=match):
             MetaTrainer(loss, Untouchable(), progress=False, **settings)
     assert not any(p.requires_grad for p in loss.parameters())  # not even unfrozen
+
+
+def test_clip_meta_grad_bounds_each_meta_step_and_is_recorded():
+    moves = {}
+    for clip in (None, 1e-4):
+        loss = make_loss()
+        start = [p.detach().clone() for p in loss.parameters()]
+        trainer = MetaTrainer(
+            loss,
+            tiny_tasks(),
+            meta_optimizer=lambda ps: torch.optim.SGD(ps, lr=1.0),
+            clip_meta_grad=clip,
+            validate_every=0,
+            **TINY,
+        )
+        trainer.fit(1)
+        moved = torch.cat(
+            [(p.detach() - s).flatten() for p, s in zip(loss.parameters(), start, strict=True)]
+        )
+        moves[clip] = moved.norm().item()
+        assert ("clip_meta_grad" in trainer.describe()) == (clip is not None)
+    assert moves[1e-4] == pytest.approx(1e-4, rel=1e-3)  # an SGD step of lr 1: the clipped norm
+    assert moves[None] > 1e-3
+
+
+@pytest.mark.parametrize("meta_gradient", ["backprop", "es"])
+def test_meta_parameters_leave_the_other_weights_as_they_were(meta_gradient):
+    from learnedloss.networks import grid_start_config
+
+    torch.manual_seed(0)
+    loss = LearnedLoss(grid_start_config("mse", knots=(9,)))
+    trainer = MetaTrainer(
+        loss,
+        tiny_tasks(),
+        meta_parameters=("network.values",),
+        meta_gradient=meta_gradient,
+        meta_lr=0.05,
+        validate_every=0,
+        **TINY,
+    )
+    trainer.fit(2)
+    assert loss.network.values.abs().sum() > 0  # moved from its zero start
+    assert torch.equal(loss.network.slopes.detach(), torch.zeros(1, 9))
+    assert trainer.describe()["meta_parameters"] == ["network.values"]
+    assert [p for group in trainer.meta_optimizer.param_groups for p in group["params"]] == [
+        loss.network.values
+    ]
 
 
 def test_es_keywords_are_deprecated():

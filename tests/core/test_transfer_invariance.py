@@ -12,7 +12,12 @@ from torch.func import grad, vmap
 
 from learnedloss import LearnedLoss
 from learnedloss.kinds.classification import class_margin
-from learnedloss.kinds.regression import robust_scale, scale_free_features
+from learnedloss.kinds.regression import (
+    ROBUST_SCALE_SAMPLE,
+    robust_scale,
+    scale_free_features,
+)
+from learnedloss.networks import grid_start_config
 from learnedloss.starts import count_free_cross_entropy_start_config, scale_free_mse_start_config
 
 
@@ -61,6 +66,56 @@ def test_rescaled_targets_rescale_the_gradient_by_a():
     moved = (a * x.detach() + b).requires_grad_()
     g_moved = torch.autograd.grad(loss(moved, a * y + b), moved)[0]
     torch.testing.assert_close(g_moved, a * g)
+
+
+def test_robust_scale_of_a_large_call_reads_an_evenly_spaced_sample():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(100_000, generator=generator, dtype=torch.float64)
+    stride = math.ceil(x.numel() / ROBUST_SCALE_SAMPLE)
+    assert robust_scale(x).item() == x[::stride].abs().median().item()
+    assert robust_scale(x).item() == pytest.approx(x.abs().median().item(), rel=0.03)
+    assert robust_scale(-4 * x).item() == pytest.approx(4 * robust_scale(x).item(), rel=1e-12)
+    small = x[:ROBUST_SCALE_SAMPLE]  # every element, up to the sample size
+    assert robust_scale(small).item() == small.abs().median().item()
+
+
+@pytest.mark.parametrize("frozen", [False, True])  # the fast path, and the general one
+def test_scale_free_grid_loss_rescales_by_a_squared(frozen):
+    config = grid_start_config("mse", inputs=("scaled_residual",), residual_form="scale")
+    torch.manual_seed(0)
+    loss = _perturbed(LearnedLoss(config).double(), size=0.3)
+    if frozen:
+        loss.freeze()
+    generator = torch.Generator().manual_seed(2)
+    y = torch.randn(50, 20, generator=generator, dtype=torch.float64)
+    x = y + torch.randn(50, 20, generator=generator, dtype=torch.float64)
+    x[:5] += 30.0  # outliers
+    base = loss(x, y)
+    assert base.item() != pytest.approx(F.mse_loss(x, y).item(), rel=1e-3)
+    for a, b in [(1e-3, 5.0), (250.0, -1e3)]:
+        assert loss(a * x + b, a * y + b).item() == pytest.approx(a * a * base.item(), rel=1e-9)
+
+
+def test_bundled_robust_regression_is_the_same_loss_in_any_units():
+    loss = LearnedLoss.from_pretrained("robust-regression")
+    assert loss.config.inputs == ("scaled_residual",) and loss.config.residual_form == "scale"
+    assert loss.batch_dependent
+    generator = torch.Generator().manual_seed(3)
+    y = torch.randn(256, generator=generator, dtype=torch.float64)
+    x = y + 0.5 * torch.randn(256, generator=generator, dtype=torch.float64)
+    y[:50] = 10 * torch.rand(50, generator=generator, dtype=torch.float64) - 5  # corrupted
+    base = loss(x, y)
+    (gradient,) = torch.autograd.grad(loss(x.requires_grad_(), y), x)
+    for a, b in [(1e-3, 7.0), (50.0, -300.0)]:
+        moved = (a * x.detach() + b).requires_grad_()
+        value = loss(moved, a * y + b)
+        assert value.item() == pytest.approx(a * a * base.item(), rel=1e-6)
+        (moved_gradient,) = torch.autograd.grad(value, moved)
+        torch.testing.assert_close(moved_gradient, a * gradient, rtol=1e-6, atol=1e-12)
+    # the corrupted targets pull less than they would under MSE
+    per_element = LearnedLoss.from_pretrained("robust-regression", reduction="none")(x, y)
+    ratio = per_element / (x.detach() - y) ** 2
+    assert ratio[:50][(x.detach() - y)[:50].abs() > 5].mean() < 0.25 * ratio[50:].mean()
 
 
 def test_scale_free_features_are_invariant_and_finite():

@@ -66,6 +66,22 @@ def test_recipe_meta_trains_with_es_and_records_itself(meta_train_tiny_es):
     assert recipe_of(loss).widths == (8,)
 
 
+def test_recipe_meta_trains_a_grid_that_starts_as_mse(meta_train_tiny_es):
+    grid = dict(
+        parameterization="grid",
+        inputs=("scaled_residual",),
+        grid_knots=(9,),
+        grid_range=((-6.0, 6.0),),
+    )
+    start = RobustRegressionRecipe(**grid).initial_loss()
+    assert start.config.parameterization == "grid" and start.config.residual_form == "scale"
+    x, y = torch.randn(40), torch.randn(40)
+    torch.testing.assert_close(start(x, y), torch.nn.functional.mse_loss(x, y))
+    loss = meta_train_tiny_es(RobustRegressionRecipe, "robust-regression", widths=(8,), **grid)
+    assert loss.config.grid_range == ((-6.0, 6.0),)
+    assert recipe_of(loss).initial_loss().config == start.config  # the metadata round trip
+
+
 def test_transfer_evaluation_runs_and_summarizes():
     loss = RobustRegressionRecipe().initial_loss()  # exactly MSE
     results = transfer(

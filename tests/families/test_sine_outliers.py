@@ -36,7 +36,7 @@ def test_bundled_robust_regression_rejects_what_clean_targets_never_reach():
     """Clean sine targets lie within the amplitude bound ±5; 40% of the training targets
     it was meta-trained on were uniform in [-10, 10]. The card says it learned to give
     targets far outside ±5, and large residuals, a small weight."""
-    loss = LearnedLoss.from_pretrained("robust-regression", reduction="none")
+    loss = LearnedLoss.from_pretrained("sine-outliers-40", reduction="none")
     assert loss.config.residual_form == "weight" and loss.config.output_activation == "huber"
     assert loss.metadata["training"]["meta_gradient"] == "es"
     for residual in (-1.0, -0.3, 0.3, 1.0):
@@ -49,7 +49,7 @@ def test_bundled_robust_regression_rejects_what_clean_targets_never_reach():
 def test_bundled_robust_regression_trains_through_outliers_where_mse_cannot():
     """At each loss's tuned lr from the card (learned 0.215, MSE 0.019), on fresh tasks
     with 40% outlier targets, the learned loss's models fit the clean curve far better."""
-    assert score_ratio_to_mse("robust-regression", 0.4, learned_lr=0.215, mse_lr=0.019) < 0.6
+    assert score_ratio_to_mse("sine-outliers-40", 0.4, learned_lr=0.215, mse_lr=0.019) < 0.6
 
 
 def test_bundled_robust_regression_20_down_weights_far_targets_and_beats_mse():

@@ -116,20 +116,27 @@ def transfer(
     return results
 
 
+def result_label(result: dict) -> str:
+    """One line naming a result's condition, noise, model and optimizer."""
+    return (
+        f"{result['condition']}, {result['noise']:.0%} noise, {result['model']}, "
+        f"{result['optimizer']}"
+    )
+
+
+def loss_row(name: str, seeds: list[dict]) -> str:
+    """A loss's accuracy mean ± std over seeds, and its gain over each seed's best tuned
+    baseline (mean ± std)."""
+    accuracy = mean_and_std([s[name]["accuracy"] for s in seeds])
+    gains = [s[name]["accuracy"] - max(s[b]["accuracy"] for b in BASELINES) for s in seeds]
+    gain = mean_and_std(gains)
+    return f"{accuracy[0]:6.1f} ± {accuracy[1]:4.1f} | {gain[0]:+.1f} ± {gain[1]:.1f}"
+
+
 def summary(results: list[dict]) -> str:
     """Accuracy mean ± std over seeds, and the gain over each seed's best tuned baseline."""
-
-    def row(name: str, seeds: list[dict]) -> str:
-        accuracy = mean_and_std([s[name]["accuracy"] for s in seeds])
-        gains = [s[name]["accuracy"] - max(s[b]["accuracy"] for b in BASELINES) for s in seeds]
-        gain = mean_and_std(gains)
-        return f"{accuracy[0]:6.1f} ± {accuracy[1]:4.1f} | {gain[0]:+.1f} ± {gain[1]:.1f}"
-
     return summary_table(
-        results,
-        lambda r: f"{r['condition']}, {r['noise']:.0%} noise, {r['model']}, {r['optimizer']}",
-        f"{'accuracy %':>14} | points over best baseline",
-        row,
+        results, result_label, f"{'accuracy %':>14} | points over best baseline", loss_row
     )
 
 

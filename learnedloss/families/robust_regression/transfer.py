@@ -111,23 +111,27 @@ def transfer(
     return results
 
 
+def result_label(result: dict) -> str:
+    """One line naming a result's table, outlier fraction and optimizer."""
+    return f"{result['table']}, {result['outliers']:.0%} outliers, {result['optimizer']}"
+
+
+def loss_row(name: str, seeds: list[dict]) -> str:
+    """A loss's query MSE (mean over seeds) and its ratio to each seed's best tuned
+    baseline (mean ± std)."""
+    ratios = []
+    for seed in seeds:
+        best = min(seed[b]["score"] for b in BASELINES)
+        ratios.append(seed[name]["score"] / best if math.isfinite(best) else math.inf)
+    mean, std = mean_and_std(ratios)
+    geo = sum(seed[name]["score"] for seed in seeds) / len(seeds)
+    return f"{geo:9.4g} | {mean:.3f} ± {std:.3f}"
+
+
 def summary(results: list[dict]) -> str:
     """Each loss's ratio to the best tuned baseline of each seed, mean ± std over seeds."""
-
-    def row(name: str, seeds: list[dict]) -> str:
-        ratios = []
-        for seed in seeds:
-            best = min(seed[b]["score"] for b in BASELINES)
-            ratios.append(seed[name]["score"] / best if math.isfinite(best) else math.inf)
-        mean, std = mean_and_std(ratios)
-        geo = sum(seed[name]["score"] for seed in seeds) / len(seeds)
-        return f"{geo:9.4g} | {mean:.3f} ± {std:.3f}"
-
     return summary_table(
-        results,
-        lambda r: f"{r['table']}, {r['outliers']:.0%} outliers, {r['optimizer']}",
-        f"{'geo-mean':>9} | ratio to best baseline",
-        row,
+        results, result_label, f"{'geo-mean':>9} | ratio to best baseline", loss_row
     )
 
 
