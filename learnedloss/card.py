@@ -181,7 +181,7 @@ def render_model_card(
         picture = str(metadata["picture"]).removeprefix("docs/")
         sections += [
             "## Shape",
-            f"![the loss and its gradient over the residual, next to standard losses]"
+            f"![the loss and its gradient, next to the standard loss it replaces]"
             f"({DOCS_BASE_URL}/{picture})",
         ]
     if config.residual and config.residual_form == "weight":

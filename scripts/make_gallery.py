@@ -29,9 +29,6 @@ def main() -> None:
             print(f"{name}: the MLP form of {name.removesuffix('-mlp')}, drawn under that name")
             continue
         loss = LearnedLoss.from_pretrained(name)
-        if loss.config.kind not in ("regression", "classification"):
-            print(f"{name}: {loss.config.kind} loss, not drawn")
-            continue
         try:
             plot_loss(loss, out=out / f"{name}.png", title=name)
         except ValueError:

@@ -36,12 +36,16 @@ def plot_loss(
     scaled residual is drawn in units of the batch's robust scale); right: its derivative
     with respect to the prediction. ``vs`` adds reference curves (``"mse"``, ``"huber"``,
     ``"l1"``), dashed. For a classification loss the x axis is the labelled class's logit
-    (5 classes, others at 0) and the reference is cross-entropy.
+    (5 classes, others at 0) and the reference is cross-entropy. For a policy-gradient loss
+    the left panel is the advantage its gradient uses, the right its learned baseline, both
+    against the advantage (``ranges={"advantage": (lo, hi)}``, default ±4), next to
+    REINFORCE's.
 
     Needs matplotlib (the ``plot`` extra: ``pip install learnedloss[plot]``).
 
     Args:
-        loss: a `learnedloss.LearnedLoss` of kind regression or classification.
+        loss: a `learnedloss.LearnedLoss` of kind regression, classification or
+            policy_gradient.
         vs: reference losses to draw (regression).
         targets: targets to draw curves at (default: 3 across the training range).
         ranges: as for `learnedloss.inspection.check` (default: from the metadata).
@@ -62,8 +66,10 @@ def plot_loss(
     unknown = [name for name in vs if name not in STANDARD_CURVES]
     if unknown:
         raise ValueError(f"vs names {unknown} are not among {list(STANDARD_CURVES)}")
-    ranges = training_ranges(loss, ranges)
     kind = loss.config.kind
+    if kind == "policy_gradient":
+        return _finish(plt, _policy_gradient_figure(plt, loss, ranges, points), out, title)
+    ranges = training_ranges(loss, ranges)
     fig, (ax_v, ax_g) = plt.subplots(1, 2, figsize=(10, 4))
     if kind == "classification":
         lo, hi = ranges["logit"]
@@ -112,9 +118,12 @@ def plot_loss(
         ax_g.set_xlabel(label)
     ax_v.set_ylabel("loss per element")
     ax_g.set_ylabel("d loss / d prediction")
-    ax_v.legend(fontsize=7)
-    ax_g.legend(fontsize=7)
-    for ax in (ax_v, ax_g):
+    return _finish(plt, fig, out, title)
+
+
+def _finish(plt, fig, out, title):
+    for ax in fig.axes:
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -123,4 +132,38 @@ def plot_loss(
         fig.savefig(out, dpi=90)
         plt.close(fig)
         return None
+    return fig
+
+
+def _policy_gradient_figure(plt, loss, ranges, points: int):
+    """A policy-gradient loss ``-log_prob * (advantage - h)``: left, the advantage its
+    gradient uses, ``-d loss / d log_prob``, against the advantage at three times (the
+    reward-to-go at 0), next to REINFORCE's (the advantage itself); right, the learned
+    baseline ``h``."""
+    lo, hi = (ranges or {}).get("advantage", (-4.0, 4.0))
+    advantage = torch.linspace(lo, hi, points, dtype=torch.float64)
+    fig, (ax_a, ax_h) = plt.subplots(1, 2, figsize=(10, 4))
+    for time in (0.0, 0.5, 0.9):
+        side = {
+            "reward_to_go": torch.zeros_like(advantage),
+            "time": torch.full_like(advantage, time),
+        }
+        side = {name: side[name] for name in loss.config.side_inputs if name in side}
+        log_prob = torch.zeros_like(advantage).requires_grad_(True)
+        previous, loss.reduction = loss.reduction, "none"
+        try:
+            with torch.enable_grad():
+                value = loss(log_prob, advantage, **side)
+                (gradient,) = torch.autograd.grad(value.sum(), log_prob)
+        finally:
+            loss.reduction = previous
+        effective = -gradient
+        ax_a.plot(advantage, effective, label=f"learned, time {time:g}")
+        ax_h.plot(advantage, advantage - effective, label=f"learned, time {time:g}")
+    ax_a.plot(advantage, advantage, "--", color="black", label="REINFORCE")
+    ax_h.plot(advantage, torch.zeros_like(advantage), "--", color="black", label="REINFORCE")
+    ax_a.set_xlabel("advantage (reward-to-go 0)")
+    ax_h.set_xlabel("advantage (reward-to-go 0)")
+    ax_a.set_ylabel("advantage the gradient uses, -d loss / d log_prob")
+    ax_h.set_ylabel("learned baseline h")
     return fig

@@ -149,6 +149,19 @@ def test_plot_writes_a_png(tmp_path):
     assert out.stat().st_size > 1000
 
 
+def test_plot_draws_a_policy_gradient_loss_as_its_effective_advantage():
+    loss = LearnedLoss.from_pretrained("policy-gradient")
+    figure = plot_loss(loss, ranges={"advantage": (-2.0, 2.0)})
+    effective, baseline = figure.axes
+    reinforce = effective.get_lines()[-1]
+    assert reinforce.get_label() == "REINFORCE"
+    for learned, h in zip(effective.get_lines()[:3], baseline.get_lines()[:3], strict=True):
+        x, y = (torch.as_tensor(a) for a in learned.get_data())
+        assert x[0] == -2.0 and x[-1] == 2.0
+        torch.testing.assert_close(x - y, torch.as_tensor(h.get_data()[1]))  # h = adv - used
+        assert (x - y).abs().max() > 0.1  # a learned baseline, not REINFORCE's zero
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="learnedloss")
     add_parsers(parser.add_subparsers())
