@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from learnedloss.inspection.ranges import Range, training_ranges
+from learnedloss.kinds.regression import SCALE_FREE_FEATURES
 
 
 @dataclass
@@ -142,11 +143,7 @@ def _scale_pinned(config) -> bool:
     """Whether `_call` pins the call's robust scale for a loss of this config."""
     if config is None or config.kind != "regression" or config.side_inputs:
         return False
-    inputs = set(config.inputs)
-    return "scaled_residual" in inputs and not inputs & {
-        "standardized_target",
-        "standardized_input",
-    }
+    return set(config.inputs) & set(SCALE_FREE_FEATURES) == {"scaled_residual"}
 
 
 def check(

@@ -428,20 +428,17 @@ def _regression(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor, sc
         residual = torch.sub(input.detach().reshape(-1).to(dtype), flat_target)
         robust = robust_scale(residual).item()
         # the general path gives features beyond the limit the squared error
-        if (abs(bounds[0]) + abs(bounds[1]) + abs(bounds[2]) + abs(bounds[3])) / robust > (
-            _limit(dtype) / 2
-        ):
+        if sum(abs(b) for b in bounds) / robust > _limit(dtype) / 2:
             return None
 
     def compute(x: torch.Tensor):
-        if scaled:
-            value, slope = _scaled_pre_activation(residual, robust, plan, want, fresh)
-            value, slope = _activate(value, slope, activation, reduction, factor)
-            if slope is not None:
-                slope = slope.view(shape).to(input.dtype)
-            return value.view(shape if reduction == "none" else ()).to(input.dtype), slope
-        x = x.detach().reshape(-1).to(dtype)
-        z, slope = _pre_activation(x, plan, want, minus=flat_target, second=second, fresh_z=fresh)
+        if scaled:  # the residual and its scale were taken above (x is the input)
+            z, slope = _scaled_pre_activation(residual, robust, plan, want, fresh)
+        else:
+            x = x.detach().reshape(-1).to(dtype)
+            z, slope = _pre_activation(
+                x, plan, want, minus=flat_target, second=second, fresh_z=fresh
+            )
         value, slope = _activate(z, slope, activation, reduction, factor)
         if slope is not None:
             slope = slope.view(shape).to(input.dtype)
