@@ -13,6 +13,8 @@ from learnedloss.errors import (
     CardWarning,
     CheckpointError,
     ConfigError,
+    LossInputError,
+    LossNotFoundError,
     MetaTrainingStalled,
     RunDirectoryError,
 )
@@ -32,6 +34,8 @@ __all__ = [
     "EvolutionStrategies",
     "LearnedLoss",
     "LossConfig",
+    "LossInputError",
+    "LossNotFoundError",
     "MetaTrainer",
     "MetaTrainingDiverged",
     "MetaTrainingStalled",

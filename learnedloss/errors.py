@@ -9,6 +9,19 @@ class CheckpointError(ValueError):
     """A checkpoint's weights are missing, foreign, truncated, mis-shaped or not finite."""
 
 
+class LossInputError(ValueError, TypeError):
+    """A loss was called with inputs it cannot take: not tensors, the wrong dtype, shapes that
+    differ or do not match the kind, undeclared or missing side inputs, out-of-range class
+    indices, or (with ``check_finite=True``) non-finite values. It is both a `ValueError`
+    and a `TypeError`, the built-in types these were raised as before, so existing
+    ``except`` clauses keep working. Nothing is computed when it is raised."""
+
+
+class LossNotFoundError(FileNotFoundError):
+    """``from_pretrained`` found no loss under a name: not a directory, not a bundled loss,
+    not a readable Hub repo (or revision), or not in the local Hub cache when offline."""
+
+
 class CardWarning(UserWarning):
     """A checkpoint's model card (``README.md``) could not be read; the loss loads without it.
 

@@ -73,7 +73,7 @@ from learnedloss.config import (
     config_from_json_dict,
     config_to_json_dict,
 )
-from learnedloss.errors import CardWarning, CheckpointError, ConfigError
+from learnedloss.errors import CardWarning, CheckpointError, ConfigError, LossNotFoundError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -615,7 +615,7 @@ def resolve_checkpoint_dir(
     try:
         validate_repo_id(name)
     except HFValidationError:
-        raise FileNotFoundError(
+        raise LossNotFoundError(
             f"{name!r} is not a directory, not a bundled loss ({bundled_names()}) and not a "
             "valid Hugging Face Hub repo id ('name' or 'namespace/name')"
         ) from None
@@ -630,18 +630,18 @@ def resolve_checkpoint_dir(
     try:
         config_file = hf_hub_download(filename=CONFIG_NAME, revision=revision, **download)
     except LocalEntryNotFoundError as err:
-        raise FileNotFoundError(
+        raise LossNotFoundError(
             f"{name!r} is not a directory or a bundled loss ({bundled_names()}), and its "
             f"'{CONFIG_NAME}' is not in the local Hub cache (offline or local_files_only). "
             f"Details: {err}"
         ) from None
     except RepositoryNotFoundError:
-        raise FileNotFoundError(
+        raise LossNotFoundError(
             f"{name!r} is not a directory, not a bundled loss ({bundled_names()}) and not a "
             "Hub repo you can read (pass token= for a private one)"
         ) from None
     except RevisionNotFoundError:
-        raise FileNotFoundError(
+        raise LossNotFoundError(
             f"Hub repo {name!r} has no revision {revision!r} (a branch, tag or commit)"
         ) from None
     except EntryNotFoundError:
@@ -655,7 +655,7 @@ def resolve_checkpoint_dir(
         hf_hub_download(filename=WEIGHTS_NAME, revision=commit, **download)
     except LocalEntryNotFoundError:
         if not any(p.suffix in PICKLE_SUFFIXES for p in snapshot.iterdir()):
-            raise FileNotFoundError(
+            raise LossNotFoundError(
                 f"'{WEIGHTS_NAME}' of Hub repo {name!r} is not in the local cache "
                 "(offline or local_files_only)"
             ) from None

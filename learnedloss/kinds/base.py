@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from learnedloss.errors import LossInputError
+
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
 
@@ -248,15 +250,15 @@ def check_pair(input: Any, target: Any) -> None:
     """Check that ``input`` and ``target`` are floating-point tensors of one shape."""
     for name, value in (("input", input), ("target", target)):
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            raise LossInputError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
         if not value.is_floating_point():
-            raise TypeError(
+            raise LossInputError(
                 f"{name} must be a floating-point tensor (float16, bfloat16, float32 or "
                 f"float64), got {value.dtype}. For class labels use a classification loss; "
                 "for integer regression targets convert with .float()."
             )
     if input.shape != target.shape:
-        raise ValueError(
+        raise LossInputError(
             f"input and target must have the same shape, got input {tuple(input.shape)} and "
             f"target {tuple(target.shape)}. LearnedLoss never broadcasts; reshape one of them "
             "(e.g. target.view_as(input)) if that is what you meant."
@@ -268,16 +270,16 @@ def check_side_inputs(given: dict[str, Any], declared: tuple[str, ...], input: A
     input's shape."""
     if set(given) != set(declared):
         call = ", ".join(["input", "target", *(f"{n}={n}" for n in declared)])
-        raise TypeError(
+        raise LossInputError(
             f"this loss reads the side inputs {list(declared)} (from its config), but got "
             f"{sorted(given)}; call it as loss({call})"
         )
     for name, value in given.items():
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             got = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
-            raise TypeError(f"side input {name!r} must be a floating-point tensor, got {got}")
+            raise LossInputError(f"side input {name!r} must be a floating-point tensor, got {got}")
         if value.shape != input.shape:
-            raise ValueError(
+            raise LossInputError(
                 f"side input {name!r} must have the input's shape {tuple(input.shape)}, got "
                 f"{tuple(value.shape)}"
             )
@@ -308,7 +310,7 @@ def check_all_finite(
     if not bool(finite.all()):
         bad = int((~finite).sum())
         what = "NaN or +inf" if allow_negative_infinity else "NaN or inf"
-        raise ValueError(
+        raise LossInputError(
             f"{name} holds {bad} non-finite value(s) ({what}) out of {tensor.numel()}; this "
             "loss was built with check_finite=True, which refuses them. Without the check "
             "(the default) such values give a non-finite loss, as in the standard losses."

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from learnedloss.errors import LossInputError
 from learnedloss.kinds.base import LossKind, can_inspect_values, check_all_finite
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class Classification(LossKind):
         check_finite: bool,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         if side_inputs:
-            raise TypeError(
+            raise LossInputError(
                 f"a classification loss takes no side inputs, got {sorted(side_inputs)}; "
                 "call it as loss(input, target)"
             )
@@ -142,29 +143,29 @@ def class_features(
 def _check_classification_pair(input: object, target: object) -> None:
     for name, value in (("input", input), ("target", target)):
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            raise LossInputError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if not input.is_floating_point():
-        raise TypeError(
+        raise LossInputError(
             f"input must be floating-point logits (float16, bfloat16, float32 or float64), "
             f"got {input.dtype}"
         )
     if input.dim() == 0:
-        raise ValueError("input must be logits of shape (C), (N, C) or (N, C, d1, ...), got ()")
+        raise LossInputError("input must be logits of shape (C), (N, C) or (N, C, d1, ...), got ()")
     if target.is_floating_point():
         if target.shape != input.shape:
-            raise ValueError(
+            raise LossInputError(
                 "class-probability targets must have the input's shape "
                 f"{tuple(input.shape)}, got {tuple(target.shape)}"
             )
         return
     if target.dtype == torch.bool or target.is_complex():
-        raise TypeError(
+        raise LossInputError(
             f"target must be class indices (an integer dtype) or class probabilities "
             f"(floating point), got {target.dtype}"
         )
     expected = () if input.dim() == 1 else (input.shape[0], *input.shape[2:])
     if tuple(target.shape) != expected:
-        raise ValueError(
+        raise LossInputError(
             f"class-index targets for input of shape {tuple(input.shape)} must have shape "
             f"{expected} (the input's shape without the class dimension), got "
             f"{tuple(target.shape)}"
@@ -177,7 +178,7 @@ def _check_class_indices(
     bad = valid & ((target < 0) | (target >= n_classes))
     if bool(bad.any()):
         values = sorted({int(v) for v in target[bad].flatten()[:5]})
-        raise ValueError(
+        raise LossInputError(
             f"target holds class indices {values} outside [0, {n_classes - 1}] for input with "
             f"{n_classes} classes (ignore_index is {ignore_index})"
         )

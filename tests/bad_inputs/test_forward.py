@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from learnedloss import LearnedLoss, LossConfig
+from learnedloss import LearnedLoss, LossConfig, LossInputError
 from tests.bad_inputs.conftest import make_loss, refused
 
 HUGE = 3e38  # squares overflow float32
@@ -42,9 +42,20 @@ def test_a_loss_without_config_says_how_to_build_one():
 )
 def test_mismatched_shapes_are_refused_not_broadcast(input_shape, target_shape):
     with refused(
-        ValueError,
+        LossInputError,
         "input and target must have the same shape",
         f"got input {input_shape} and target {target_shape}",
         "never broadcasts",
     ):
         make_loss()(torch.zeros(input_shape), torch.zeros(target_shape))
+
+
+def test_refused_calls_raise_the_librarys_error_which_is_both_builtin_types():
+    for call, message in [
+        (lambda: make_loss()(torch.zeros(3), torch.zeros(3, dtype=torch.long)), "floating-point"),
+        (lambda: make_loss()([0.0], torch.zeros(1)), "must be a torch.Tensor"),
+        (lambda: make_loss()(torch.zeros(2), torch.zeros(3)), "same shape"),
+    ]:
+        with refused(LossInputError, message) as caught:
+            call()
+        assert isinstance(caught.value, ValueError) and isinstance(caught.value, TypeError)

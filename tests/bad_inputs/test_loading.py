@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from learnedloss import CardWarning, CheckpointError, ConfigError, LearnedLoss
+from learnedloss import CardWarning, CheckpointError, ConfigError, LearnedLoss, LossNotFoundError
 from tests.bad_inputs.conftest import refused
 
 
@@ -45,5 +45,5 @@ def test_deeply_nested_metadata_is_refused(saved_loss):
 
 
 def test_a_missing_loss_names_the_bundled_ones(tmp_path):
-    with refused(FileNotFoundError, "is not a directory, not a bundled loss", "mse-fit"):
+    with refused(LossNotFoundError, "is not a directory, not a bundled loss", "mse-fit"):
         LearnedLoss.from_pretrained(tmp_path / "absent")
