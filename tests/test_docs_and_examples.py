@@ -151,10 +151,12 @@ def test_swap_cross_entropy_example_runs_both_losses():
         "0.1",
         "--label-noise",
         "0.4",
+        "--loss",
+        "noisy-labels",
     )
     rows = {line.split("|")[0].strip(): line for line in stdout.splitlines() if "|" in line}
-    assert {"nn.CrossEntropyLoss", "digits-classification"} <= set(rows)
-    accuracy = float(rows["digits-classification"].split("|")[2].split("±")[0])
+    assert {"nn.CrossEntropyLoss", "noisy-labels"} <= set(rows)
+    accuracy = float(rows["noisy-labels"].split("|")[2].split("±")[0])
     assert 0.0 <= accuracy <= 1.0
 
 

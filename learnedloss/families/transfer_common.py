@@ -28,13 +28,20 @@ from learnedloss.evaluation.protocol import evaluate, lr_grid
 from learnedloss.loss import LearnedLoss
 
 
-def add_sources_argument(parser: argparse.ArgumentParser, default, tables, held_out_tables) -> None:
-    """``--sources``: what meta-training tasks draw from, ``"synthetic"`` or ``tables``."""
+def add_sources_argument(
+    parser: argparse.ArgumentParser,
+    default,
+    tables,
+    held_out_tables,
+    synthetic: tuple[str, ...] = ("synthetic",),
+) -> None:
+    """``--sources``: what meta-training tasks draw from, the ``synthetic`` sources or
+    ``tables``."""
     parser.add_argument(
         "--sources",
         nargs="+",
         default=list(default),
-        choices=["synthetic", *tables],
+        choices=[*synthetic, *tables],
         help="what tasks draw from (default: %(default)s; never the held-out tables "
         f"{list(held_out_tables)} if you want to evaluate on them)",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -120,6 +121,8 @@ def _call(loss, input: torch.Tensor, target: torch.Tensor, pin_scale: bool = Tru
     residual is exactly 1 appended to the ``n`` asked for, so that the call's scale is 1
     whatever they are: residuals are then in units of the batch's typical error, and each
     element's value is a function of its own residual (``pin_scale=False`` calls it as is).
+    A classification loss that reads ``log_relative_ce`` likewise gets ``2n + 1`` extra
+    samples whose cross-entropy is exactly 1 (the call's median cross-entropy is then 1).
     """
     config = getattr(loss, "config", None)
     side = (
@@ -128,6 +131,13 @@ def _call(loss, input: torch.Tensor, target: torch.Tensor, pin_scale: bool = Tru
     previous = loss.reduction
     loss.reduction = "none"
     try:
+        if pin_scale and _scale_pinned(config) and config.kind == "classification":
+            n, n_classes = input.shape
+            pad = input.new_zeros(2 * n + 1, n_classes)
+            pad[:, 0] = math.log((n_classes - 1) / (math.e - 1))  # -log p_0 = 1
+            x = torch.cat([input, pad])
+            y = torch.cat([target, target.new_zeros(2 * n + 1)])
+            return loss(x, y)[:n]
         if pin_scale and _scale_pinned(config):
             n = input.numel()
             pad_target = target.new_zeros(2 * n + 1)
@@ -141,6 +151,8 @@ def _call(loss, input: torch.Tensor, target: torch.Tensor, pin_scale: bool = Tru
 
 def _scale_pinned(config) -> bool:
     """Whether `_call` pins the call's robust scale for a loss of this config."""
+    if config is not None and config.kind == "classification":
+        return "log_relative_ce" in config.inputs
     if config is None or config.kind != "regression" or config.side_inputs:
         return False
     return set(config.inputs) & set(SCALE_FREE_FEATURES) == {"scaled_residual"}
@@ -276,7 +288,9 @@ def _batch_dependence(loss, kind: str, ranges) -> Criterion:
         b = a.clone()
         b[1:] = torch.randn(15, 5, generator=generator, dtype=torch.float64) * 3
         labels = torch.randint(0, 5, (16,), generator=generator)
-        la, lb = _call(loss, a, labels).detach(), _call(loss, b, labels).detach()
+        a[0, labels[0]] = b[0, labels[0]] = a[0].min() - 3  # a hard sample: its loss is
+        # far from cross-entropy's for a loss that weighs samples against the batch
+        la, lb = _call(loss, a, labels, False).detach(), _call(loss, b, labels, False).detach()
     else:
         t_lo, t_hi = ranges["target"]
         r_lo, r_hi = ranges["residual"]

@@ -88,8 +88,11 @@ def plot_loss(
             style = "-" if name == "learned" else "--"
             ax_v.plot(z, v.detach(), style, label=name)
             ax_g.plot(z, g[:, 0], style, label=name)
-        ax_v.set_xlabel("labelled class's logit (4 others at 0)")
-        ax_g.set_xlabel("labelled class's logit (4 others at 0)")
+        label = "labelled class's logit (4 others at 0)"
+        if _scale_pinned(loss.config):  # see _call: the call's median cross-entropy is 1
+            label += "; batch median cross-entropy 1"
+        ax_v.set_xlabel(label)
+        ax_g.set_xlabel(label)
     else:
         t_lo, t_hi = ranges["target"]
         r_lo, r_hi = ranges["residual"]

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from learnedloss.errors import LossInputError
 from learnedloss.kinds.base import LossKind, can_inspect_values, check_all_finite
+from learnedloss.kinds.regression import robust_scale
 
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
@@ -40,7 +41,10 @@ class Classification(LossKind):
     for the labelled class and 0 for the others when targets are class indices). No side
     inputs. The standard term is each class's cross-entropy term ``-target * log_prob`` (0
     where the target is 0): a residual loss with an ``identity`` output starts as
-    ``F.cross_entropy``. Residual forms: ``"add"`` and ``"scale"``.
+    ``F.cross_entropy``. Residual forms: ``"add"`` and ``"scale"``. Two more features are
+    free of the class count: ``margin`` (`class_margin`) and ``log_relative_ce``
+    (`log_relative_cross_entropy`: the sample's cross-entropy relative to the call's median,
+    the same for every class of a sample; a loss reading it depends on the batch).
 
     Shape:
         - Input: logits :math:`(C)`, :math:`(N, C)` or :math:`(N, C, d_1, ..., d_K)`.
@@ -52,7 +56,7 @@ class Classification(LossKind):
     """
 
     name = "classification"
-    features = ("log_prob", "prob", "target", "margin")
+    features = ("log_prob", "prob", "target", "margin", "log_relative_ce")
     default_inputs = ("log_prob", "target")
     takes_side_inputs = False
     uses_ignore_index = True
@@ -88,7 +92,16 @@ class Classification(LossKind):
                 check_all_finite(target, "target")
         if "margin" in config.inputs:
             named["margin"] = class_margin(named["log_prob"])
+        if "log_relative_ce" in config.inputs:
+            named["log_relative_ce"] = log_relative_cross_entropy(
+                named["log_prob"], named["target"], valid
+            )
         return named, valid
+
+    def batch_dependent(self, config: LossConfig) -> bool:
+        """The ``"weight"`` form, and ``log_relative_ce`` (relative to the call's median
+        cross-entropy), make a sample's value depend on the other samples of the call."""
+        return super().batch_dependent(config) or "log_relative_ce" in config.inputs
 
     def standard_term(
         self, features: dict[str, torch.Tensor]
@@ -182,6 +195,40 @@ def _check_class_indices(
             f"target holds class indices {values} outside [0, {n_classes - 1}] for input with "
             f"{n_classes} classes (ignore_index is {ignore_index})"
         )
+
+
+RELATIVE_CE_FLOOR = 1e-6
+"""`log_relative_cross_entropy` floors a sample's cross-entropy at this fraction of the
+call's median (a log of -13.8), so that a certain prediction stays finite."""
+
+
+def log_relative_cross_entropy(
+    log_prob: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+) -> torch.Tensor:
+    r"""Each sample's cross-entropy relative to the call's typical one, on a log scale:
+    :math:`\log(\ell_n / s)` with :math:`\ell_n = -\sum_c y_{n,c} \log p_{n,c}` and
+    :math:`s` the median of :math:`\ell` over the call's samples not ignored (detached;
+    `learnedloss.kinds.regression.robust_scale`: NaN and infinite values skipped, at most
+    8,192 evenly spaced samples read).
+
+    It says how hard a sample is compared with the rest of the batch, which is what
+    small-loss selection for noisy labels uses (a wrongly labelled sample's cross-entropy
+    stands out once the model has learned the clean ones), and it does not depend on the
+    class count: :math:`\ell_n` is a function of the labelled class's probability alone
+    for class-index targets. :math:`\ell_n` is floored at `RELATIVE_CE_FLOOR` times
+    :math:`s`, so a certain prediction gives a finite feature.
+
+    Shape:
+        - log_prob, target: ``(..., C)``, the class dimension last; valid: ``(...)`` or
+          None.
+        - Output: ``(..., C)``, each sample's value repeated over its classes.
+    """
+    terms = torch.where(target != 0, -target * log_prob, torch.zeros_like(log_prob))
+    per_sample = terms.sum(dim=-1)
+    counted = per_sample if valid is None else torch.where(valid, per_sample, torch.nan)
+    scale = robust_scale(counted)
+    relative = (per_sample / scale).clamp_min(RELATIVE_CE_FLOOR).log()
+    return relative.unsqueeze(-1).expand_as(log_prob)
 
 
 def class_margin(log_prob: torch.Tensor) -> torch.Tensor:

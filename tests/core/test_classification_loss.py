@@ -196,8 +196,9 @@ def test_negative_infinity_masks_classes_as_in_cross_entropy(reduction):
     assert torch.isfinite(with_mask.grad).all() and (with_mask.grad[:, 3] == 0).all()
 
 
-def test_a_masked_target_class_or_extreme_logits_behave_as_in_cross_entropy():
-    trained = trained_like()
+@pytest.mark.parametrize("bundled", [None, "noisy-labels"])
+def test_a_masked_target_class_or_extreme_logits_behave_as_in_cross_entropy(bundled):
+    trained = trained_like() if bundled is None else LearnedLoss.from_pretrained(bundled)
     logits = torch.randn(3, 4)
     logits[0, 2] = float("-inf")
     target = torch.tensor([2, 0, 1])

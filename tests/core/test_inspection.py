@@ -138,6 +138,34 @@ def test_check_pins_the_scale_of_a_scale_free_loss_and_reports_its_batch_depende
     assert 0.9 < values[0] < 1.0 and values[1] == pytest.approx(0.25 * 25)
 
 
+def test_check_pins_the_median_cross_entropy_of_a_batch_relative_classification_loss():
+    from learnedloss.families.noisy_labels.recipe import NoisyLabelsRecipe
+
+    loss = (
+        NoisyLabelsRecipe(
+            parameterization="grid",
+            inputs=("log_relative_ce",),
+            grid_knots=(17,),
+            grid_range=((-4.0, 4.0),),
+            start_truncation=(1.5, 3.0),
+        )
+        .initial_loss()
+        .double()
+    )
+    report = check(loss)
+    batch = report.criteria["batch_independent"]
+    assert not batch.passed and "robust statistics" in batch.detail
+    # pinned: each sample's cross-entropy is in units of 1, so the loss is cross-entropy
+    # below 1.5 and flat at (1.5 + 3) / 2 beyond 3, whatever the rest of the probe is
+    n_classes = 5
+    logits = torch.zeros(3, n_classes, dtype=torch.float64)
+    ce = torch.tensor([0.5, 1.2, 6.0], dtype=torch.float64)  # -log p_0 = ce
+    logits[:, 0] = torch.log((n_classes - 1) / (torch.exp(ce) - 1))
+    values = per_element_call(loss, logits, torch.zeros(3, dtype=torch.long)).detach()
+    expected = torch.tensor([0.5, 1.2, 2.25], dtype=torch.float64)
+    torch.testing.assert_close(values, expected, rtol=1e-2, atol=0)  # a spline between knots
+
+
 def test_plot_writes_a_png(tmp_path):
     out = tmp_path / "loss.png"
     plot_loss(

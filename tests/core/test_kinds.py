@@ -49,7 +49,7 @@ def test_each_kind_exposes_its_features_defaults_and_forms():
     )
     assert Regression.default_inputs == ("input", "target")
     assert Regression.residual_forms == ("add", "scale", "weight")
-    assert Classification.features == ("log_prob", "prob", "target", "margin")
+    assert Classification.features == ("log_prob", "prob", "target", "margin", "log_relative_ce")
     assert Classification.default_inputs == ("log_prob", "target")
     assert Classification.residual_forms == ("add", "scale")
     assert not Classification.takes_side_inputs and Classification.uses_ignore_index

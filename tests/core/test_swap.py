@@ -68,7 +68,9 @@ class Regressor(nn.Module):
         self.loss_fn = LearnedLoss.from_pretrained(loss_name)
 
 
-@pytest.mark.parametrize("name", ["mse-fit", "robust-regression", "digits-classification"])
+@pytest.mark.parametrize(
+    "name", ["mse-fit", "robust-regression", "digits-classification", "noisy-labels"]
+)
 def test_a_held_frozen_loss_adds_no_parameters_state_or_submodules(name):
     model = Regressor(name)
     plain = Regressor.__new__(Regressor)

@@ -204,3 +204,114 @@ def test_class_margin():
     assert torch.equal(class_margin(torch.zeros(4, 1)), torch.zeros(4, 1))
     uniform = torch.full((3, 50), -math.log(50))
     assert torch.equal(class_margin(uniform), torch.zeros(3, 50))
+
+
+# -- classification: relative to the batch's typical cross-entropy ---------------------------
+
+
+def _relative_loss(**kwargs) -> LearnedLoss:
+    """A perturbed count-free grid loss over ``log_relative_ce``: not cross-entropy."""
+    from dataclasses import replace
+
+    config = replace(
+        count_free_cross_entropy_start_config(inputs=("log_relative_ce",)),
+        parameterization="grid",
+        grid_knots=(9,),
+        grid_range=((-4.0, 4.0),),
+    )
+    loss = LearnedLoss(config, **kwargs).double()
+    with torch.no_grad():
+        loss.network.values.copy_(torch.linspace(0.3, -0.9, 9, dtype=torch.float64)[None])
+    return loss
+
+
+def _batch_with(p_targets: list[float], n_classes: int) -> torch.Tensor:
+    """One sample per labelled-class probability (target class 0), the rest of the
+    probability spread evenly over the other classes."""
+    rows = []
+    for p in p_targets:
+        rest = (1.0 - p) / (n_classes - 1)
+        rows.append(torch.tensor([p] + [rest] * (n_classes - 1), dtype=torch.float64).log())
+    return torch.stack(rows)
+
+
+def test_relative_loss_is_the_same_per_sample_for_any_class_count():
+    loss = _relative_loss(reduction="none")
+    p = [0.9, 0.7, 0.5, 0.3, 0.05, 0.01]
+    target = torch.zeros(len(p), dtype=torch.long)
+    values = [loss(_batch_with(p, c), target) for c in (2, 3, 10, 100)]
+    reference = F.cross_entropy(_batch_with(p, 3), target, reduction="none")
+    assert not torch.allclose(values[0], reference, rtol=1e-3)  # not cross-entropy
+    for other in values[1:]:
+        torch.testing.assert_close(other, values[0], rtol=1e-12, atol=1e-12)
+
+
+def test_relative_feature_is_log_cross_entropy_over_the_batch_median():
+    from learnedloss.kinds.classification import log_relative_cross_entropy
+
+    logits = torch.randn(7, 4, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2])
+    ce = F.cross_entropy(logits, labels, reduction="none")
+    log_prob = logits.log_softmax(-1)
+    one_hot = F.one_hot(labels, 4).double()
+    feature = log_relative_cross_entropy(log_prob, one_hot, labels >= 0)
+    expected = (ce / ce.median()).log()
+    torch.testing.assert_close(feature, expected[:, None].expand(7, 4))
+    # ignored samples do not move the median; a certain prediction stays finite
+    valid = torch.tensor([True] * 5 + [False] * 2)
+    feature = log_relative_cross_entropy(log_prob, one_hot, valid)
+    torch.testing.assert_close(feature[:, 0], (ce / ce[:5].median()).log())
+    certain = torch.tensor([[0.0, -1e4, -1e4], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    feature = log_relative_cross_entropy(certain.log_softmax(-1), torch.eye(3)[:2].double(), None)
+    assert torch.isfinite(feature).all()
+
+
+def test_relative_loss_depends_on_the_batch_and_skips_ignored_and_non_finite_samples():
+    loss = _relative_loss(reduction="none")
+    assert loss.batch_dependent
+    generator = torch.Generator().manual_seed(0)
+    logits = 2 * torch.randn(9, 5, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, 5, (9,), generator=generator)
+    base = loss(logits, labels)
+    moved = logits.clone()
+    moved[1:] = 2 * torch.randn(8, 5, generator=generator, dtype=torch.float64)
+    assert loss(moved, labels)[0].item() != pytest.approx(base[0].item(), rel=1e-6)
+    ignored = labels.clone()
+    ignored[-1] = -100
+    changed = logits.clone()
+    changed[-1] = 50 * torch.randn(5, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(loss(changed, ignored)[:-1], loss(logits, ignored)[:-1])
+    nan = logits.clone()
+    nan[-1, 0] = float("nan")
+    out = loss(nan, labels)
+    assert out[-1].isnan() and torch.isfinite(out[:-1]).all()
+
+
+def test_relative_loss_runs_under_vmap_grad_and_compile():
+    loss = _relative_loss()
+    x = torch.randn(3, 16, 5, dtype=torch.float64)
+    y = torch.randint(0, 5, (3, 16))
+    batched = vmap(loss)(x, y)
+    torch.testing.assert_close(
+        batched, torch.stack([loss(a, b) for a, b in zip(x, y, strict=True)])
+    )
+    assert torch.isfinite(vmap(grad(loss))(x, y)).all()
+    compiled = torch.compile(loss, backend="eager")
+    torch.testing.assert_close(compiled(x[0], y[0]), loss(x[0], y[0]))
+
+
+def test_bundled_noisy_labels_is_the_same_loss_for_any_class_count():
+    """The bundled classification drop-in reads the labelled class's log-probability alone:
+    samples with the same p_y cost the same at 2, 10 or 100 classes (and with soft targets
+    that are one-hot), and it is not cross-entropy."""
+    loss = LearnedLoss.from_pretrained("noisy-labels", reduction="none").double()
+    p = [0.95, 0.6, 0.3, 0.05, 1e-3, 1e-5]
+    target = torch.zeros(len(p), dtype=torch.long)
+    values = {c: loss(_batch_with(p, c), target) for c in (2, 10, 100)}
+    for c in (10, 100):
+        torch.testing.assert_close(values[c], values[2], rtol=1e-9, atol=1e-12)
+    one_hot = F.one_hot(target, 10).double()
+    torch.testing.assert_close(loss(_batch_with(p, 10), one_hot), values[10])
+    cross_entropy = -torch.tensor(p, dtype=torch.float64).log()
+    assert (values[2] < cross_entropy).all()  # bounded pull of unlikely labels
+    assert values[2][-1] < 0.2 * cross_entropy[-1]

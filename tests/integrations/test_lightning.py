@@ -90,3 +90,51 @@ def test_unfreeze_and_freeze_leave_the_loss_frozen():
     assert model.loss_fn.frozen and not list(model.loss_fn.parameters())
     assert not any(p.requires_grad for p in model.loss_fn.network.parameters())
     assert all(module.training for module in model.modules())
+
+
+class Classifier(L.LightningModule):
+    """A classifier whose only change from nn.CrossEntropyLoss is the line building its loss."""
+
+    def __init__(self, loss_name: str = "noisy-labels"):
+        super().__init__()
+        self.save_hyperparameters()
+        self.body = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+        self.loss_fn = LearnedLoss.from_pretrained(loss_name)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss_fn(self.body(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.01)
+
+
+def test_a_classifier_trains_and_checkpoints_with_the_noisy_labels_loss(tmp_path):
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    x = torch.tensor((data.data - data.data.mean(0)) / data.data.std(0), dtype=torch.float32)
+    y = torch.tensor(data.target)
+    torch.manual_seed(0)
+    model = Classifier()
+    trainer = L.Trainer(
+        max_epochs=40,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True))
+    with torch.no_grad():
+        accuracy = (model.body(x).argmax(dim=1) == y).float().mean().item()
+    assert accuracy > 0.9
+    trainer.save_checkpoint(tmp_path / "classifier.ckpt")
+    loaded = Classifier.load_from_checkpoint(tmp_path / "classifier.ckpt")
+    reference = LearnedLoss.from_pretrained("noisy-labels")
+    logits, labels = torch.randn(8, 3), torch.randint(0, 3, (8,))
+    assert torch.equal(loaded.loss_fn(logits, labels), reference(logits, labels))
+    assert all(not name.startswith("loss_fn") for name, _ in loaded.named_parameters())

@@ -72,3 +72,14 @@ def test_grad_of_a_frozen_loss_under_vmap_over_tasks():
     for task in range(4):
         expected = torch.func.grad(loss_fn)(predictions[task], targets[task])
         torch.testing.assert_close(grads[task], expected)
+
+
+def test_per_sample_gradients_of_the_classification_drop_in():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 5))
+    x, y = torch.randn(12, 3), torch.randint(0, 5, (12,))
+    loss_fn = LearnedLoss.from_pretrained("noisy-labels")
+    assert not loss_fn.batch_dependent
+    per_sample, batch = per_sample_and_batch_gradients(loss_fn, model, x, y)
+    for key, value in per_sample.items():
+        torch.testing.assert_close(value.mean(0), batch[key], rtol=1e-5, atol=1e-6)

@@ -16,7 +16,7 @@ from learnedloss.cli.common import (
     run_recipe,
 )
 from learnedloss.families.noisy_labels.recipe import NoisyLabelsRecipe, meta_train_noisy_labels
-from learnedloss.families.noisy_labels.tasks import HELD_OUT_TABLES, TABLES
+from learnedloss.families.noisy_labels.tasks import HELD_OUT_TABLES, SYNTHETIC_SOURCES, TABLES
 from learnedloss.families.noisy_labels.transfer import run_evaluate  # noqa: F401  (the registry hook)
 from learnedloss.families.transfer_common import (
     add_model_and_schedule_arguments,
@@ -29,7 +29,7 @@ def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The `NoisyLabelsRecipe` options, with its values as defaults."""
     defaults = NoisyLabelsRecipe()
     add = parser.add_argument
-    add_sources_argument(parser, defaults.sources, TABLES, HELD_OUT_TABLES)
+    add_sources_argument(parser, defaults.sources, TABLES, HELD_OUT_TABLES, SYNTHETIC_SOURCES)
     add(
         "--n-classes",
         type=positive_int,

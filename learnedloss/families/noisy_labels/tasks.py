@@ -10,6 +10,9 @@ Sources:
 
 - ``"synthetic"``: inputs ~ N(0, I) in 4-32 dimensions, labels the argmax of a random teacher
   MLP with C outputs, C drawn from ``n_classes`` (2 to 100 by default);
+- ``"clusters"``: scikit-learn's ``make_classification`` (Guyon's Madelon design): each
+  class one or two Gaussian clusters at hypercube vertices in 4-32 dimensions, with a random
+  class separation and informative, redundant and useless features;
 - real tables shipped inside scikit-learn and statsmodels (`TABLES`). `META_TRAIN_TABLES`
   may be meta-trained on; `HELD_OUT_TABLES` are never meta-trained on nor tuned on.
 
@@ -32,6 +35,7 @@ from learnedloss.tasks.base import TaskBatch, TaskFamily
 from learnedloss.tasks.models import mlp
 
 NOISES = ("symmetric", "pair")
+META_OBJECTIVES = ("calibrated-cross-entropy", "cross-entropy", "error")
 TEMPERATURES = tuple(2.0 ** (k / 2) for k in range(-6, 7))
 """Logit temperatures the calibrated meta-objective tries (as the digits family's)."""
 
@@ -41,14 +45,24 @@ TABLES = {
     "digits": "sklearn digits: 10 handwritten digits, 8x8 images (1797 rows)",
     "breast-cancer": "sklearn breast cancer: malignant or benign from 30 features (569 rows)",
     "anes96": "statsmodels ANES 1996: 7-point party identification from 10 covariates (944 rows)",
+    "fair": "statsmodels Fair (1978): any extramarital affair, from 8 survey answers (6366 rows)",
 }
-META_TRAIN_TABLES = ("wine", "iris")
+META_TRAIN_TABLES = ("wine", "iris", "fair")
+SYNTHETIC_SOURCES = ("synthetic", "clusters")
+"""Sources drawn fresh for every task, with any class count."""
 HELD_OUT_TABLES = ("digits", "breast-cancer", "anes96")
 
 
 @cache
 def load_table(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(X float32 (rows, features), labels int64 (rows,))`` of a table in `TABLES`."""
+    if name == "fair":
+        import statsmodels.api as sm
+
+        frame = sm.datasets.fair.load_pandas().data
+        labels = torch.tensor((frame["affairs"] > 0).to_numpy()).long()
+        x = torch.tensor(frame.drop(columns=["affairs"]).to_numpy(), dtype=torch.float32)
+        return x, labels
     if name == "anes96":
         import statsmodels.api as sm
 
@@ -97,6 +111,31 @@ def flip_labels(
     return labels
 
 
+def _cluster_tasks(n_tasks, n_points, n_inputs, n_classes, generator):
+    from sklearn.datasets import make_classification
+
+    n_inputs = max(n_inputs, (2 * n_classes - 1).bit_length())  # room for every cluster
+    xs, ys = [], []
+    for _ in range(n_tasks):
+        draw = torch.randint(0, 2**31 - 1, (4,), generator=generator).tolist()
+        per_class = 1 + draw[1] % 2
+        informative = max(2, min(n_inputs, (n_classes * per_class - 1).bit_length() + draw[2] % 4))
+        x, y = make_classification(
+            n_samples=n_points,
+            n_features=n_inputs,
+            n_informative=informative,
+            n_redundant=min(n_inputs - informative, draw[3] % 4),
+            n_classes=n_classes,
+            n_clusters_per_class=per_class,
+            class_sep=0.5 + 1.5 * (draw[2] % 1000) / 1000,
+            flip_y=0.0,
+            random_state=draw[0],
+        )
+        xs.append(torch.tensor(x, dtype=torch.float32))
+        ys.append(torch.tensor(y).long())
+    return torch.stack(xs), torch.stack(ys)
+
+
 def _teacher_tasks(n_tasks, n_points, n_inputs, n_classes, generator):
     x = torch.randn(n_tasks, n_points, n_inputs, generator=generator)
     w1 = torch.randn(n_tasks, n_inputs, 64, generator=generator) / n_inputs**0.5
@@ -109,7 +148,7 @@ class NoisyLabelTasks(TaskFamily):
     """Classification tasks from many sources with noisy training labels (see the module).
 
     Args:
-        sources: ``"synthetic"`` and/or names in `TABLES`; one per meta-batch.
+        sources: `SYNTHETIC_SOURCES` and/or names in `TABLES`; one per meta-batch.
         n_classes: the class counts synthetic tasks draw from (one per meta-batch); a real
             table uses all its classes, or ``table_classes`` of them.
         table_classes: use this many of a table's classes (drawn per meta-batch); None: all.
@@ -119,14 +158,15 @@ class NoisyLabelTasks(TaskFamily):
         widths: hidden widths the MLPs draw from (one per meta-batch).
         model: ``"mlp"`` (one hidden ReLU layer) or ``"cnn"`` (`SmallCNN`, 8x8 images only).
         meta_objective: ``"calibrated-cross-entropy"`` (query cross-entropy at the best
-            temperature in `TEMPERATURES`) or ``"cross-entropy"``.
+            temperature in `TEMPERATURES`), ``"cross-entropy"``, or ``"error"`` (the query
+            error rate: not differentiable, for evolution strategies only).
     """
 
     loss_kind = "classification"
 
     def __init__(
         self,
-        sources: Sequence[str] = ("synthetic", *META_TRAIN_TABLES),
+        sources: Sequence[str] = (*SYNTHETIC_SOURCES, *META_TRAIN_TABLES),
         n_classes: Sequence[int] = (2, 3, 5, 10, 20, 50, 100),
         table_classes: int | None = None,
         n_train: int = 100,
@@ -138,14 +178,16 @@ class NoisyLabelTasks(TaskFamily):
         meta_objective: str = "calibrated-cross-entropy",
         synthetic_inputs: tuple[int, int] = (4, 32),
     ) -> None:
-        unknown = [s for s in sources if s != "synthetic" and s not in TABLES]
+        unknown = [s for s in sources if s not in SYNTHETIC_SOURCES and s not in TABLES]
         if not sources or unknown:
-            raise ValueError(f"sources must be 'synthetic' or in {list(TABLES)}, got {unknown}")
+            raise ValueError(
+                f"sources must be in {list(SYNTHETIC_SOURCES)} or {list(TABLES)}, got {unknown}"
+            )
         if not 0.0 <= label_noise[0] <= label_noise[1] < 1.0:
             raise ValueError(f"label_noise must be 0 <= low <= high < 1, got {label_noise}")
         if model not in ("mlp", "cnn"):
             raise ValueError(f"model must be 'mlp' or 'cnn', got {model!r}")
-        if meta_objective not in ("calibrated-cross-entropy", "cross-entropy"):
+        if meta_objective not in META_OBJECTIVES:
             raise ValueError(f"unknown meta_objective {meta_objective!r}")
         self.sources, self.n_classes = tuple(sources), tuple(n_classes)
         self.table_classes = table_classes
@@ -155,11 +197,12 @@ class NoisyLabelTasks(TaskFamily):
         self.meta_objective_name = meta_objective
         self.synthetic_inputs = synthetic_inputs
         first = self.sources[0]
-        n_inputs = synthetic_inputs[0] if first == "synthetic" else load_table(first)[0].shape[1]
+        synthetic = first in SYNTHETIC_SOURCES
+        n_inputs = synthetic_inputs[0] if synthetic else load_table(first)[0].shape[1]
         self._shape = (n_inputs, self.widths[0], self._classes_of(first, self.n_classes[0]))
 
     def _classes_of(self, source: str, drawn: int) -> int:
-        if source == "synthetic":
+        if source in SYNTHETIC_SOURCES:
             return drawn
         total = int(load_table(source)[1].max()) + 1
         return total if self.table_classes is None else min(self.table_classes, total)
@@ -171,11 +214,12 @@ class NoisyLabelTasks(TaskFamily):
         source = self._pick(self.sources, generator)
         width = self._pick(self.widths, generator)
         n = self.n_train + self.n_query
-        if source == "synthetic":
+        if source in SYNTHETIC_SOURCES:
             n_classes = self._pick(self.n_classes, generator)
             low, high = self.synthetic_inputs
             n_inputs = int(torch.randint(low, high + 1, (), generator=generator))
-            x, labels = _teacher_tasks(n_tasks, n, n_inputs, n_classes, generator)
+            draw = _teacher_tasks if source == "synthetic" else _cluster_tasks
+            x, labels = draw(n_tasks, n, n_inputs, n_classes, generator)
         else:
             table_x, table_y = load_table(source)
             n_classes = self._classes_of(source, 0)
@@ -223,6 +267,8 @@ class NoisyLabelTasks(TaskFamily):
     def meta_objective(self, params, prediction, target, extra) -> torch.Tensor:
         if self.meta_objective_name == "cross-entropy":
             return self.objective(prediction, target)
+        if self.meta_objective_name == "error":
+            return self.metrics(prediction, target)["error"]
         return torch.stack([F.cross_entropy(prediction / t, target) for t in TEMPERATURES]).min()
 
     def metrics(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -77,15 +77,17 @@ def transfer(
     tune_tasks: int = 6,
     model: str = "mlp",
     per_octave: int = 1,
+    baselines=noisy_label_baselines,
 ) -> list[dict]:
-    """Run the evaluation; one result per (condition, optimizer) with per-seed accuracies."""
+    """Run the evaluation; one result per (condition, optimizer) with per-seed accuracies.
+    ``baselines()`` builds the losses compared against (default: the tuned baselines)."""
     results = []
     for condition in conditions:
         source, classes = condition.split(":")
         tasks = held_out_tasks(source, int(classes), noise, model=model)
         for optimizer in optimizers:
             per_seed, protocol = evaluate_over_seeds(
-                lambda: {**noisy_label_baselines(), **losses},
+                lambda: {**baselines(), **losses},
                 tasks,
                 optimizer=optimizer,
                 lr_range=LR_RANGES[optimizer],
