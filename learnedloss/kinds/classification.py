@@ -106,12 +106,7 @@ class Classification(LossKind):
     def standard_term(
         self, features: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        skip = torch.where(  # the cross-entropy term of each class
-            features["target"] != 0,
-            -features["target"] * features["log_prob"],
-            torch.zeros_like(features["log_prob"]),
-        )
-        return skip, None
+        return cross_entropy_terms(features["log_prob"], features["target"]), None
 
     def per_sample(self, per_element: torch.Tensor) -> torch.Tensor:
         """Sum the per-class values of each sample (the class dimension is last)."""
@@ -197,6 +192,16 @@ def _check_class_indices(
         )
 
 
+def cross_entropy_terms(log_prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Each class's cross-entropy term ``-target * log_prob``, exactly 0 where the target is
+    0 (so a class masked by a ``-inf`` logit adds 0, not NaN).
+
+    Shape:
+        - log_prob, target: ``(..., C)``; output ``(..., C)``.
+    """
+    return torch.where(target != 0, -target * log_prob, torch.zeros_like(log_prob))
+
+
 RELATIVE_CE_FLOOR = 1e-6
 """`log_relative_cross_entropy` floors a sample's cross-entropy at this fraction of the
 call's median (a log of -13.8), so that a certain prediction stays finite."""
@@ -223,8 +228,7 @@ def log_relative_cross_entropy(
           None.
         - Output: ``(..., C)``, each sample's value repeated over its classes.
     """
-    terms = torch.where(target != 0, -target * log_prob, torch.zeros_like(log_prob))
-    per_sample = terms.sum(dim=-1)
+    per_sample = cross_entropy_terms(log_prob, target).sum(dim=-1)
     counted = per_sample if valid is None else torch.where(valid, per_sample, torch.nan)
     scale = robust_scale(counted)
     relative = (per_sample / scale).clamp_min(RELATIVE_CE_FLOOR).log()

@@ -12,11 +12,16 @@ from torch.utils.data import DataLoader, TensorDataset
 from learnedloss import LearnedLoss
 
 
-class Regressor(L.LightningModule):
-    def __init__(self, loss_name: str = "mse-fit"):
+class HoldsALoss(L.LightningModule):
+    """A module whose only change from a standard loss is the line building ``loss_fn``;
+    subclasses build ``body`` and say which optimizer trains it."""
+
+    optimizer, lr = torch.optim.SGD, 0.05
+
+    def __init__(self, loss_name: str):
         super().__init__()
         self.save_hyperparameters()
-        self.body = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+        self.body = self.make_body()
         self.loss_fn = LearnedLoss.from_pretrained(loss_name)
 
     def training_step(self, batch, batch_idx):
@@ -26,7 +31,15 @@ class Regressor(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.05)
+        return self.optimizer(self.parameters(), lr=self.lr)
+
+
+class Regressor(HoldsALoss):
+    def __init__(self, loss_name: str = "mse-fit"):
+        super().__init__(loss_name)
+
+    def make_body(self):
+        return nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
 
 
 def loader():
@@ -92,23 +105,14 @@ def test_unfreeze_and_freeze_leave_the_loss_frozen():
     assert all(module.training for module in model.modules())
 
 
-class Classifier(L.LightningModule):
-    """A classifier whose only change from nn.CrossEntropyLoss is the line building its loss."""
+class Classifier(HoldsALoss):
+    optimizer, lr = torch.optim.Adam, 0.01
 
     def __init__(self, loss_name: str = "noisy-labels"):
-        super().__init__()
-        self.save_hyperparameters()
-        self.body = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
-        self.loss_fn = LearnedLoss.from_pretrained(loss_name)
+        super().__init__(loss_name)
 
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = self.loss_fn(self.body(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=0.01)
+    def make_body(self):
+        return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
 def test_a_classifier_trains_and_checkpoints_with_the_noisy_labels_loss(tmp_path):
