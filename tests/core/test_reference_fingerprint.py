@@ -1,0 +1,43 @@
+"""Bit-identity with release 0.1: every bundled loss's values and gradients, and the weights of
+a seeded backprop (sine) and evolution-strategies (robust-regression) meta-training run.
+
+``tests/data/reference_fingerprint.json`` was written by ``scripts/reference_fingerprint.py``
+on commit d220b35 (release 0.1, before the 0.2 restructuring); this test recomputes the same
+figures with the code as it is and compares them exactly (``float.hex``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fingerprint_module():
+    spec = importlib.util.spec_from_file_location(
+        "reference_fingerprint", ROOT / "scripts" / "reference_fingerprint.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    return json.loads((ROOT / "tests" / "data" / "reference_fingerprint.json").read_text())
+
+
+def test_bundled_losses_score_bit_identically(reference):
+    now = _fingerprint_module().bundled_fingerprints()
+    assert sorted(now) == sorted(reference["bundled"])
+    changed = [case for case in now if now[case] != reference["bundled"][case]]
+    assert not changed, f"values or gradients changed for {changed}"
+
+
+def test_meta_training_gives_bit_identical_weights(reference):
+    now = _fingerprint_module().meta_training_fingerprints()
+    assert now == reference["meta_training"]
