@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from learnedloss import LearnedLoss, bundled_names
-from learnedloss.networks import fast, grid_start_config, taylor_start_config
+from learnedloss.networks import fast
+from learnedloss.starts import grid_start_config, taylor_start_config
 
 REGRESSION_SIZES = ["4096x1", "256x1000", "65536x1"]
 CLASSIFICATION_SIZES = ["256x10", "256x1000"]

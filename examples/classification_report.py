@@ -26,7 +26,7 @@ import torch
 
 from learnedloss import LearnedLoss
 from learnedloss.evaluation.protocol import mean_and_std
-from learnedloss.families.digits.recipe import evaluate_classification, recipe_of
+from learnedloss.families.digits.recipe import DigitsRecipe, evaluate_classification
 
 
 def parse_condition(text: str) -> dict:
@@ -46,7 +46,7 @@ def summarize(values: list[float]) -> str:
 
 def report(losses: list[LearnedLoss], changes: dict, args) -> dict:
     """Evaluate every loss under one condition; return ``{row: {accuracy, ce, lrs}}``."""
-    recipe = recipe_of(losses[0])
+    recipe = DigitsRecipe.from_loss(losses[0])
     tasks = recipe.test_tasks(**changes)
     rows: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for seed, loss in enumerate(losses):
@@ -87,7 +87,7 @@ def main() -> None:
     results = {}
     for text in args.conditions:
         changes = parse_condition(text) if text else {}
-        tasks = recipe_of(losses[0]).test_tasks(**changes)
+        tasks = DigitsRecipe.from_loss(losses[0]).test_tasks(**changes)
         title = f"{tasks.summary()} (mean ± std over {len(losses)} seeds)"
         rows = report(losses, changes, args)
         results[text or "meta-training tasks"] = {"tasks": tasks.describe(), "losses": rows}

@@ -24,13 +24,13 @@ from learnedloss.families.mountain_car.recipe import (
     MountainCarRecipe,
     compare_driving,
     driving_table,
-    meta_train_mountain_car,
 )
+from learnedloss.families.recipe import meta_train
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outer-steps", type=int, default=MountainCarRecipe.outer_steps)
+    parser.add_argument("--outer-steps", type=int, default=MountainCarRecipe().outer_steps)
     parser.add_argument("--n-random", type=int, default=20, help="random starts")
     parser.add_argument("--plot", help="write the trajectories from (-0.55, 0) to this PNG")
     args = parser.parse_args()
@@ -41,7 +41,7 @@ def main() -> None:
         name = "shaped" if shaped else "unshaped"
         print(f"meta-training the {name} loss ({args.outer_steps} outer steps)")
         recipe = MountainCarRecipe(shaped=shaped, outer_steps=args.outer_steps)
-        losses[name], _ = meta_train_mountain_car(recipe, progress=False)
+        losses[name], _ = meta_train(recipe, family="mountain-car", progress=False)
 
     scores, trajectories = compare_driving(losses, n_random=args.n_random)
     print(driving_table(scores))

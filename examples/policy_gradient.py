@@ -24,14 +24,14 @@ from learnedloss.families.policy_gradient.recipe import (
     REFERENCE,
     PolicyGradientRecipe,
     evaluate_policy_gradient,
-    meta_train_policy_gradient,
 )
+from learnedloss.families.recipe import meta_train
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=list(ENVS), default="point-mass")
-    parser.add_argument("--outer-steps", type=int, default=PolicyGradientRecipe.outer_steps)
+    parser.add_argument("--outer-steps", type=int, default=PolicyGradientRecipe().outer_steps)
     parser.add_argument("--n-tasks", type=int, default=100, help="held-out goals")
     parser.add_argument("--tune-tasks", type=int, default=32, help="goals for lr tuning")
     parser.add_argument("--plot", help="write the held-out curves to this PNG")
@@ -40,7 +40,7 @@ def main() -> None:
 
     recipe = PolicyGradientRecipe(env=args.env, outer_steps=args.outer_steps)
     print(f"meta-training ({args.outer_steps} outer steps, evolution strategies)")
-    loss, trainer = meta_train_policy_gradient(recipe, progress=False)
+    loss, trainer = meta_train(recipe, family="policy-gradient", progress=False)
     tuned, _ = evaluate_policy_gradient(
         loss, recipe.tasks(), n_tasks=args.n_tasks, tune_tasks=args.tune_tasks
     )

@@ -28,7 +28,7 @@ from learnedloss.families.reacher.recipe import (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outer-steps", type=int, default=ReacherRecipe.outer_steps)
+    parser.add_argument("--outer-steps", type=int, default=ReacherRecipe().outer_steps)
     parser.add_argument("--random-episodes", type=int, default=ReacherRecipe.random_episodes)
     parser.add_argument("--fit-steps", type=int, default=ReacherRecipe.fit_steps)
     parser.add_argument("--seeds", type=int, default=5, help="evaluation seeds")

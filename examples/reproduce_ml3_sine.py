@@ -25,8 +25,9 @@ from torch import nn
 
 from learnedloss.evaluation.baselines import standard_losses
 from learnedloss.evaluation.protocol import evaluate, lr_grid
+from learnedloss.families.recipe import meta_train
 from learnedloss.families.sine import SineTasks
-from learnedloss.families.sine.recipe import SineRecipe, meta_train_sine
+from learnedloss.families.sine.recipe import SineRecipe
 
 REFERENCE = {"learned": (2.23, 0.51), "MSE": (3.59, 0.85)}
 
@@ -58,7 +59,7 @@ def main() -> None:
             validate_every=0,
             seed=seed,
         )
-        loss, _ = meta_train_sine(recipe, progress=False)
+        loss, _ = meta_train(recipe, progress=False)
         losses.append(loss)
         result = evaluate(
             {"MSE": nn.MSELoss(), "learned": loss},

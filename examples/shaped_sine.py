@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from learnedloss.families.shaped_sine.recipe import (
-    FrequencyRecipe,
+    ShapedSineRecipe,
     compare_recovery,
     landscape,
     meta_train_frequency,
@@ -27,11 +27,11 @@ from learnedloss.families.shaped_sine.recipe import (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outer-steps", type=int, default=FrequencyRecipe.outer_steps)
+    parser.add_argument("--outer-steps", type=int, default=ShapedSineRecipe().outer_steps)
     parser.add_argument(
         "--finetune-steps",
         type=int,
-        default=FrequencyRecipe.finetune_steps,
+        default=ShapedSineRecipe.finetune_steps,
         help="outer steps of the second stage, on the test protocol",
     )
     parser.add_argument("--n-tasks", type=int, default=50, help="held-out frequencies")
@@ -43,7 +43,7 @@ def main() -> None:
     for shaped in (True, False):
         name = "shaped" if shaped else "unshaped"
         print(f"meta-training the {name} loss ({args.outer_steps} + {args.finetune_steps} steps)")
-        recipe = FrequencyRecipe(
+        recipe = ShapedSineRecipe(
             shaped=shaped, outer_steps=args.outer_steps, finetune_steps=args.finetune_steps
         )
         losses[name], _ = meta_train_frequency(recipe, progress=False)

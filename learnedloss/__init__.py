@@ -1,11 +1,10 @@
 """learnedloss: learned loss functions (ML3) as drop-in replacements for PyTorch losses.
 
-Example:
+Examples:
     >>> from learnedloss import LearnedLoss
     >>> loss_fn = LearnedLoss.from_pretrained("mse-fit")  # where nn.MSELoss() stood
 """
 
-from learnedloss import _deprecated
 from learnedloss._version import __version__
 from learnedloss.bundled import bundled_names
 from learnedloss.config import LossConfig
@@ -23,8 +22,6 @@ from learnedloss.evaluation.protocol import evaluate
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.gradients import Backprop, EvolutionStrategies
 from learnedloss.meta.trainer import MetaTrainer, MetaTrainingDiverged
-
-_deprecated.install()
 
 __all__ = [
     "Backprop",

@@ -17,7 +17,7 @@ def _bundle_root() -> Path:
 def bundled_names() -> list[str]:
     """Names of the losses bundled with this installation, sorted.
 
-    Example:
+    Examples:
         >>> from learnedloss import bundled_names
         >>> "mse-fit" in bundled_names()
         True

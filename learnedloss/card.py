@@ -30,6 +30,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 
 from learnedloss.config import LossConfig
+from learnedloss.kinds import loss_kind
 
 DOCS_BASE_URL = "https://learnedloss.readthedocs.io/en/latest"
 """Where the project's documentation (the ``docs/`` folder, built with MkDocs) is published.
@@ -46,7 +47,7 @@ def docs_url(page: str = "") -> str:
     """The published address of a documentation page, given as ``"sine.md"``,
     ``"docs/sine.md"`` or ``"sine.md#anchor"`` (``""``: the front page).
 
-    Example:
+    Examples:
         >>> from learnedloss.card import docs_url
         >>> docs_url("docs/sine.md#results") == docs_url() + "sine/#results"
         True
@@ -144,7 +145,7 @@ def render_model_card(
         license="apache-2.0",
     )
     name = repo_id or "path/to/this/loss"
-    kind = config.loss_kind
+    kind = loss_kind(config.kind)
     title = metadata.get("title", f"Learned {config.kind} loss")
     sections = [
         f"# {title}",

@@ -17,7 +17,7 @@ names what was expected and what came.
   Any other name in ``inputs`` (a Python identifier, e.g. ``"x"`` for the model's input) is
   a *side input*: the caller passes it by keyword, ``loss(input, target, x=x)``, with the
   input's shape. Side inputs are how a loss reads more than (prediction, target), e.g. for
-  loss shaping (docs/shaping.md) or a time step and an advantage for a policy-gradient loss.
+  loss shaping (docs/shaped-sine.md) or a time step and an advantage for a policy-gradient loss.
   Classification losses take none.
 - ``DEFAULT_INPUTS``: the features a network of each kind reads when ``inputs`` is not
   given.
@@ -28,11 +28,9 @@ from __future__ import annotations
 import keyword
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from learnedloss.errors import ConfigError
-from learnedloss.kinds import KINDS as _KIND_REGISTRY
-from learnedloss.kinds import LossKind, loss_kind
 
 SCHEMA_VERSION = 1
 """Version of the `config.json` layout written by this release."""
@@ -73,14 +71,49 @@ GRID_DEFAULT_KNOTS = (33, 9)
 is not given; a classification ``target`` axis gets 2 knots (0 and 1)."""
 
 
+class KindRules(Protocol):
+    """What the schema reads from a loss kind (`learnedloss.kinds.LossKind` provides it).
+
+    The kinds sit above this module and enter `KIND_REGISTRY` when `learnedloss.kinds` is
+    imported (which ``import learnedloss`` does), so the schema checks a config against them
+    without importing them.
+    """
+
+    name: str
+    features: tuple[str, ...]
+    default_inputs: tuple[str, ...]
+    residual_forms: tuple[str, ...]
+    takes_side_inputs: bool
+
+    def check_config(self, config: LossConfig) -> None: ...
+
+
+KIND_REGISTRY: dict[str, Any] = {}
+"""The kinds this release can build, by name, in the order error messages list them: the
+registry `learnedloss.kinds.KINDS` is (the same dict), filled by `learnedloss.kinds`."""
+
+
+def registered_kind(name: str) -> Any:
+    """The kind of this name in `KIND_REGISTRY` (`learnedloss.kinds.loss_kind` is the public
+    spelling).
+
+    Raises:
+        ConfigError: no kind has this name; the message lists those that do.
+    """
+    try:
+        return KIND_REGISTRY[name]
+    except (KeyError, TypeError):  # TypeError: an unhashable value from a malformed file
+        raise ConfigError(f"kind must be one of {list(KIND_REGISTRY)}, got {name!r}") from None
+
+
 def __getattr__(name: str) -> Any:
     """``KINDS``, ``FEATURES_BY_KIND`` and ``DEFAULT_INPUTS``, derived from the kinds."""
     if name == "KINDS":
-        return tuple(_KIND_REGISTRY)
+        return tuple(KIND_REGISTRY)
     if name == "FEATURES_BY_KIND":
-        return {kind_name: kind.features for kind_name, kind in _KIND_REGISTRY.items()}
+        return {kind_name: kind.features for kind_name, kind in KIND_REGISTRY.items()}
     if name == "DEFAULT_INPUTS":
-        return {kind_name: kind.default_inputs for kind_name, kind in _KIND_REGISTRY.items()}
+        return {kind_name: kind.default_inputs for kind_name, kind in KIND_REGISTRY.items()}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -140,7 +173,7 @@ class LossConfig:
             standard term ``r``: ``"add"`` (``r + h``, the default) or ``"scale"``
             (``(1 + h) * r``). A scaled correction vanishes where ``r`` does, so the loss
             keeps the standard loss's minimum at a perfect prediction, wherever the
-            network moves the rest of the landscape (docs/shaping.md). ``"weight"``
+            network moves the rest of the landscape (docs/shaped-sine.md). ``"weight"``
             (regression only) multiplies the standard loss by
             weights ``N * softmax(h)`` over the N elements of each call: they average 1,
             so the network can move weight between elements (down-weight outliers) but
@@ -163,7 +196,7 @@ class LossConfig:
             linearly and the second axis is clamped.
         taylor_order: ``"taylor"`` only: the polynomial's degree, 1 to 4 (default 3).
 
-    Example:
+    Examples:
         >>> from learnedloss import LossConfig
         >>> LossConfig(hidden_sizes=(32, 32), activation="elu").in_features
         2
@@ -183,7 +216,7 @@ class LossConfig:
     taylor_order: int | None = None
 
     def __post_init__(self) -> None:
-        kind = loss_kind(self.kind)
+        kind = registered_kind(self.kind)
         sizes = self.hidden_sizes
         if not isinstance(sizes, (tuple, list)) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes
@@ -203,7 +236,7 @@ class LossConfig:
             )
         if self.residual_form not in kind.residual_forms:
             allowing = [
-                k.name for k in _KIND_REGISTRY.values() if self.residual_form in k.residual_forms
+                k.name for k in KIND_REGISTRY.values() if self.residual_form in k.residual_forms
             ]
             raise ConfigError(
                 f"residual_form {self.residual_form!r} is for {_and(allowing)} "
@@ -228,7 +261,7 @@ class LossConfig:
         object.__setattr__(self, "inputs", inputs)
         if not kind.takes_side_inputs and self.side_inputs:
             taking = [
-                k.name.replace("_", "-") for k in _KIND_REGISTRY.values() if k.takes_side_inputs
+                k.name.replace("_", "-") for k in KIND_REGISTRY.values() if k.takes_side_inputs
             ]
             raise ConfigError(
                 f"inputs {list(self.side_inputs)} are not {self.kind} features "
@@ -305,16 +338,16 @@ class LossConfig:
         object.__setattr__(self, "grid_range", tuple(parsed))
 
     @property
-    def loss_kind(self) -> LossKind:
+    def loss_kind(self) -> Any:
         """The kind object named by ``kind`` (see `learnedloss.kinds`): its features, its
         standard term, how it reads a call's arguments, and its model-card text.
 
-        Example:
+        Examples:
             >>> from learnedloss import LossConfig
             >>> LossConfig().loss_kind.replaces
             'torch.nn.MSELoss()'
         """
-        return loss_kind(self.kind)
+        return registered_kind(self.kind)
 
     @property
     def in_features(self) -> int:

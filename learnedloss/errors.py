@@ -41,3 +41,8 @@ class MetaTrainingStalled(RuntimeError):
     """Meta-training ran but never changed the loss: its meta-gradient was zero at every
     outer step (e.g. a loss of one kind meta-trained on tasks of another, or an inner loop
     that does not move the models). The run's result would be the untrained loss."""
+
+
+class MetaTrainingDiverged(RuntimeError):
+    """The meta-gradient was not finite for too many consecutive outer steps, or for every
+    outer step of a run (whose loss is then the untrained one)."""

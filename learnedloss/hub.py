@@ -8,8 +8,9 @@ A checkpoint is a directory with three files:
 
 This module reads and writes those files, resolves a name to such a directory (a local path,
 a bundled loss or a Hub repo id through ``huggingface_hub``'s cache), and uploads one in a
-single Hub commit. It works on plain configs and tensors; it builds a loss module only on the
-``meta`` device, to learn the tensor shapes a config needs without allocating them.
+single Hub commit. It works on plain configs and tensors (it never imports
+`learnedloss.LearnedLoss`, whose loading and saving call it); it builds a loss network only on
+the ``meta`` device, to learn the tensor shapes a config needs without allocating them.
 
 **Writing is all or nothing** (`write_checkpoint`). The three files are first written into a
 fresh hidden journal directory inside the checkpoint directory, ``.learnedloss-save-*/``,
@@ -74,6 +75,7 @@ from learnedloss.config import (
     config_to_json_dict,
 )
 from learnedloss.errors import CardWarning, CheckpointError, ConfigError, LossNotFoundError
+from learnedloss.networks import build_network
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -99,6 +101,18 @@ MAX_HEADER_BYTES = 16 * 2**20
 """safetensors headers larger than this are refused (a loss network has a few tensors)."""
 
 _FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+_TORCH_DTYPE_NAMES = {
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.float32: "F32",
+    torch.float64: "F64",
+    torch.bool: "BOOL",
+    torch.uint8: "U8",
+    torch.int8: "I8",
+    torch.int16: "I16",
+    torch.int32: "I32",
+    torch.int64: "I64",
+}
 _OTHER_DTYPES = {
     "BOOL": 1,
     "U8": 1,
@@ -307,8 +321,8 @@ def read_checkpoint(
 
     Args:
         directory: the checkpoint directory.
-        expected_tensors: the tensor shapes a config needs; by default those of a
-            `learnedloss.LearnedLoss` built on the ``meta`` device.
+        expected_tensors: the tensor shapes a config needs; by default its loss network's
+            (`module_tensor_shapes`).
 
     Raises:
         CheckpointError: no safetensors weights (pickles are refused, never opened), a
@@ -357,9 +371,7 @@ def _read_files(
     check_saved_architecture(header_metadata, config, source=str(weights_path))
 
     tensors = _read_safetensors(weights_path)
-    for name, tensor in sorted(tensors.items()):
-        if not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{weights_path}: tensor {name!r} holds NaN or infinite values")
+    check_all_finite(tensors, source=str(weights_path))
     card = read_card(source / CARD_NAME)
     return Checkpoint(config, metadata, tensors, card, directory)
 
@@ -475,23 +487,34 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str
 def module_tensor_shapes(
     config: LossConfig, module_class: type[torch.nn.Module] | None = None
 ) -> dict[str, tuple[int, ...]]:
-    """The state-dict shapes of a `learnedloss.LearnedLoss` (or ``module_class``) with this
-    config, without allocating it (built on the ``meta`` device).
+    """The checkpoint's tensor shapes for this config, by name: those of its loss network
+    (`learnedloss.networks.build_network`), named ``"network.<name>"`` as
+    `learnedloss.LearnedLoss.weights` names them, or the state dict of ``module_class(config)``.
+    Nothing is allocated (the module is built on the ``meta`` device).
 
     Raises:
         CheckpointError: the config describes a network too large to build at all.
     """
-    if module_class is None:
-        from learnedloss.loss import LearnedLoss as module_class  # loss.py imports this module
-
     try:
         with torch.device("meta"):
-            module = module_class(config)
-        return {name: tuple(t.shape) for name, t in module.state_dict().items()}
+            if module_class is None:
+                named = {f"network.{n}": t for n, t in build_network(config).state_dict().items()}
+            else:
+                named = module_class(config).state_dict()
+        return {name: tuple(t.shape) for name, t in named.items()}
     except (RuntimeError, OverflowError, ValueError) as err:
         raise CheckpointError(
             f"the architecture in config.json ({config}) cannot be built: {err}"
         ) from None
+
+
+def tensor_infos(tensors: dict[str, torch.Tensor]) -> dict[str, TensorInfo]:
+    """The dtypes (as safetensors names them) and shapes of tensors in memory, by name, for
+    `check_tensor_infos`."""
+    return {
+        name: TensorInfo(_TORCH_DTYPE_NAMES.get(t.dtype, str(t.dtype)), tuple(t.shape))
+        for name, t in tensors.items()
+    }
 
 
 def check_tensor_infos(
@@ -500,7 +523,8 @@ def check_tensor_infos(
     config: LossConfig,
     source: str,
 ) -> None:
-    """Compare a weights file's header with the tensors a config needs.
+    """Compare tensors' names, shapes and dtypes (a weights file's header, or `tensor_infos`
+    of tensors to load) with the tensors a config needs: the one check of both.
 
     Raises:
         CheckpointError: listing missing, unexpected and mis-shaped tensors, or tensors that
@@ -529,6 +553,17 @@ def check_tensor_infos(
                 f"{source}: tensor {name!r} has dtype {info.dtype}, expected floating point "
                 f"({', '.join(_FLOAT_DTYPES)})"
             )
+
+
+def check_all_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse tensors that hold NaN or infinite values.
+
+    Raises:
+        CheckpointError: naming the first such tensor (by name).
+    """
+    for name, tensor in sorted(tensors.items()):
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values")
 
 
 def check_saved_architecture(header_metadata: dict[str, str], config: LossConfig, source: str):

@@ -17,12 +17,12 @@ from torch import nn
 from learnedloss import hub
 from learnedloss._version import __version__
 from learnedloss.config import LossConfig, check_metadata
-from learnedloss.errors import CheckpointError
-from learnedloss.kinds import KINDS
+from learnedloss.functional import REDUCTIONS, check_reduction, learned_loss
+from learnedloss.functional.grid import fit_grid
+from learnedloss.kinds import KINDS, loss_kind
 from learnedloss.networks import build_network
-from learnedloss.networks.fast import fast_loss
 
-REDUCTIONS = ("mean", "sum", "none")
+__all__ = ["REDUCTIONS", "LearnedLoss", "finite_check_disabled"]
 
 
 class LearnedLoss(nn.Module):
@@ -136,7 +136,7 @@ class LearnedLoss(nn.Module):
     in the wider of the input's and the parameters' dtype, and the result has the input's
     dtype.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from learnedloss import LearnedLoss
         >>> loss_fn = LearnedLoss.from_pretrained("mse-fit")   # was: nn.MSELoss()
@@ -186,7 +186,7 @@ class LearnedLoss(nn.Module):
             raise TypeError(f"config must be a LossConfig, got {type(config).__name__}")
         if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
             raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
-        if ignore_index != -100 and not self.config.loss_kind.uses_ignore_index:
+        if ignore_index != -100 and not loss_kind(self.config.kind).uses_ignore_index:
             using = " and ".join(name for name, kind in KINDS.items() if kind.uses_ignore_index)
             raise ValueError(
                 f"ignore_index applies to {using or 'no'} losses; this loss is of kind "
@@ -210,9 +210,7 @@ class LearnedLoss(nn.Module):
 
     @reduction.setter
     def reduction(self, value: str) -> None:
-        if not isinstance(value, str) or value not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {value!r}")
-        self._reduction = value
+        self._reduction = check_reduction(value)
 
     @property
     def network(self) -> nn.Module:
@@ -250,47 +248,50 @@ class LearnedLoss(nn.Module):
         (``torch.func.vmap(grad(...))`` over samples) are the gradients of the loss
         evaluated on each sample alone, which do not average to the batch gradient.
         """
-        return self.config.loss_kind.batch_dependent(self.config)
+        return loss_kind(self.config.kind).batch_dependent(self.config)
 
     def forward(
         self, input: torch.Tensor, target: torch.Tensor, **side_inputs: torch.Tensor
     ) -> torch.Tensor:
-        if self.frozen and self.config.parameterization == "grid":  # fast path (networks/fast.py)
-            fast = fast_loss(self, input, target, side_inputs)
-            if fast is not None:
-                return fast
-        kind = self.config.loss_kind
-        network = self.network
-        named, valid = kind.element_features(
+        return self._loss(input, target, side_inputs, self.reduction)
+
+    def per_element(
+        self, input: torch.Tensor, target: torch.Tensor, **side_inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """The loss of each sample, whatever ``reduction`` is set to: what the call returns
+        with ``reduction='none'`` (`check`, `plot` and the online shape recorder read a loss
+        this way).
+
+        Shape: as the call's output with ``reduction='none'`` (see `LearnedLoss`).
+
+        Examples:
+            >>> import torch
+            >>> from learnedloss import LearnedLoss
+            >>> loss_fn = LearnedLoss.from_pretrained("mse-fit")
+            >>> loss_fn.per_element(torch.zeros(2, 3), torch.ones(2, 3)).shape
+            torch.Size([2, 3])
+        """
+        return self._loss(input, target, side_inputs, "none")
+
+    def _loss(
+        self, input: torch.Tensor, target: torch.Tensor, side_inputs: dict, reduction: str
+    ) -> torch.Tensor:
+        return learned_loss(
+            self.config,
+            self.network,
             input,
             target,
             side_inputs,
-            config=self.config,
-            param_dtype=network.layers[0].weight.dtype,
+            reduction=reduction,
             ignore_index=self.ignore_index,
             check_finite=self.check_finite,
+            parameters=self._constants_for(getattr(input, "device", None)),
+            frozen=self.frozen,
         )
-        skip = multiplier = None
-        if self.config.residual:  # the standard loss's own term, which the network corrects
-            skip, multiplier = kind.standard_term(named)
-        # Elements with a NaN, infinite or huge feature take the standard loss's value. The
-        # network sees zeros there instead, so that no NaN reaches any gradient.
-        usable = _usable(named.values())
-        features = torch.stack([named[name] for name in self.config.inputs], dim=-1)
-        features = torch.where(usable.unsqueeze(-1), features, 0.0)
-        if skip is not None:
-            skip = torch.where(usable, skip, 0.0)
-        if multiplier is not None:
-            multiplier = torch.where(usable, multiplier, 0.0)
-        per_element = torch.where(
-            usable, self._run(network, features, skip, multiplier), kind.standard_loss(named)
-        )
-        per_sample = kind.per_sample(per_element)
-        return _reduce(per_sample, self.reduction, valid).to(input.dtype)
 
     def extra_repr(self) -> str:
         out = f"kind={self.config.kind!r}, reduction={self.reduction!r}"
-        if self.config.loss_kind.uses_ignore_index:
+        if loss_kind(self.config.kind).uses_ignore_index:
             out += f", ignore_index={self.ignore_index}"
         if self.batch_dependent:
             out += ", batch_dependent=True"
@@ -313,7 +314,7 @@ class LearnedLoss(nn.Module):
         eval mode (Lightning) stay quiet. `save_pretrained` and `weights` still see the
         weights. Gradients still flow through the loss to its ``input``. Returns ``self``.
 
-        Example:
+        Examples:
             >>> from torch import nn
             >>> from learnedloss import LearnedLoss
             >>> model = nn.Linear(3, 1)
@@ -335,7 +336,7 @@ class LearnedLoss(nn.Module):
         Use it to meta-train a loaded loss further. The weights are then in the loss's (and
         any parent's) ``parameters()`` and ``state_dict()`` again. Returns ``self``.
 
-        Example:
+        Examples:
             >>> from learnedloss import LearnedLoss
             >>> loss_fn = LearnedLoss.from_pretrained("mse-fit").unfreeze()
             >>> all(p.requires_grad for p in loss_fn.parameters())
@@ -384,18 +385,19 @@ class LearnedLoss(nn.Module):
             network.requires_grad_(False)
             self.__dict__.pop("_constants_on", None)
 
-    def _run(self, network: nn.Module, features, skip, multiplier) -> torch.Tensor:
-        """The network's output; a frozen network's constants follow the features' device
-        (copied there once and kept), as a parameter-free loss such as ``nn.MSELoss`` works
-        on any device, the ``meta`` device included."""
-        device = features.device
-        if not self.frozen or network.layers[0].weight.device == device:
-            return network(features, skip, multiplier)
+    def _constants_for(self, device: torch.device | None) -> dict[str, torch.Tensor] | None:
+        """A frozen network's constants on ``device`` when they live elsewhere (copied there
+        once and kept), so that a frozen loss works on any device, as a parameter-free loss
+        such as ``nn.MSELoss`` does, the ``meta`` device included; None when the network's
+        own tensors serve."""
+        network = self.network
+        if device is None or not self.frozen or network.layers[0].weight.device == device:
+            return None
         copies = self.__dict__.setdefault("_constants_on", {})
         if device not in copies:
             named = itertools.chain(network.named_parameters(), network.named_buffers())
             copies[device] = {name: t.detach().to(device) for name, t in named}
-        return torch.func.functional_call(network, copies[device], (features, skip, multiplier))
+        return copies[device]
 
     def _apply(self, fn, recurse=True):
         """``.to()``, ``.cuda()``, ``.half()``, ``.to_empty()`` ... reach a frozen network too,
@@ -444,7 +446,7 @@ class LearnedLoss(nn.Module):
         Returns:
             The directory as a ``pathlib.Path``.
 
-        Example:
+        Examples:
             >>> import tempfile
             >>> from learnedloss import LearnedLoss, LossConfig
             >>> with tempfile.TemporaryDirectory() as tmp:
@@ -491,9 +493,10 @@ class LearnedLoss(nn.Module):
                 (-10, 10)}`` (default: those the loss's metadata records).
 
         Returns:
-            A `learnedloss.inspection.CheckReport`; ``report.passed`` and ``print(report)``.
+            report (CheckReport): the findings (`learnedloss.inspection.CheckReport`); read
+                ``report.passed``, or ``print(report)``.
 
-        Example:
+        Examples:
             >>> from learnedloss import LearnedLoss
             >>> LearnedLoss.from_pretrained("sine-regression").check().passed
             True
@@ -504,15 +507,20 @@ class LearnedLoss(nn.Module):
 
     def to_grid(self, ranges: dict[str, tuple[float, float]] | None = None, **options: Any):
         """This loss in the fast grid (spline) form, and the largest error of the conversion
-        over the range the loss was meta-trained on (`learnedloss.inspection.to_grid`, whose
-        ``options`` it takes, e.g. ``knots``).
+        over the range the loss was meta-trained on (the conversion is
+        `learnedloss.functional.grid.fit_grid`, whose ``options`` it takes: ``knots``,
+        ``probes``).
 
         Returns:
-            ``(grid_loss, report)``: a frozen `LearnedLoss` and the error report.
+            grid_loss (LearnedLoss): the loss in grid form, frozen.
+            report (ExportReport): the conversion's error
+                (`learnedloss.inspection.ExportReport`).
         """
-        from learnedloss.inspection.export import to_grid
-
-        return to_grid(self, ranges, **options)
+        export = fit_grid(self.config, self.network, self.metadata, ranges, **options)
+        grid = LearnedLoss(export.config, reduction=self.reduction, metadata=export.metadata)
+        weights = {f"network.{name}": t for name, t in export.network.state_dict().items()}
+        grid.load_state_dict_strict(weights, source="the grid export")
+        return grid.freeze(), export.report
 
     @classmethod
     def from_pretrained(
@@ -593,31 +601,9 @@ class LearnedLoss(nn.Module):
         self.network.load_state_dict(network, strict=True)
 
     def _check_weights(self, tensors: dict[str, torch.Tensor], source: str) -> None:
-        expected = self.weights()
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{source}: weights do not match the architecture in config.json "
-                f"({self.config}): missing tensors {missing}, unexpected tensors {unexpected}"
-            )
-        mis_shaped = [
-            f"{name!r} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}"
-            for name, tensor in sorted(tensors.items())
-            if tensor.shape != expected[name].shape
-        ]
-        if mis_shaped:
-            raise CheckpointError(
-                f"{source}: tensors do not fit the architecture in config.json "
-                f"({self.config}): " + "; ".join(mis_shaped)
-            )
-        for name, tensor in sorted(tensors.items()):
-            if not tensor.is_floating_point():
-                raise CheckpointError(
-                    f"{source}: tensor {name!r} has dtype {tensor.dtype}, expected floating point"
-                )
-            if not torch.isfinite(tensor).all():
-                raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values")
+        expected = {name: tuple(t.shape) for name, t in self.weights().items()}
+        hub.check_tensor_infos(hub.tensor_infos(tensors), expected, self.config, source)
+        hub.check_all_finite(tensors, source)
 
     def _load_pretrained(self, tensors: dict[str, torch.Tensor], source: str) -> None:
         """Check ``tensors``, freeze, and make them the network's weights (cast to its dtype).
@@ -720,36 +706,3 @@ def _read_pretrained(cls: type, name_or_path: str | os.PathLike, **options: Any)
     return hub.read_checkpoint(  # checks shapes before anything is allocated
         directory, expected_tensors=lambda config: hub.module_tensor_shapes(config, cls)
     )
-
-
-FEATURE_LIMIT = {torch.float64: 1e150}
-"""The largest feature magnitude a network evaluates, by dtype (default `DEFAULT_FEATURE_LIMIT`):
-beyond it an element takes the standard loss's value (`LossKind.standard_loss`)."""
-
-DEFAULT_FEATURE_LIMIT = 1e18
-
-
-def _usable(features) -> torch.Tensor:
-    """The mask of elements whose features are all finite and within `FEATURE_LIMIT`."""
-    usable = None
-    for value in features:
-        ok = value.abs() <= FEATURE_LIMIT.get(value.dtype, DEFAULT_FEATURE_LIMIT)
-        usable = ok if usable is None else usable & ok
-    return usable
-
-
-def _reduce(
-    values: torch.Tensor, reduction: str, valid: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Reduce per-element (or per-sample) losses as PyTorch's losses do.
-
-    ``valid`` masks out ignored samples (``ignore_index``): they count 0, and ``'mean'``
-    divides by the number left (NaN when none is, as ``F.cross_entropy`` does).
-    """
-    if valid is not None:
-        values = torch.where(valid, values, torch.zeros_like(values))
-    if reduction == "none":
-        return values
-    if reduction == "sum":
-        return values.sum()
-    return values.mean() if valid is None else values.sum() / valid.sum()

@@ -58,9 +58,9 @@ def tasks_and_lr(name: str, loss: LearnedLoss):
         from learnedloss.families.sine.tasks import SineTasks
 
         return SineTasks(), 0.02
-    from learnedloss.families.digits.recipe import recipe_of
+    from learnedloss.families.digits.recipe import DigitsRecipe
 
-    recipe = recipe_of(loss)
+    recipe = DigitsRecipe.from_loss(loss)
     return recipe.test_tasks(), recipe.inner_lr
 
 

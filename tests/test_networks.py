@@ -20,11 +20,10 @@ from learnedloss.networks import (
     PointwiseMLP,
     TaylorNetwork,
     build_network,
-    grid_start_config,
     taylor_exponents,
-    taylor_start_config,
 )
 from learnedloss.networks import fast as fast_module
+from learnedloss.starts import grid_start_config, taylor_start_config
 
 REGRESSION_STARTS = [
     ("mse", nn.MSELoss),

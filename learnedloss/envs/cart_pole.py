@@ -24,7 +24,7 @@ START_HIGH = 0.05
 class CartPole:
     """Cart-pole dynamics as batched torch functions; the state is (x, ẋ, θ, θ̇).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from learnedloss.envs import CartPole
         >>> CartPole.step(torch.zeros(1, 4), torch.ones(1, 1), 0.5).shape

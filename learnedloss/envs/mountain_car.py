@@ -33,7 +33,7 @@ START_RANGE = (-0.6, -0.4)
 class MountainCar:
     """The mountain-car dynamics as a batched, differentiable torch function.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from learnedloss.envs import MountainCar
         >>> state = torch.tensor([[-0.55, 0.0]])

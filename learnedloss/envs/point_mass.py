@@ -24,7 +24,7 @@ GOAL_RANGE = (-0.5, 0.5)
 class PointMass:
     """Planar point-mass dynamics: ``position' = position + clip(action, -0.1, 0.1)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from learnedloss.envs import PointMass
         >>> PointMass.step(torch.zeros(1, 2), torch.tensor([[0.5, -0.05]]))

@@ -117,7 +117,7 @@ def symmetric_cross_entropy(
     bounded, MAE-like term. The paper uses :math:`A = -4` and α = 0.1, β = 1 (CIFAR-10).
     Takes logits ``(N, C)`` and class indices ``(N,)``; returns the mean over samples.
 
-    Example:
+    Examples:
         >>> import torch
         >>> loss = symmetric_cross_entropy(alpha=0.1, beta=1.0)
         >>> value = loss(torch.randn(8, 3), torch.randint(0, 3, (8,)))
@@ -144,7 +144,7 @@ def nce_rce(alpha: float = 1.0, beta: float = 1.0, log_zero: float = -4.0) -> Lo
     of the normalizing sum (their :math:`\\log p_k` is ``-inf``). The paper uses α = β = 1
     on CIFAR-10 and α = 10, β = 0.1 on CIFAR-100.
 
-    Example:
+    Examples:
         >>> import torch
         >>> loss = nce_rce()
         >>> value = loss(torch.randn(8, 3), torch.randint(0, 3, (8,)))
@@ -238,7 +238,7 @@ def robust_log_partition(alpha: torch.Tensor) -> torch.Tensor:
     log √(2π) (Gaussian), α = 0 log(π√2) (Cauchy); below 0 the density does not normalize.
     α outside [0, 3] is clamped.
 
-    Example:
+    Examples:
         >>> import math, torch
         >>> value = float(robust_log_partition(torch.tensor(2.0, dtype=torch.float64)))
         >>> abs(value - 0.5 * math.log(2 * math.pi)) < 1e-12
@@ -289,7 +289,8 @@ class AdaptiveRobustLoss(nn.Module):
     ``trained_with_model = True`` (see `learnedloss.evaluation.JointInnerLoop`).
 
     Args:
-        alpha_init, scale_init: the starting α and c.
+        alpha_init: the starting α.
+        scale_init: the starting c.
         alpha_range: the open interval α stays in; within [0, 3].
         scale_min: the floor of c.
         reduction: ``'mean'`` | ``'sum'`` | ``'none'``, as in ``nn.MSELoss``.
@@ -299,7 +300,7 @@ class AdaptiveRobustLoss(nn.Module):
         - Target: :math:`(*)`, the same shape as the input.
         - Output: a scalar; with ``reduction='none'``, :math:`(*)`, the input's shape.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> model = nn.Linear(3, 1)
@@ -404,7 +405,7 @@ class Tuned:
         name: what is tuned, for reports (e.g. ``"Huber"``).
         variants: ``{label: loss}``, tried in this order (the first wins ties).
 
-    Example:
+    Examples:
         >>> tuned = Tuned("Huber", {f"d={d:g}": huber(d) for d in (0.25, 0.5, 1.0)})
         >>> list(tuned.variants)
         ['d=0.25', 'd=0.5', 'd=1']
@@ -429,7 +430,7 @@ def robust_regression_baselines(
     control: tuned Huber scaled by ``control_scale``, which is the same loss at another lr
     (how far lr tuning alone moves the best fixed baseline).
 
-    Example:
+    Examples:
         >>> list(robust_regression_baselines())
         ['MSE', 'L1', 'Huber (tuned d)', 'Adaptive robust', '1.5 x Huber (tuned d)']
     """
@@ -458,7 +459,7 @@ def noisy_label_baselines(
     overall scale is the lr's (the papers' CIFAR-100 settings, α = 6, β = 0.1 for SCE and
     α = 10, β = 0.1 for NCE+RCE, are ratios 60 and 100, reachable by widening the grids).
 
-    Example:
+    Examples:
         >>> list(noisy_label_baselines())  # doctest: +NORMALIZE_WHITESPACE
         ['CE', 'Label smoothing (tuned eps)', 'GCE (tuned q)', 'SCE (tuned a)',
          'NCE+RCE (tuned a)', '1.5 x CE']

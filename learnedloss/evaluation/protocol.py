@@ -227,9 +227,12 @@ class JointInnerLoop(InnerLoop):
     Args:
         loss: the loss module (copied: its parameters are never changed in place).
         model: the template of the tasks' models.
-        objective, optimizer, path, loss_arguments: as for `InnerLoop`.
+        objective: as for `InnerLoop`.
+        optimizer (torchopt.base.GradientTransformation): as for `InnerLoop`.
+        path: as for `InnerLoop`.
+        loss_arguments: as for `InnerLoop`.
 
-    Example:
+    Examples:
         >>> import torch, torchopt
         >>> from torch import nn
         >>> from learnedloss.evaluation.baselines import AdaptiveRobustLoss

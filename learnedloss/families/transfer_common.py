@@ -1,12 +1,10 @@
 """What the noisy-labels and robust-regression transfer evaluations share.
 
 Both evaluate a set of losses with their tuned baselines over conditions × optimizers ×
-evaluation seeds (`evaluate_over_seeds`), report per-seed results in the same table layout
+evaluation seeds (`score_over_seeds`), report per-seed results in the same table layout
 (`summary_table`), take the same evaluation options in ``learnedloss evaluate NAME``
 (`add_transfer_arguments`) and have the same ``python -m ...transfer`` plumbing
-(`transfer_parser`, `add_transfer_main_arguments`, `run_transfer_main`). Their
-``learnedloss meta-train NAME`` options share the sources and the model and schedule options
-(`add_sources_argument`, `add_model_and_schedule_arguments`).
+(`transfer_parser`, `add_transfer_main_arguments`, `run_transfer_main`).
 """
 
 from __future__ import annotations
@@ -18,54 +16,9 @@ from typing import Any
 
 import torch
 
-from learnedloss.cli.common import (
-    add_hidden_argument,
-    add_meta_gradient_arguments,
-    add_schedule_arguments,
-    positive_int,
-)
 from learnedloss.evaluation.protocol import evaluate, lr_grid
 from learnedloss.loss import LearnedLoss
-
-
-def add_sources_argument(
-    parser: argparse.ArgumentParser,
-    default,
-    tables,
-    held_out_tables,
-    synthetic: tuple[str, ...] = ("synthetic",),
-) -> None:
-    """``--sources``: what meta-training tasks draw from, the ``synthetic`` sources or
-    ``tables``."""
-    parser.add_argument(
-        "--sources",
-        nargs="+",
-        default=list(default),
-        choices=[*synthetic, *tables],
-        help="what tasks draw from (default: %(default)s; never the held-out tables "
-        f"{list(held_out_tables)} if you want to evaluate on them)",
-    )
-
-
-def add_model_and_schedule_arguments(parser: argparse.ArgumentParser, defaults) -> None:
-    """The recipe's ``--widths``, ``--hidden``, ``--inner-optimizer``, schedule and
-    meta-gradient options, with the recipe ``defaults``'s values as defaults."""
-    parser.add_argument(
-        "--widths",
-        type=positive_int,
-        nargs="+",
-        default=list(defaults.widths),
-        help="widths the tasks' MLPs draw from (default: %(default)s)",
-    )
-    add_hidden_argument(parser, defaults.hidden)
-    parser.add_argument(
-        "--inner-optimizer",
-        choices=["sgd", "adam"],
-        default=defaults.inner_optimizer,
-        help="the inner loop's optimizer (default: %(default)s)",
-    )
-    add_schedule_arguments(parser, defaults)
-    add_meta_gradient_arguments(parser, defaults)
+from learnedloss.validators import positive_int
 
 
 def add_transfer_arguments(parser: argparse.ArgumentParser, *, steps: int, n_inits: int) -> None:
@@ -95,7 +48,7 @@ def add_transfer_arguments(parser: argparse.ArgumentParser, *, steps: int, n_ini
     add("--tune-tasks", type=positive_int, default=6, help="lr-tuning tasks (default: 6)")
 
 
-def evaluate_over_seeds(
+def score_over_seeds(
     everything: Callable[[], dict],
     tasks,
     *,

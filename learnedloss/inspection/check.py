@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from learnedloss.functional import unreduced
 from learnedloss.inspection.ranges import Range, training_ranges
 from learnedloss.kinds.regression import SCALE_FREE_FEATURES
 
@@ -114,7 +115,7 @@ def _curves(loss, kind: str, ranges: dict[str, Range], points: int, targets: int
 
 
 def _call(loss, input: torch.Tensor, target: torch.Tensor, pin_scale: bool = True) -> torch.Tensor:
-    """``loss(input, target)`` per element (``reduction='none'`` for the call).
+    """``loss(input, target)`` per element (`learnedloss.functional.unreduced`).
 
     A loss that reads ``scaled_residual`` alone of the scale-free features (its residuals
     over the call's median ``|residual|``) is called with ``2n + 1`` extra elements whose
@@ -128,25 +129,20 @@ def _call(loss, input: torch.Tensor, target: torch.Tensor, pin_scale: bool = Tru
     side = (
         _side_inputs(loss, input) if config is not None and config.kind != "classification" else {}
     )
-    previous = loss.reduction
-    loss.reduction = "none"
-    try:
-        if pin_scale and _scale_pinned(config) and config.kind == "classification":
-            n, n_classes = input.shape
-            pad = input.new_zeros(2 * n + 1, n_classes)
-            pad[:, 0] = math.log((n_classes - 1) / (math.e - 1))  # -log p_0 = 1
-            x = torch.cat([input, pad])
-            y = torch.cat([target, target.new_zeros(2 * n + 1)])
-            return loss(x, y)[:n]
-        if pin_scale and _scale_pinned(config):
-            n = input.numel()
-            pad_target = target.new_zeros(2 * n + 1)
-            x = torch.cat([input.reshape(-1), pad_target + 1])
-            y = torch.cat([target.reshape(-1), pad_target])
-            return loss(x, y)[:n].reshape(input.shape)
-        return loss(input, target, **side)
-    finally:
-        loss.reduction = previous
+    if pin_scale and _scale_pinned(config) and config.kind == "classification":
+        n, n_classes = input.shape
+        pad = input.new_zeros(2 * n + 1, n_classes)
+        pad[:, 0] = math.log((n_classes - 1) / (math.e - 1))  # -log p_0 = 1
+        x = torch.cat([input, pad])
+        y = torch.cat([target, target.new_zeros(2 * n + 1)])
+        return unreduced(loss, x, y)[:n]
+    if pin_scale and _scale_pinned(config):
+        n = input.numel()
+        pad_target = target.new_zeros(2 * n + 1)
+        x = torch.cat([input.reshape(-1), pad_target + 1])
+        y = torch.cat([target.reshape(-1), pad_target])
+        return unreduced(loss, x, y)[:n].reshape(input.shape)
+    return unreduced(loss, input, target, **side)
 
 
 def _scale_pinned(config) -> bool:
@@ -201,7 +197,7 @@ def check(
     Returns:
         A `CheckReport`; ``report.passed`` is True when every criterion passed.
 
-    Example:
+    Examples:
         >>> from learnedloss import LearnedLoss
         >>> from learnedloss.inspection import check
         >>> check(LearnedLoss.from_pretrained("sine-regression")).criteria["finite"].passed

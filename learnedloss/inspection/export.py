@@ -1,107 +1,14 @@
-"""`to_grid`: turn a per-element learned loss into the fast grid (spline) form."""
+"""`to_grid`: turn a per-element learned loss into the fast grid (spline) form (the conversion
+itself is `learnedloss.functional.grid.fit_grid`; `learnedloss.LearnedLoss.to_grid` calls it)."""
 
 from __future__ import annotations
 
-import copy
-from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
+from learnedloss.functional.grid import ExportReport, GridExport, fit_grid
+from learnedloss.functional.ranges import Range
 
-from learnedloss.config import LossConfig
-from learnedloss.inspection.ranges import Range, training_ranges
-
-_REGRESSION_FEATURES = {"input", "target", "residual"}
-_CLASSIFICATION_FEATURES = {"log_prob", "prob", "target"}
-
-
-@dataclass
-class ExportReport:
-    """How far the grid form is from the loss it was exported from, over ``ranges``.
-
-    Errors are the largest absolute differences of the per-element loss (``value_error``)
-    and of its derivative along the spline axis (``gradient_error``: the residual, or the
-    log-probability for classification) on probe points between and on the knots;
-    ``value_scale`` and ``gradient_scale`` are the largest absolute values of the original,
-    so ``value_error / value_scale`` is a relative error.
-    """
-
-    ranges: dict[str, Range]
-    knots: tuple[int, ...]
-    value_error: float
-    gradient_error: float
-    value_scale: float
-    gradient_scale: float
-    note: str = ""
-
-    @property
-    def relative_value_error(self) -> float:
-        return self.value_error / max(self.value_scale, 1e-12)
-
-    @property
-    def relative_gradient_error(self) -> float:
-        return self.gradient_error / max(self.gradient_scale, 1e-12)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["ranges"] = {k: list(v) for k, v in self.ranges.items()}
-        out["knots"] = list(self.knots)
-        out["relative_value_error"] = self.relative_value_error
-        out["relative_gradient_error"] = self.relative_gradient_error
-        return out
-
-
-def _grid_axes(loss: Any, ranges: dict[str, Range], knots: tuple[int, ...] | None):
-    config: LossConfig = loss.config
-    reads = set(config.inputs)
-    if config.kind == "regression":
-        if not reads <= _REGRESSION_FEATURES:
-            extra = sorted(reads - _REGRESSION_FEATURES)
-            raise ValueError(
-                f"this loss reads {extra} besides (prediction, target); a grid has at most two "
-                "axes (residual, target), so it cannot be exported"
-            )
-        if "residual" not in ranges:
-            raise ValueError(f"export needs a 'residual' range, got {sorted(ranges)}")
-        if reads == {"residual"}:
-            return ("residual",), (ranges["residual"],), knots or (257,)
-        if "target" not in ranges:
-            raise ValueError(f"export needs a 'target' range, got {sorted(ranges)}")
-        return ("residual", "target"), (ranges["residual"], ranges["target"]), knots or (257, 41)
-    if config.kind == "classification":
-        if not reads <= _CLASSIFICATION_FEATURES:
-            raise ValueError(f"cannot export a classification loss reading {sorted(reads)}")
-        log_prob = ranges.get("log_prob", (-2.0 * ranges.get("logit", (-10, 10))[1] - 5, 0.0))
-        return ("log_prob", "target"), (log_prob, (0.0, 1.0)), knots or (257, 2)
-    raise ValueError(f"cannot export a {config.kind} loss to a grid")
-
-
-def _features(config: LossConfig, axes: tuple[str, ...], x: torch.Tensor, y: torch.Tensor | None):
-    """The named features of the source network at spline coordinate x and second axis y."""
-    if config.kind == "regression":
-        target = y if y is not None else torch.zeros_like(x)
-        named = {"residual": x, "target": target, "input": target + x}
-    else:
-        named = {"log_prob": x, "prob": x.exp(), "target": y}
-    return named
-
-
-def _source_h(loss: Any, axes, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    config = loss.config
-    named = _features(config, axes, x, y)
-    return loss.network.correction(torch.stack([named[n] for n in config.inputs], dim=-1))
-
-
-def _per_element(network, config, axes, x, y):
-    """Per-element loss of a network (source or grid) at probe points, as the loss computes
-    it: h from the features, combined with the standard term."""
-    named = _features(config, axes, x, y)
-    kind = config.loss_kind
-    skip = multiplier = None
-    if config.residual:
-        skip, multiplier = kind.standard_term(named)
-    features = torch.stack([named[n] for n in config.inputs], dim=-1)
-    return network(features, skip, multiplier)
+__all__ = ["ExportReport", "GridExport", "fit_grid", "to_grid"]
 
 
 def to_grid(
@@ -110,7 +17,8 @@ def to_grid(
     knots: tuple[int, ...] | None = None,
     probes: int = 4,
 ):
-    """Export a per-element learned loss to the grid (spline) form, and report its error.
+    """Export a per-element learned loss to the grid (spline) form, and report its error:
+    ``loss.to_grid(ranges, knots=knots, probes=probes)``.
 
     The grid keeps the loss's kind, ``residual``, ``residual_form`` and output activation
     and replaces only what computes ``h`` (`learnedloss.networks`): at each knot the grid
@@ -135,99 +43,15 @@ def to_grid(
         probes: probe points per knot interval for the error report.
 
     Returns:
-        ``(grid_loss, report)``: a frozen `learnedloss.LearnedLoss` whose metadata records the
-        source, the ranges (``feature_range``) and the error, and an `ExportReport`.
+        grid_loss (LearnedLoss): a frozen `learnedloss.LearnedLoss` whose metadata records
+            the source, the ranges (``feature_range``) and the error.
+        report (ExportReport): the conversion's errors over the probe set.
 
-    Example:
+    Examples:
         >>> from learnedloss import LearnedLoss
         >>> from learnedloss.inspection import to_grid
         >>> grid, report = to_grid(LearnedLoss.from_pretrained("sine-regression"))
         >>> report.relative_gradient_error < 0.05
         True
     """
-    from learnedloss.loss import LearnedLoss
-
-    source = loss.config
-    if source.kind not in ("regression", "classification") or source.side_inputs:
-        raise ValueError(
-            f"this {source.kind} loss reads {list(source.inputs)}; only regression and "
-            "classification losses without side inputs can be exported to a grid (at most two "
-            "axes), so it cannot be exported"
-        )
-    ranges = training_ranges(loss, ranges)
-    axes, grid_range, knots = _grid_axes(loss, ranges, knots)
-    config = LossConfig(
-        kind=source.kind,
-        output_activation=source.output_activation,
-        residual=source.residual,
-        residual_form=source.residual_form,
-        inputs=axes,
-        parameterization="grid",
-        grid_knots=tuple(knots),
-        grid_range=tuple(grid_range),
-    )
-    metadata = copy.deepcopy(getattr(loss, "metadata", {}) or {})
-    grid = LearnedLoss(config, reduction=getattr(loss, "reduction", "mean"), metadata=metadata)
-    network = grid.network
-    positions = [p.to(torch.float64) for p in network.knot_positions]
-    xs = positions[0]
-    ys = positions[1] if len(positions) == 2 else None
-    src = copy.deepcopy(loss.network).to(torch.float64)
-    holder = type("_Holder", (), {})()
-    holder.config, holder.network = source, src
-    with torch.enable_grad():
-        if ys is None:
-            x = xs.clone().requires_grad_(True)
-            h = _source_h(holder, axes, x, None)
-            (slope,) = torch.autograd.grad(h.sum(), x)
-            values, slopes = h.detach()[None], slope[None]
-        else:
-            y, x = torch.meshgrid(ys, xs, indexing="ij")
-            x = x.clone().requires_grad_(True)
-            h = _source_h(holder, axes, x, y)
-            (slope,) = torch.autograd.grad(h.sum(), x)
-            values, slopes = h.detach(), slope
-    network.fit_knots(values.float(), slopes.float())
-    report = _report(holder, grid, axes, grid_range, tuple(knots), ranges, probes)
-    grid.metadata["feature_range"] = {k: list(v) for k, v in ranges.items()}
-    grid.metadata["export"] = {
-        "from": {"parameterization": source.parameterization, "inputs": list(source.inputs)},
-        "value_error": report.value_error,
-        "gradient_error": report.gradient_error,
-        "relative_value_error": report.relative_value_error,
-        "relative_gradient_error": report.relative_gradient_error,
-    }
-    return grid.freeze(), report
-
-
-def _report(holder, grid, axes, grid_range, knots, ranges, probes) -> ExportReport:
-    (lo, hi) = grid_range[0]
-    xs = torch.linspace(lo, hi, (knots[0] - 1) * probes + 1, dtype=torch.float64)
-    if len(knots) == 2:
-        lo1, hi1 = grid_range[1]
-        n1 = 2 if axes[1] == "target" and grid.config.kind == "classification" else 4 * knots[1]
-        ys = torch.linspace(lo1, hi1, n1, dtype=torch.float64)
-        y, x = torch.meshgrid(ys, xs, indexing="ij")
-    else:
-        x, y = xs, None
-    grid_net = copy.deepcopy(grid.network).to(torch.float64)
-    out = []
-    for network, config in ((holder.network, holder.config), (grid_net, grid.config)):
-        xr = x.clone().requires_grad_(True)
-        with torch.enable_grad():
-            value = _per_element(network, config, axes, xr, y)
-            (gradient,) = torch.autograd.grad(value.sum(), xr)
-        out.append((value.detach(), gradient))
-    (v0, g0), (v1, g1) = out
-    note = ""
-    if grid.config.residual_form == "weight":
-        note = "weight form: h exported, softmax normalization over the call kept"
-    return ExportReport(
-        ranges=dict(ranges),
-        knots=knots,
-        value_error=float((v0 - v1).abs().max()),
-        gradient_error=float((g0 - g1).abs().max()),
-        value_scale=float(v0.abs().max()),
-        gradient_scale=float(g0.abs().max()),
-        note=note,
-    )
+    return loss.to_grid(ranges, knots=knots, probes=probes)

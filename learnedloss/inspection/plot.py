@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from learnedloss.functional import unreduced
 from learnedloss.inspection.check import _call, _scale_pinned
 from learnedloss.inspection.ranges import Range, training_ranges
 
@@ -53,7 +54,7 @@ def plot_loss(
         title: the figure's title.
 
     Returns:
-        The matplotlib ``Figure`` (None when ``out`` is given).
+        figure (matplotlib.figure.Figure | None): the figure (None when ``out`` is given).
     """
     try:
         import matplotlib
@@ -153,13 +154,9 @@ def _policy_gradient_figure(plt, loss, ranges, points: int):
         }
         side = {name: side[name] for name in loss.config.side_inputs if name in side}
         log_prob = torch.zeros_like(advantage).requires_grad_(True)
-        previous, loss.reduction = loss.reduction, "none"
-        try:
-            with torch.enable_grad():
-                value = loss(log_prob, advantage, **side)
-                (gradient,) = torch.autograd.grad(value.sum(), log_prob)
-        finally:
-            loss.reduction = previous
+        with torch.enable_grad():
+            value = unreduced(loss, log_prob, advantage, **side)
+            (gradient,) = torch.autograd.grad(value.sum(), log_prob)
         effective = -gradient
         ax_a.plot(advantage, effective, label=f"learned, time {time:g}")
         ax_h.plot(advantage, advantage - effective, label=f"learned, time {time:g}")

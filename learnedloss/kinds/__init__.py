@@ -11,7 +11,7 @@ Each kind is one `LossKind` subclass with one instance in `KINDS`, by the name t
 A new kind is one subclass (see `LossKind` for what it provides) and one `register_kind`
 call; `learnedloss.LossConfig` and `learnedloss.LearnedLoss` then build and run it.
 
-Example:
+Examples:
     >>> from learnedloss.kinds import loss_kind
     >>> loss_kind("regression").replaces
     'torch.nn.MSELoss()'
@@ -21,16 +21,17 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from learnedloss.config import KIND_REGISTRY, RESIDUAL_FORMS, registered_kind
 from learnedloss.errors import ConfigError
 from learnedloss.kinds.base import ElementwiseKind, LossKind
 from learnedloss.kinds.classification import Classification, class_features
 from learnedloss.kinds.policy_gradient import PolicyGradient
 from learnedloss.kinds.regression import Regression
 
-KINDS: dict[str, LossKind] = {
-    kind.name: kind for kind in (Regression(), Classification(), PolicyGradient())
-}
-"""The kinds this release can build, by name, in the order error messages list them."""
+KINDS: dict[str, LossKind] = KIND_REGISTRY
+"""The kinds this release can build, by name, in the order error messages list them (the
+schema's own registry, `learnedloss.config.KIND_REGISTRY`, which checks configs against it)."""
+KINDS.update({kind.name: kind for kind in (Regression(), Classification(), PolicyGradient())})
 
 _Registered = TypeVar("_Registered", LossKind, type[LossKind])
 
@@ -41,15 +42,12 @@ def loss_kind(name: str) -> LossKind:
     Raises:
         learnedloss.ConfigError: no kind has this name; the message lists those that do.
 
-    Example:
+    Examples:
         >>> from learnedloss.kinds import loss_kind
         >>> loss_kind("policy_gradient").default_inputs
         ('log_prob', 'advantage')
     """
-    try:
-        return KINDS[name]
-    except (KeyError, TypeError):  # TypeError: an unhashable value from a malformed file
-        raise ConfigError(f"kind must be one of {list(KINDS)}, got {name!r}") from None
+    return registered_kind(name)
 
 
 def register_kind(kind: _Registered) -> _Registered:
@@ -62,7 +60,7 @@ def register_kind(kind: _Registered) -> _Registered:
         learnedloss.ConfigError: a kind of that name is already registered, or the kind
             lacks a name or a feature list, or allows a residual form no network implements.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from learnedloss import LearnedLoss, LossConfig
         >>> from learnedloss.kinds import KINDS, Regression, register_kind
@@ -96,8 +94,6 @@ def register_kind(kind: _Registered) -> _Registered:
             raise ConfigError(
                 f"{type(instance).__name__}.{attribute} must be a tuple of str, got {value!r}"
             )
-    from learnedloss.config import RESIDUAL_FORMS  # here: config imports this module
-
     unknown = [form for form in instance.residual_forms if form not in RESIDUAL_FORMS]
     if unknown:
         raise ConfigError(

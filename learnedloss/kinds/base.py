@@ -64,7 +64,7 @@ class LossKind(abc.ABC):
     `ElementwiseKind` implements `element_features` for kinds whose ``input`` and ``target``
     are two same-shaped tensors read one element at a time.
 
-    Example:
+    Examples:
         >>> from learnedloss import LossConfig
         >>> kind = LossConfig(kind="classification").loss_kind
         >>> kind.default_inputs, kind.replaces

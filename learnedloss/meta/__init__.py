@@ -3,16 +3,20 @@
 The meta-gradient estimators are importable from here: ``Backprop()`` (exact, the default)
 and ``EvolutionStrategies(pairs=16, sigma=0.05)``, for ``MetaTrainer(meta_gradient=...)``;
 so is ``Distributed(timeout=...)``, for ``MetaTrainer(distributed=...)`` under ``torchrun``
-(`learnedloss.meta.distributed`).
+(`learnedloss.meta.distributed`). ``RunDirectory`` holds the rules of a run directory
+(claim, overwrite, resume), and ``TaskObjectives`` is the interface of the inner-loop
+execution that `MetaTrainer` calls (`learnedloss.meta.execution`).
 """
 
 from learnedloss.meta.distributed import Distributed, DistributedError
+from learnedloss.meta.execution import TaskObjectives
 from learnedloss.meta.gradients import (
     Backprop,
     EvolutionStrategies,
     MetaGradient,
     meta_gradient_from,
 )
+from learnedloss.meta.run_directory import RunDirectory
 
 __all__ = [
     "Backprop",
@@ -20,5 +24,7 @@ __all__ = [
     "DistributedError",
     "EvolutionStrategies",
     "MetaGradient",
+    "RunDirectory",
+    "TaskObjectives",
     "meta_gradient_from",
 ]

@@ -70,7 +70,7 @@ class Distributed:
             own, else ``gloo`` (several processes on one GPU, or the CPU); or ``"gloo"`` or
             ``"nccl"``. Only used when the trainer initializes the process group.
 
-    Example:
+    Examples:
         >>> from learnedloss.meta.distributed import Distributed
         >>> Distributed(timeout=120).timeout
         120.0
@@ -138,6 +138,23 @@ def distributed_from(setting: str | bool | Distributed) -> Distributed | None:
     )
 
 
+def join(
+    setting: str | bool | Distributed, device: str | torch.device
+) -> tuple[Ranks, torch.device]:
+    """The `Ranks` of the job a ``MetaTrainer(distributed=..., device=...)`` runs in, and the
+    device this rank uses (`local_device` in a data-parallel job, else ``device``).
+
+    Examples:
+        >>> ranks, device = join(False, "cpu")
+        >>> ranks.active, device
+        (False, device(type='cpu'))
+    """
+    distributed = distributed_from(setting)
+    requested = torch.device(device)
+    ranks = distributed.ranks(requested) if distributed is not None else Ranks()
+    return ranks, local_device(requested) if ranks.active else requested
+
+
 def local_device(device: torch.device) -> torch.device:
     """The device a rank uses: ``"cuda"`` without an index becomes this rank's GPU,
     ``cuda:(LOCAL_RANK mod the GPU count)``, so that several ranks can share one GPU."""
@@ -199,7 +216,7 @@ class Ranks:
         The first ``n % world_size`` ranks get one more item than the others; the caller
         divides by the global count ``n``, so uneven shares are weighted correctly.
 
-        Example:
+        Examples:
             >>> [Ranks(rank, 3).share(8) for rank in range(3)]
             [slice(0, 3, None), slice(3, 6, None), slice(6, 8, None)]
         """

@@ -91,7 +91,7 @@ class Backprop(MetaGradient):
     cost grows with the inner steps it differentiates (see ``MetaTrainer(truncate=...)``), and
     through long horizons near the edge of stability it explodes (docs/sine.md).
 
-    Example:
+    Examples:
         >>> from learnedloss.meta import Backprop
         >>> Backprop().describe()
         {}
@@ -128,7 +128,7 @@ class EvolutionStrategies(MetaGradient):
         pairs: antithetic perturbation pairs per outer step (an integer, at least 1).
         sigma: the perturbation scale σ (finite, greater than 0).
 
-    Example:
+    Examples:
         >>> from learnedloss.meta import EvolutionStrategies
         >>> EvolutionStrategies(pairs=8, sigma=0.5).describe()
         {'meta_gradient': 'es', 'es_pairs': 8, 'es_sigma': 0.5}
@@ -202,7 +202,7 @@ def meta_gradient_from(
     is how a recipe's plain fields (``meta_gradient``, ``es_pairs``, ``es_sigma``) become an
     estimator.
 
-    Example:
+    Examples:
         >>> meta_gradient_from("es", pairs=4)
         EvolutionStrategies(pairs=4, sigma=0.05)
     """

@@ -72,7 +72,7 @@ class StaticMetaStep:
             meta-gradient (a weight the objective does not reach keeps ``None``).
         capture: record a CUDA graph (needs CUDA inputs); ``False`` runs eagerly.
 
-    Example:
+    Examples:
         >>> import torch
         >>> w = torch.nn.Parameter(torch.tensor([2.0]))
         >>> step = StaticMetaStep(lambda inputs: (w * inputs["x"]).sum(), {"w": w}, False)

@@ -71,7 +71,7 @@ def make_inner_optimizer(
     Adam gets ``eps_root=1e-8``: without it, differentiating through Adam's square root gives
     NaN meta-gradients wherever a gradient is exactly zero. Give a custom Adam the same.
 
-    Example:
+    Examples:
         >>> import torchopt
         >>> sgd = make_inner_optimizer("sgd", 0.1)
         >>> adam = make_inner_optimizer(torchopt.adam(1e-2, eps_root=1e-8))

@@ -10,6 +10,9 @@ Those entries (``step-NNNNNNN``, ``latest`` and their temporary ``.step-NNNNNNN.
 `clear_trainer_files` removes them and nothing else. Pruning after a write keeps the newest
 checkpoints at or below the step just written and never removes that one or a later one, so
 ``latest`` always names a checkpoint that exists.
+
+This is the file format only; when a run may write, overwrite or resume in a directory is
+`learnedloss.meta.run_directory.RunDirectory`'s business.
 """
 
 from __future__ import annotations
@@ -18,9 +21,6 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from learnedloss.errors import CheckpointError
 
 _TENSOR = "__tensor__"
 _STEP = re.compile(r"\.?step-(\d{7})(\.tmp)?")
-_OVERWRITABLE: ContextVar[tuple[Path, ...]] = ContextVar("overwritable", default=())
 
 
 def split_tensors(tree: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -162,21 +161,3 @@ def clear_trainer_files(run_dir: str | os.PathLike, subdirectories: bool = False
                 path.unlink()
             removed.append(path)
     return removed
-
-
-@contextmanager
-def overwriting(run_dir: str | os.PathLike) -> Iterator[None]:
-    """Inside the block, a fresh `MetaTrainer` run in ``run_dir`` or a directory under it
-    overwrites a previous run there as ``fit(overwrite=True)`` does (``learnedloss
-    meta-train --overwrite``, whose families' trainers may checkpoint in subdirectories)."""
-    token = _OVERWRITABLE.set((*_OVERWRITABLE.get(), Path(run_dir).resolve()))
-    try:
-        yield
-    finally:
-        _OVERWRITABLE.reset(token)
-
-
-def may_overwrite(run_dir: str | os.PathLike) -> bool:
-    """Whether `overwriting` allows overwriting ``run_dir`` here."""
-    path = Path(run_dir).resolve()
-    return any(path == p or p in path.parents for p in _OVERWRITABLE.get())

@@ -2,7 +2,7 @@
 
 A loss network maps a per-element feature vector (for regression: prediction and target) to
 a per-element loss value. It knows nothing about reductions, shapes or validation; that is
-`learnedloss.loss.LearnedLoss`'s job. Three parameterizations, chosen by
+the job of `learnedloss.functional`, which `learnedloss.LearnedLoss` calls. Three parameterizations, chosen by
 ``LossConfig.parameterization`` and built by `build_network`:
 
 - `PointwiseMLP` (``"mlp"``, the default): ML3's MLP.
@@ -14,12 +14,12 @@ a per-element loss value. It knows nothing about reductions, shapes or validatio
 
 All three produce one number ``h`` per element, which `combine` turns into the loss as the
 config's ``residual``, ``residual_form`` and ``output_activation`` say, so each can start as
-exactly MSE, Huber or cross-entropy (`grid_start_config`, `taylor_start_config`).
+exactly MSE, Huber or cross-entropy (`learnedloss.starts`).
 
-Example:
+Examples:
     >>> import torch
     >>> from learnedloss import LearnedLoss
-    >>> from learnedloss.networks import grid_start_config
+    >>> from learnedloss.starts import grid_start_config
     >>> loss_fn = LearnedLoss(grid_start_config("mse"))
     >>> x, y = torch.randn(64), torch.randn(64)
     >>> torch.allclose(loss_fn(x, y), torch.nn.functional.mse_loss(x, y))
@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 from learnedloss.networks.base import ACTIVATIONS, OUTPUT_ACTIVATIONS, LossNetwork, combine
 from learnedloss.networks.grid import GridNetwork
 from learnedloss.networks.mlp import PointwiseMLP
-from learnedloss.networks.starts import grid_start_config, taylor_start_config
 from learnedloss.networks.taylor import TaylorNetwork, taylor_exponents
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ NETWORKS: dict[str, type[LossNetwork]] = {
 def build_network(config: LossConfig) -> LossNetwork:
     """The loss network ``config.parameterization`` names, built for ``config``.
 
-    Example:
+    Examples:
         >>> from learnedloss import LossConfig
         >>> from learnedloss.networks import build_network
         >>> type(build_network(LossConfig(parameterization="grid", inputs=("residual",)))).__name__
@@ -69,7 +68,5 @@ __all__ = [
     "TaylorNetwork",
     "build_network",
     "combine",
-    "grid_start_config",
     "taylor_exponents",
-    "taylor_start_config",
 ]

@@ -1,31 +1,24 @@
-"""The fast path of frozen grid losses: the whole per-element loss in one pass of few kernels.
+"""The fast plan of a frozen grid network: its whole per-element loss in few kernels.
 
 A frozen grid loss (as `learnedloss.LearnedLoss.from_pretrained` loads it, or after
-``freeze()``) is a fixed piecewise-cubic function. `fast_loss` evaluates it without the
-general path's feature dictionary, masks and autograd graph: at freeze time (on the first call
-after the weights change) the residual combination is folded into the spline, so that the
-pre-activation ``z`` is one cubic per knot interval, with exact linear tails beyond the grid;
-a call then computes ``z`` and ``dz/dx`` by one gather of each coefficient and Horner's rule,
-applies the output activation and its derivative, and reduces, inside one
+``freeze()``) is a fixed piecewise-cubic function. `GridNetwork.fast_plan` folds the residual
+combination into the spline once (on the first call after the weights change), so that the
+pre-activation ``z`` is one cubic per knot interval, with exact linear tails beyond the grid: a
+`Plan`. A call then computes ``z`` and ``dz/dx`` by one gather of each coefficient and Horner's
+rule (`Plan.evaluate`), and `activate` applies the output activation and its derivative.
+`learnedloss.functional` decides which calls take the plan, reduces, and wraps it all in one
 ``torch.autograd.Function`` whose backward is one multiplication.
 
-It applies to (`plan_for` says which configs):
+A plan exists for these configs (`plan_for`):
 
 - regression over ``("residual",)`` or ``("residual", "target")`` (linear in the target)
   with ``residual_form="add"`` (or no residual);
 - scale-free regression over ``("scaled_residual",)`` with ``residual_form="scale"``
   (``(1 + h(r / s)) * r``, ``s`` the call's `learnedloss.kinds.regression.robust_scale`);
-- classification over ``("log_prob",)`` or ``("log_prob", "target")`` with class-index
-  targets and ``residual_form="add"`` (or no residual);
+- classification over ``("log_prob",)`` or ``("log_prob", "target")`` with
+  ``residual_form="add"`` (or no residual);
 
-and any output activation, when the loss is
-frozen, ``check_finite`` is off, and the call is a plain eager CPU call: tensors on the CPU,
-not under ``torch.func`` transforms or ``torch.compile``, no target gradient, not empty.
-Anything else, and any call whose values the general path would treat specially (NaN,
-infinite or beyond-limit features, ``-inf`` logits, ignored samples' out-of-range checks),
-takes the general path, so the fast path changes nothing but the speed: values and input
-gradients agree with the general path to float rounding. Under ``create_graph=True`` its
-backward recomputes the gradient through the general path, so higher derivatives are right.
+with any output activation, when ``check_finite`` is off.
 """
 
 from __future__ import annotations
@@ -34,16 +27,14 @@ import contextlib
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-
-from learnedloss.kinds.regression import robust_scale
+from torch import nn
 
 if TYPE_CHECKING:
-    from learnedloss.loss import LearnedLoss
-    from learnedloss.networks.grid import GridNetwork
+    from learnedloss.config import LossConfig
 
 _state = threading.local()
 
@@ -61,6 +52,11 @@ def disabled():
         yield
     finally:
         _state.disabled = previous
+
+
+def enabled() -> bool:
+    """Whether fast plans may compute calls in this thread (not inside `disabled`)."""
+    return not getattr(_state, "disabled", False)
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -85,12 +81,40 @@ class Plan:
     last: int
     second: tuple[float, float, int] | None  # regression target axis: scale, offset, last j
 
+    def evaluate(
+        self,
+        x: torch.Tensor,
+        want_slope: bool,
+        *,
+        minus: torch.Tensor | None = None,
+        labelled: torch.Tensor | None = None,
+        second: torch.Tensor | None = None,
+        fresh_z: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``z`` and ``dz/dt`` at the flat values ``x - minus`` along the spline axis.
 
-def plan_for(loss: LearnedLoss) -> str | None:
-    """The fast-path form of a loss's config (``"regression"``, ``"scaled-regression"``,
-    ``"classification"``), or None when the config has none."""
-    config = loss.config
-    if config.parameterization != "grid" or loss.check_finite:
+        ``z`` is in scratch memory unless ``fresh_z``; ``dz/dt`` (when ``want_slope``) is
+        fresh. ``labelled``: the flat positions of the elements that take the second row set
+        (classification: the labelled classes); ``second``: the values along regression's
+        second axis (the target).
+        """
+        return _pre_activation(
+            x, self, want_slope, minus=minus, labelled=labelled, second=second, fresh_z=fresh_z
+        )
+
+    def evaluate_scaled(
+        self, residual: torch.Tensor, robust: float, want_slope: bool, fresh_z: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``z = (1 + h(r / s)) * r`` and ``dz/dr`` for the flat residuals ``r`` and the
+        call's robust scale ``s`` (the scaled-regression form)."""
+        return _scaled_pre_activation(residual, robust, self, want_slope, fresh_z)
+
+
+def plan_for(config: LossConfig, check_finite: bool = False) -> str | None:
+    """The plan's form for a config (``"regression"``, ``"scaled-regression"``,
+    ``"classification"``), or None when the config has none (or ``check_finite`` is on: the
+    strict check is the general path's)."""
+    if config.parameterization != "grid" or check_finite:
         return None
     inputs = tuple(config.inputs)
     form = config.residual_form if config.residual else "add"
@@ -105,7 +129,7 @@ def plan_for(loss: LearnedLoss) -> str | None:
     return None
 
 
-def _spline_rows(network: GridNetwork) -> torch.Tensor:
+def _spline_rows(network: nn.Module) -> torch.Tensor:
     """``h``'s coefficients ``(K1, K+1, 4)`` in float64, per knot of the second axis (one
     set without it) and row: the left tail, the K-1 knot intervals, the right tail."""
     lo, hi = network.grid_range[0]
@@ -123,7 +147,7 @@ def _spline_rows(network: GridNetwork) -> torch.Tensor:
     )
 
 
-def _plus_x(rows: torch.Tensor, slope: torch.Tensor, network: GridNetwork) -> torch.Tensor:
+def _plus_x(rows: torch.Tensor, slope: torch.Tensor, network: nn.Module) -> torch.Tensor:
     """``rows`` plus ``slope * x`` (``slope`` per set): the feature itself is linear in every
     row, ``x = lo + step * (row - 1 + t)``."""
     k0 = network.knots[0]
@@ -136,10 +160,10 @@ def _plus_x(rows: torch.Tensor, slope: torch.Tensor, network: GridNetwork) -> to
     return rows
 
 
-def build_plan(loss: LearnedLoss, form: str, dtype: torch.dtype) -> Plan:
-    """The fast path's table for a frozen grid loss (see `Plan`)."""
-    network = loss.network
-    residual = 1.0 if loss.config.residual else 0.0
+def build_plan(network: nn.Module, form: str, dtype: torch.dtype) -> Plan:
+    """The `Plan` of a grid network (a `learnedloss.networks.GridNetwork`) in ``dtype``, for
+    a form `plan_for` gives; `GridNetwork.fast_plan` keeps it while the knots are unchanged."""
+    residual = 1.0 if network.residual else 0.0
     k0 = network.knots[0]
     lo, hi = network.grid_range[0]
     scale = (k0 - 1) / (hi - lo)
@@ -169,19 +193,6 @@ def build_plan(loss: LearnedLoss, form: str, dtype: torch.dtype) -> Plan:
         rows = _plus_x(rows, torch.tensor([0.0, -residual], dtype=rows.dtype), network)
     columns = rows.reshape(-1, rows.shape[-1]).t().to(dtype).contiguous()
     return Plan(columns, scale, 1.0 - lo * scale, k0, second)
-
-
-def _plan(loss: LearnedLoss, form: str, dtype: torch.dtype) -> Plan:
-    """`build_plan`, cached on the loss (per dtype) while its weights are unchanged."""
-    v, m = loss.network.values, loss.network.slopes
-    weights = (v._version, m._version, v.data_ptr(), m.data_ptr(), v.device)
-    cached = loss.__dict__.get("_fast_plans")
-    if cached is None or cached[0] != weights:
-        cached = loss.__dict__["_fast_plans"] = (weights, {})
-    plan = cached[1].get((form, dtype))
-    if plan is None:
-        plan = cached[1][(form, dtype)] = build_plan(loss, form, dtype)
-    return plan
 
 
 # ----------------------------------------------------------------------------- scratch
@@ -225,15 +236,8 @@ def _pre_activation(
     fresh_z: bool = False,
     scale: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``z`` and ``dz/dt`` at the flat values ``x - minus`` along the spline axis.
-
-    ``scale`` replaces ``plan.scale`` (the scaled-regression form divides by the call's
-    robust scale first).
-    ``z`` is in scratch memory unless ``fresh_z``; ``dz/dt`` (when ``want_slope``) is fresh.
-    ``labelled``: the flat positions of the elements that take the second row set
-    (classification: the labelled classes);
-    ``second``: the values along regression's second axis (the target).
-    """
+    """`Plan.evaluate`; ``scale`` replaces ``plan.scale`` (the scaled-regression form divides
+    by the call's robust scale first)."""
     n = x.numel()
     width = plan.columns.shape[0]
     buffers, index = _scratch(n, x.dtype, 3 + width + (2 if second is not None else 0))
@@ -268,38 +272,41 @@ def _pre_activation(
     return z, torch.addcmul(b, c, t, value=2.0)
 
 
-def _activate(
-    z: torch.Tensor, slope: torch.Tensor | None, activation: str, reduction: str, factor: float
-):
-    """The output activation of ``z``, reduced as ``reduction`` says (``'none'``: a fresh
-    tensor), and ``slope`` times its derivative times ``factor`` (in place)."""
+def activate(
+    z: torch.Tensor, slope: torch.Tensor | None, activation: str, factor: float, summed: bool
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """The output activation of the flat pre-activations ``z``, and ``slope`` times its
+    derivative times ``factor`` (in place; ``z`` may be overwritten).
+
+    Returns:
+        ``(values, total, slope)``: the per-element values (a fresh tensor), or with
+        ``summed`` and a ``square`` activation, their sum as one dot product instead
+        (``values`` None); ``total`` is None otherwise.
+    """
     zero = _zero(z.dtype)
+    total = None
     if activation == "identity":
-        value = z if reduction == "none" else z.sum() if reduction == "sum" else z.mean()
+        values = z
         if slope is not None and factor != 1.0:
             slope.mul_(factor)
     elif activation == "square":
-        if reduction == "none":
-            value = z.square()
+        if summed:
+            values, total = None, torch.dot(z, z)
         else:
-            value = torch.dot(z, z)
-            value = value / z.numel() if reduction == "mean" else value
+            values = z.square()
         if slope is not None:
             torch.addcmul(zero, slope, z, value=2.0 * factor, out=slope)
     elif activation == "huber":
-        value = F.huber_loss(z, zero.expand_as(z), reduction=reduction)
+        values = F.huber_loss(z, zero.expand_as(z), reduction="none")
         if slope is not None:
             torch.addcmul(zero, slope, z.clamp_(-1.0, 1.0), value=factor, out=slope)
     elif activation == "softplus":
-        value = F.softplus(z)
-        value = (
-            value if reduction == "none" else value.sum() if reduction == "sum" else value.mean()
-        )
+        values = F.softplus(z)
         if slope is not None:
             torch.addcmul(zero, slope, z.sigmoid_(), value=factor, out=slope)
     else:  # pragma: no cover - guarded by plan_for's configs
         raise ValueError(activation)
-    return value, slope
+    return values, total, slope
 
 
 _SCALARS: dict[tuple[float, torch.dtype], torch.Tensor] = {}
@@ -319,141 +326,6 @@ def _zero(dtype: torch.dtype) -> torch.Tensor:
     return _scalar(0.0, dtype)
 
 
-class _FastGrid(torch.autograd.Function):
-    """The loss, with its input gradient computed in the same pass; backward scales that
-    gradient (or, under ``create_graph`` or a second backward, recomputes it through the
-    general path)."""
-
-    @staticmethod
-    def forward(ctx, input, compute, recompute, class_dim):
-        value, gradient = compute(input)
-        ctx.recompute = recompute
-        ctx.class_dim = class_dim
-        ctx.save_for_backward(input)
-        # Held outside save_for_backward (it has no graph, so no reference cycle): the first
-        # backward scales it in place and hands it on, so that it becomes ``input.grad``
-        # without a copy.
-        ctx.gradient = gradient
-        return value
-
-    @staticmethod
-    def backward(ctx, grad):
-        (input,) = ctx.saved_tensors
-        gradient, ctx.gradient = ctx.gradient, None
-        if gradient is None or torch.is_grad_enabled():  # retain_graph, create_graph
-            return ctx.recompute(input, grad), None, None, None
-        if grad.dim() == 0:
-            scale = grad.item()
-            if scale != 1.0:
-                gradient.mul_(scale)
-        else:
-            gradient.mul_(grad if ctx.class_dim is None else grad.unsqueeze(ctx.class_dim))
-        return gradient, None, None, None
-
-
-# ----------------------------------------------------------------------------- entry point
-
-
-def _plain(*tensors: Any) -> bool:
-    """Plain eager CPU tensors, outside transforms, compilation and tensor subclasses."""
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
-        return False
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    for t in tensors:
-        if type(t) not in (torch.Tensor, torch.nn.Parameter) or t.device.type != "cpu":
-            return False
-        if wrapped(t):
-            return False
-    return True
-
-
-def fast_loss(
-    loss: LearnedLoss, input: Any, target: Any, side_inputs: dict[str, Any]
-) -> torch.Tensor | None:
-    """The loss by the fast path, or None when the call must take the general path."""
-    if side_inputs or getattr(_state, "disabled", False) or not loss.frozen:
-        return None
-    form = plan_for(loss)
-    if form is None or not _plain(input, target):
-        return None
-    if not input.is_floating_point() or input.numel() == 0 or target.requires_grad:
-        return None
-    if loss.network.values.device.type != "cpu":
-        return None
-    if form == "classification":
-        return _classification(loss, input, target)
-    return _regression(loss, input, target, scaled=form == "scaled-regression")
-
-
-def _limit(dtype: torch.dtype) -> float:
-    from learnedloss.loss import DEFAULT_FEATURE_LIMIT, FEATURE_LIMIT
-
-    return FEATURE_LIMIT.get(dtype, DEFAULT_FEATURE_LIMIT)
-
-
-def _within(bounds: list[float], limit: float) -> bool:
-    """All of ``[min, max, min, max, ...]`` in ``[-limit, limit]`` (False for NaN)."""
-    return all(-limit <= b <= limit for b in bounds)
-
-
-def _general(loss: LearnedLoss, *args: Any) -> torch.Tensor:
-    with disabled():
-        return loss(*args)
-
-
-def _regression(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor, scaled: bool = False):
-    if not target.is_floating_point() or target.shape != input.shape:
-        return None
-    network = loss.network
-    dtype = torch.promote_types(
-        torch.promote_types(network.values.dtype, input.dtype), target.dtype
-    )
-    # The general path gives elements with a NaN, infinite or beyond-limit feature the
-    # squared error; such calls take it. Inputs and targets within half the limit keep the
-    # residual within it too.
-    bounds = torch.stack([*torch.aminmax(input.detach()), *torch.aminmax(target)]).tolist()
-    if not _within(bounds, _limit(dtype) / 2):
-        return None
-    plan = _plan(loss, "scaled-regression" if scaled else "regression", dtype)
-    reduction = loss.reduction
-    activation = network.output_activation
-    flat_target = target.reshape(-1).to(dtype)
-    second = flat_target if plan.second is not None else None
-    shape = input.shape
-    factor = plan.scale if not scaled else 1.0
-    factor = factor / input.numel() if reduction == "mean" else factor
-    want = input.requires_grad and torch.is_grad_enabled()
-    fresh = reduction == "none" and activation == "identity"
-    if scaled:
-        residual = torch.sub(input.detach().reshape(-1).to(dtype), flat_target)
-        robust = robust_scale(residual).item()
-        # the general path gives features beyond the limit the squared error
-        if sum(abs(b) for b in bounds) / robust > _limit(dtype) / 2:
-            return None
-
-    def compute(x: torch.Tensor):
-        if scaled:  # the residual and its scale were taken above (x is the input)
-            z, slope = _scaled_pre_activation(residual, robust, plan, want, fresh)
-        else:
-            x = x.detach().reshape(-1).to(dtype)
-            z, slope = _pre_activation(
-                x, plan, want, minus=flat_target, second=second, fresh_z=fresh
-            )
-        value, slope = _activate(z, slope, activation, reduction, factor)
-        if slope is not None:
-            slope = slope.view(shape).to(input.dtype)
-        return value.view(shape if reduction == "none" else ()).to(input.dtype), slope
-
-    def recompute(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        with torch.enable_grad():
-            value = _general(loss, x, target)
-            return torch.autograd.grad(value, x, grad, create_graph=True)[0]
-
-    if not want:
-        return compute(input)[0]
-    return _FastGrid.apply(input, compute, recompute, None)
-
-
 def _scaled_pre_activation(
     residual: torch.Tensor, robust: float, plan: Plan, want_slope: bool, fresh_z: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -465,56 +337,3 @@ def _scaled_pre_activation(
         slope = torch.addcmul(h, dh_dt, residual, value=plan.scale / robust).add_(1.0)
     z = torch.addcmul(residual, residual, h, out=None if fresh_z else h)
     return z, slope
-
-
-def _classification(loss: LearnedLoss, input: torch.Tensor, target: torch.Tensor):
-    if target.is_floating_point() or target.dtype == torch.bool or input.dim() == 0:
-        return None
-    class_dim = 0 if input.dim() == 1 else 1
-    expected = () if input.dim() == 1 else (input.shape[0], *input.shape[2:])
-    if tuple(target.shape) != expected:
-        return None
-    n_classes = input.shape[class_dim]
-    bounds = torch.stack(torch.aminmax(target.reshape(-1))).tolist()
-    if not (bounds[0] >= 0 and bounds[1] < n_classes) or 0 <= loss.ignore_index < n_classes:
-        return None  # ignored samples or out-of-range indices: the general path checks them
-    network = loss.network
-    dtype = torch.promote_types(network.values.dtype, input.dtype)
-    log_prob = F.log_softmax(input.to(dtype), dim=class_dim)
-    if not _within(torch.stack(torch.aminmax(log_prob.detach())).tolist(), _limit(dtype)):
-        return None  # -inf (masked) or NaN logits: the general path handles them
-    plan = _plan(loss, "classification", dtype)
-    reduction = loss.reduction
-    activation = network.output_activation
-    # the flat position of each sample's labelled class in the (N, C, d1, ...) logits
-    inner = math.prod(input.shape[class_dim + 1 :])
-    labels = target.reshape(-1, inner).long() * inner + torch.arange(inner)
-    labels = labels.add_(torch.arange(labels.shape[0]).unsqueeze(1), alpha=n_classes * inner)
-    labels = labels.view(-1)
-    samples = target.numel()
-    shape = log_prob.shape
-    factor = plan.scale / samples if reduction == "mean" else plan.scale
-    want = log_prob.requires_grad and torch.is_grad_enabled()
-
-    def compute(lp: torch.Tensor):
-        z, slope = _pre_activation(lp.detach().reshape(-1), plan, want, labelled=labels)
-        if reduction == "none":
-            value, slope = _activate(z, slope, activation, "none", factor)
-            value = value.view(shape).sum(dim=class_dim)
-        else:
-            value, slope = _activate(z, slope, activation, "sum", factor)
-            value = value / samples if reduction == "mean" else value
-        if slope is not None:
-            slope = slope.view(shape)
-        return value.to(input.dtype), slope
-
-    def recompute(lp: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        # The general path on log-probabilities as logits: log_softmax leaves them as they
-        # are, so this is the same function of the logits (and its derivatives).
-        with torch.enable_grad():
-            value = _general(loss, lp, target)
-            return torch.autograd.grad(value, lp, grad, create_graph=True)[0]
-
-    if not want:
-        return compute(log_prob)[0]
-    return _FastGrid.apply(log_prob, compute, recompute, None if reduction != "none" else class_dim)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from learnedloss.networks.base import LossNetwork, _FirstLayerShim
+from learnedloss.networks.fast import Plan, build_plan
 
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
@@ -214,6 +215,20 @@ class GridNetwork(LossNetwork):
         _, b, c, d, _ = self.table(features.dtype)[i].unbind(-1)
         lo, hi = self.grid_range[0]
         return (b + tc * (2 * c + 3 * tc * d)) * ((self.knots[0] - 1) / (hi - lo))
+
+    def fast_plan(self, form: str, dtype: torch.dtype) -> Plan:
+        """This frozen network's fast plan in ``dtype`` (`learnedloss.networks.fast`), for a
+        form `learnedloss.networks.fast.plan_for` gives; built from the knots on first use
+        and kept while they are unchanged."""
+        v, m = self.values, self.slopes
+        weights = (v._version, m._version, v.data_ptr(), m.data_ptr(), v.device)
+        cached = self.__dict__.get("_fast_plans")
+        if cached is None or cached[0] != weights:
+            cached = self.__dict__["_fast_plans"] = (weights, {})
+        plan = cached[1].get((form, dtype))
+        if plan is None:
+            plan = cached[1][(form, dtype)] = build_plan(self, form, dtype)
+        return plan
 
     @torch.no_grad()
     def fit_knots(self, values: torch.Tensor, slopes: torch.Tensor) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from learnedloss.kinds import loss_kind
 from learnedloss.networks.base import LossNetwork, _FirstLayerShim
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def taylor_exponents(
     Terms of the target (and side inputs) alone, and the constant, have zero gradient with
     respect to the prediction, so they cannot change training and are left out.
 
-    Example:
+    Examples:
         >>> len(taylor_exponents(2, 3, prediction_free=(1,)))   # TaylorGLO's 3rd order in (x, y)
         6
     """
@@ -72,7 +73,7 @@ class TaylorNetwork(LossNetwork):
 
     def __init__(self, config: LossConfig) -> None:
         super().__init__(config)
-        kind = config.loss_kind
+        kind = loss_kind(config.kind)
         target = getattr(kind, "target_feature", "target")
         free = tuple(
             j

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from learnedloss.functional import unreduced
 from learnedloss.loss import finite_check_disabled
 
 
@@ -15,8 +16,8 @@ def loss_shape(loss: nn.Module, residuals: torch.Tensor, target: float = 0.0) ->
     """The per-element loss at ``prediction = target + residual`` for each residual.
 
     Args:
-        loss: a regression loss accepting ``reduction='none'``-style per-element output; a
-            `LearnedLoss` is evaluated element by element whatever its reduction.
+        loss: a regression loss: a `LearnedLoss`, or a ``torch.nn`` loss with a
+            ``reduction`` (`learnedloss.functional.unreduced`); its reduction is left alone.
         residuals: 1-D tensor of prediction - target values.
         target: the target the residuals are taken around.
 
@@ -29,15 +30,8 @@ def loss_shape(loss: nn.Module, residuals: torch.Tensor, target: float = 0.0) ->
     device = parameter.device if parameter is not None else residuals.device
     residuals = residuals.to(device)
     targets = torch.full_like(residuals, float(target))
-    previous = getattr(loss, "reduction", None)
     with torch.no_grad(), finite_check_disabled(loss):
-        if previous is not None:
-            loss.reduction = "none"
-        try:
-            values = loss((targets + residuals)[:, None], targets[:, None])
-        finally:
-            if previous is not None:
-                loss.reduction = previous
+        values = unreduced(loss, (targets + residuals)[:, None], targets[:, None])
     return values.reshape(-1).detach().float().cpu()
 
 
@@ -49,7 +43,7 @@ class ShapeRecorder:
     Attributes:
         shapes: ``{step: tensor of loss values}``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> recorder = ShapeRecorder(torch.linspace(-3, 3, 61), at=(0, 100, 1000))
         >>> # trainer = OnlineLossTrainer(..., callbacks=[recorder])

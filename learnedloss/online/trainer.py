@@ -88,7 +88,7 @@ class OnlineLossTrainer:
         steps: steps taken; ``adapted``: steps that updated the loss; ``skipped``: loss
             updates skipped for a non-finite meta-gradient.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> from learnedloss.online import OnlineLossTrainer
@@ -166,10 +166,13 @@ class OnlineLossTrainer:
         """One training step of the model; on adapting steps also one update of the loss.
 
         Args:
-            x, y: the training batch (moved to the model's device).
-            x_val, y_val: the validation batch the adapting step scores the looked-ahead
-                model on; when omitted, drawn from ``validation``. Pass ``x, y`` again to
-                score on the training batch. Ignored on plain steps.
+            x: the training batch's inputs (moved to the model's device).
+            y: the training batch's targets.
+            x_val: the inputs of the validation batch the adapting step scores the
+                looked-ahead model on; when omitted (with ``y_val``), drawn from
+                ``validation``. Pass ``x, y`` again to score on the training batch. Ignored
+                on plain steps.
+            y_val: the targets of that validation batch.
 
         Returns:
             A record: ``step`` (steps taken), ``adapted`` (whether the loss was updated or

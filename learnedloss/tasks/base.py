@@ -85,7 +85,7 @@ class TaskFamily(ABC):
     not the MSE. The objective takes one task's predictions and targets (no task dimension;
     the trainer vmaps it) and returns a scalar.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch import nn
         >>> from learnedloss.tasks import TaskBatch, TaskFamily
@@ -151,7 +151,7 @@ class TaskFamily(ABC):
         overridden.
 
         Override it to shape the loss with information that exists only at meta-train time
-        (docs/shaping.md): ``params`` are the trained model's parameters and ``extra`` the
+        (docs/shaped-sine.md): ``params`` are the trained model's parameters and ``extra`` the
         task's `TaskBatch.extra` entries, both for one task (no task dimension). The learned
         loss never sees them; they reach it only through the meta-gradient. Meta-testing
         (`learnedloss.evaluate`) scores the plain `objective`.

@@ -13,6 +13,7 @@ import pytest
 from learnedloss._version import __version__
 from learnedloss.cli import build_parser, main
 from learnedloss.families import registry
+from learnedloss.families.recipe import Recipe
 
 
 def test_info_prints_config_and_card_summary(capsys):
@@ -114,21 +115,19 @@ def test_evaluate_help_lists_every_registered_family(capsys):
         assert family.name in printed and family.help[:30] in " ".join(printed.split())
 
 
-def test_every_family_provides_the_cli_hooks():
+def test_every_family_provides_its_parts():
     for family in registry.FAMILIES:
-        hooks = family.cli()
-        for name in ("add_meta_train_arguments", "run_meta_train"):
-            assert callable(getattr(hooks, name)), (family.name, name)
-        for name in ("add_evaluate_arguments", "run_evaluate"):
-            assert callable(getattr(hooks, name)), (family.name, name)
+        parts = family.parts()
+        assert issubclass(parts.recipe, Recipe), family.name
+        for name in ("add_evaluate_arguments", "evaluate", "meta_train"):
+            assert callable(getattr(parts, name)), (family.name, name)
         assert family.docs.endswith(".md")
-    kinds = [f.kind for f in registry.FAMILIES if f.default_for_kind]
-    assert len(kinds) == len(set(kinds)), "one default family per kind"
+    for name in (registry.DEMO, registry.META_TRAINING_DEMO):
+        assert callable(registry.family(name).parts().demo)
 
 
 def test_registry_lookup_names_the_known_families():
     assert registry.family("digits").kind == "classification"
-    assert registry.family_for_kind("policy_gradient").name == "policy-gradient"
     with pytest.raises(LookupError, match="sine, shaped-sine, mountain-car"):
         registry.family("nope")
 
@@ -139,7 +138,7 @@ def test_help_does_not_import_the_families():
         "for argv in (['--help'], ['meta-train', '--help'], ['evaluate', '--help']):\n"
         "    try: main(argv)\n"
         "    except SystemExit: pass\n"
-        "print(sorted(m for m in sys.modules if m.endswith('.cli') and 'families' in m))"
+        "print(sorted(m for m in sys.modules if m.endswith('.family') and 'families' in m))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -1,9 +1,10 @@
 """Mistakes on the `learnedloss` command line: one line ``learnedloss: error: ...`` on stderr,
-exit status 2, nothing run; and the deprecated command forms still run, with a warning."""
+exit status 2, nothing run; and the command forms release 0.2 removed are refused."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import importlib
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ from learnedloss.families.registry import FAMILIES
 # {used}: a directory that holds a file.
 MISTAKES = {
     "unknown family to meta-train": (["meta-train", "bogus", "--out", "{tmp}"], "invalid choice"),
-    "unknown family to evaluate": (["evaluate", "bogus", "mse-fit"], "neither a family"),
+    "unknown family to evaluate": (["evaluate", "bogus", "mse-fit"], "invalid choice"),
     "missing loss path": (["evaluate", "sine", "{tmp}/absent"], "cannot load the loss"),
     "missing bundled name": (["evaluate", "sine", "x=no-such-loss"], "cannot load the loss"),
     "unreadable checkpoint": (["evaluate", "sine", "{broken}"], "not a readable safetensors"),
@@ -67,7 +68,7 @@ MISTAKES = {
         ["meta-train", "reacher", "--out", "{tmp}", "--resume", "--run-dir", "{dir}"],
         "cannot be resumed",
     ),
-    "deprecated form, bad value": (["evaluate", "mse-fit", "--seeds", "0"], "positive integer"),
+    "removed form": (["evaluate", "mse-fit", "--seeds", "0"], "invalid choice"),
     "demo, bad value": (["demo", "--outer-steps", "0"], "positive integer"),
 }
 
@@ -80,9 +81,10 @@ def nothing_runs(monkeypatch):
         raise AssertionError("a mistake on the command line reached training or evaluation")
 
     for family in FAMILIES:
-        for name in ("run_meta_train", "run_evaluate", "run_demo"):
-            if hasattr(family.cli(), name):
-                monkeypatch.setattr(family.cli(), name, refuse)
+        parts = family.parts()
+        demo = None if parts.demo is None else refuse
+        refusing = dataclasses.replace(parts, meta_train=refuse, evaluate=refuse, demo=demo)
+        monkeypatch.setattr(importlib.import_module(family.module), "PARTS", refusing)
 
 
 def _fill(argv: list[str], tmp_path, small_loss) -> list[str]:
@@ -135,27 +137,11 @@ def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
         assert result.stderr.count("\n") == 1 and result.stdout == ""
 
 
-def test_deprecated_evaluate_shaped_still_runs_and_warns(tmp_path, capsys):
-    report = tmp_path / "report.json"
-    argv = ["evaluate-shaped", "shaped=shaped-sine", "--n-tasks", "2", "--json", str(report)]
-    assert main(argv) == 0
-    captured = capsys.readouterr()
-    assert (
-        "learnedloss: warning: 'learnedloss evaluate-shaped' is deprecated; use "
-        "'learnedloss evaluate shaped-sine'" in captured.err
-    )
-    assert "MSE (tuned lr)" in captured.out
-    assert set(json.loads(report.read_text())[0]["fixed"]) >= {"shaped", "MSE (tuned lr)"}
-
-
-@pytest.mark.parametrize(
-    ("alias", "family"),
-    [("evaluate-mountain-car", "mountain-car"), ("evaluate-reacher", "reacher")],
-)
-def test_deprecated_aliases_are_the_family_evaluations(alias, family, capsys):
+@pytest.mark.parametrize("alias", ["evaluate-shaped", "evaluate-mountain-car", "evaluate-reacher"])
+def test_the_removed_evaluate_aliases_are_refused(alias, capsys):
+    """Release 0.1's ``evaluate-*`` aliases were removed in 0.2: ``learnedloss evaluate
+    FAMILY`` replaces them."""
     with pytest.raises(SystemExit) as exit:
-        main([alias, "x=mse-fit", "--seeds", "0"])
+        main([alias, "x=mse-fit"])
     assert exit.value.code == 2
-    err = capsys.readouterr().err
-    assert f"'learnedloss {alias}' is deprecated; use 'learnedloss evaluate {family}'" in err
-    assert f"see 'learnedloss evaluate {family} --help'" in err
+    assert f"invalid choice: '{alias}'" in capsys.readouterr().err

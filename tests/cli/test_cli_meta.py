@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from learnedloss import LearnedLoss, LossConfig
@@ -199,22 +200,9 @@ def test_evaluate_several_losses_in_one_table(tmp_path, capsys):
     assert list(two["same_lr"]["losses"]) == ["MSE", "fit", "robust-regression"]
 
 
-def test_deprecated_evaluate_loss_form_still_runs_with_the_same_numbers(tmp_path, capsys):
-    old, new = tmp_path / "old.json", tmp_path / "new.json"
-    assert main(["evaluate", "mse-fit", *TINY_EVALUATE, "--json", str(old)]) == 0
-    captured = capsys.readouterr()
-    warning = "learnedloss: warning: 'learnedloss evaluate LOSS' is deprecated; use "
-    assert warning + "'learnedloss evaluate sine LOSS'" in captured.err
-    assert "learned " in captured.out
-    assert main(["evaluate", "sine", "learned=mse-fit", *TINY_EVALUATE, "--json", str(new)]) == 0
-    assert "deprecated" not in capsys.readouterr().err
-    assert json.loads(old.read_text()) == json.loads(new.read_text())
-
-
-def test_deprecated_form_accepts_the_options_of_every_kind(tmp_path, capsys):
-    """As before, ``--outliers`` (sine) is accepted and ignored for a classification loss."""
-    argv = ["evaluate", "digits-classification", *TINY_EVALUATE, "--outliers", "0.1"]
-    assert main([*argv, "--n-way", "3", "--n-shot", "2", "--lr-range", "0.1", "0.2"]) == 0
-    captured = capsys.readouterr()
-    assert "use 'learnedloss evaluate digits LOSS'" in captured.err
-    assert "3-way 2-shot" in captured.out
+def test_the_removed_evaluate_loss_form_is_refused(capsys):
+    """Release 0.1's ``learnedloss evaluate LOSS`` (no family) was removed in 0.2."""
+    with pytest.raises(SystemExit) as exit:
+        main(["evaluate", "mse-fit", *TINY_EVALUATE])
+    assert exit.value.code == 2
+    assert "invalid choice: 'mse-fit'" in capsys.readouterr().err

@@ -14,8 +14,7 @@ from learnedloss import LearnedLoss, LossConfig
 from learnedloss.inspection import check, plot_loss, to_grid, training_ranges
 from learnedloss.inspection.check import _call as per_element_call
 from learnedloss.inspection.commands import add_parsers
-from learnedloss.networks import grid_start_config, taylor_start_config
-from learnedloss.starts import mse_start_config
+from learnedloss.starts import grid_start_config, mse_start_config, taylor_start_config
 
 RANGES = {"target": (-3.0, 3.0), "residual": (-6.0, 6.0)}
 

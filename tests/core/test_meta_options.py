@@ -1,5 +1,5 @@
 """MetaTrainer's options as objects: any torchopt inner optimizer, meta-gradient estimators,
-the deprecated ES keywords, and recipes that share a base and leave the global RNG alone."""
+the removed ES keywords, and recipes that share a base and leave the global RNG alone."""
 
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ from learnedloss.families.recipe import (
     Recipe,
     meta_train,
     seeded,
-    trainer_settings,
 )
-from learnedloss.families.shaped_sine.recipe import FrequencyRecipe, meta_train_frequency
+from learnedloss.families.shaped_sine.recipe import ShapedSineRecipe, meta_train_frequency
 from learnedloss.families.sine.recipe import SineRecipe
 from learnedloss.meta import Backprop, EvolutionStrategies, MetaGradient, meta_gradient_from
 from learnedloss.meta.inner import initial_params, make_inner_optimizer
@@ -33,7 +32,7 @@ from tests.core.test_trainer import TINY, make_loss, tiny_tasks
 
 RECIPES = (
     SineRecipe,
-    FrequencyRecipe,
+    ShapedSineRecipe,
     MountainCarRecipe,
     DigitsRecipe,
     PolicyGradientRecipe,
@@ -139,15 +138,12 @@ def test_the_es_object_trains_exactly_as_the_string_and_keywords():
         meta_gradient=EvolutionStrategies(pairs=3, sigma=0.05),
         **ES_SETTINGS,
     )
-    with pytest.warns(DeprecationWarning):
-        by_keywords = MetaTrainer(
-            make_loss(),
-            tiny_tasks(outlier_fraction=0.2),
-            meta_gradient="es",
-            es_pairs=3,
-            es_sigma=0.05,
-            **ES_SETTINGS,
-        )
+    by_keywords = MetaTrainer(
+        make_loss(),
+        tiny_tasks(outlier_fraction=0.2),
+        meta_gradient=meta_gradient_from("es", pairs=3, sigma=0.05),
+        **ES_SETTINGS,
+    )
     by_object.fit(2)
     by_keywords.fit(2)
     for k, v in by_keywords.loss.state_dict().items():
@@ -200,9 +196,6 @@ class Untouchable(TaskFamily):
     "settings, match",
     [
         (dict(meta_gradient="spsa"), "meta_gradient must be 'backprop' or 'es'"),
-        (dict(meta_gradient="es", es_pairs=0), "EvolutionStrategies needs pairs"),
-        (dict(meta_gradient="es", es_sigma=0.0), "EvolutionStrategies needs sigma"),
-        (dict(meta_gradient=EvolutionStrategies(), es_pairs=4), "cannot be combined"),
         (dict(inner_optimizer="lbfgs"), "inner optimizer must be one of"),
         (dict(inner_optimizer=torchopt.sgd(0.1), inner_lr=0.1), "carries its own learning rate"),
         (dict(meta_parameters=("network.nope",)), "meta_parameters must name some"),
@@ -245,7 +238,7 @@ def test_clip_meta_grad_bounds_each_meta_step_and_is_recorded():
 
 @pytest.mark.parametrize("meta_gradient", ["backprop", "es"])
 def test_meta_parameters_leave_the_other_weights_as_they_were(meta_gradient):
-    from learnedloss.networks import grid_start_config
+    from learnedloss.starts import grid_start_config
 
     torch.manual_seed(0)
     loss = LearnedLoss(grid_start_config("mse", knots=(9,)))
@@ -267,12 +260,13 @@ def test_meta_parameters_leave_the_other_weights_as_they_were(meta_gradient):
     ]
 
 
-def test_es_keywords_are_deprecated():
-    with pytest.warns(DeprecationWarning, match=r"EvolutionStrategies\(pairs=\.\.\., sigma"):
+def test_es_keywords_are_removed():
+    # release 0.2.0: EvolutionStrategies(pairs=..., sigma=...) replaces es_pairs/es_sigma
+    with pytest.raises(TypeError, match="es_pairs"):
         MetaTrainer(make_loss(), tiny_tasks(), meta_gradient="es", es_pairs=2, progress=False)
-    with pytest.warns(DeprecationWarning, match="es_sigma are deprecated"):
+    with pytest.raises(TypeError, match="es_sigma"):
         MetaTrainer(make_loss(), tiny_tasks(), meta_gradient="es", es_sigma=0.1, progress=False)
-    with pytest.warns(DeprecationWarning, match="do nothing with meta_gradient='backprop'"):
+    with pytest.raises(TypeError, match="es_pairs"):
         MetaTrainer(make_loss(), tiny_tasks(), es_pairs=2, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -284,8 +278,7 @@ def test_es_keywords_are_deprecated():
 
 
 def test_every_recipe_shares_the_base_and_keeps_its_fields():
-    schedule = [f.name for f in dataclasses.fields(Recipe)]
-    assert schedule == [
+    schedule = [
         "outer_steps",
         "inner_steps",
         "inner_lr",
@@ -295,13 +288,14 @@ def test_every_recipe_shares_the_base_and_keeps_its_fields():
         "validation_size",
         "seed",
     ]
+    assert set(schedule) <= set(Recipe().settings.names())  # settings held as objects
     for recipe_class in RECIPES:
         assert issubclass(recipe_class, Recipe)
         recipe = recipe_class()
-        names = [f.name for f in dataclasses.fields(recipe)]
+        names = [item.name for item in recipe.setting_fields()]
         assert set(schedule) <= set(names)
-        json.dumps(dataclasses.asdict(recipe))  # recorded in metadata: plain JSON values
-        settings = trainer_settings(recipe)
+        json.dumps(recipe.to_dict())  # recorded in metadata: plain JSON values
+        settings = recipe.settings.trainer_arguments()
         assert "es_pairs" not in settings and "es_sigma" not in settings
         if isinstance(recipe, MetaGradientRecipe):
             assert settings["meta_gradient"] == meta_gradient_from(
@@ -311,7 +305,8 @@ def test_every_recipe_shares_the_base_and_keeps_its_fields():
             assert "meta_gradient" not in settings
     # the families' own defaults survive the base
     assert MountainCarRecipe().meta_gradient == "es" and MountainCarRecipe().es_sigma == 0.5
-    assert trainer_settings(MountainCarRecipe())["meta_gradient"] == EvolutionStrategies(8, 0.5)
+    mountain_car = MountainCarRecipe().settings.trainer_arguments()
+    assert mountain_car["meta_gradient"] == EvolutionStrategies(8, 0.5)
     assert SineRecipe().validation_size == 32 and DigitsRecipe().validation_size == 64
 
 
@@ -357,7 +352,7 @@ def _tiny_runs():
             progress=False,
         ),
         "shaped-sine": lambda: meta_train_frequency(
-            FrequencyRecipe(hidden=(8,), finetune_steps=1, finetune_inner_steps=2, **TINY_RECIPE),
+            ShapedSineRecipe(hidden=(8,), finetune_steps=1, finetune_inner_steps=2, **TINY_RECIPE),
             progress=False,
         ),
         "mountain-car": lambda: meta_train(

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import sysconfig
 import zipfile
 from pathlib import Path
 
-from learnedloss import bundled_names
+from learnedloss import __version__, bundled_names
 
 ROOT = Path(__file__).resolve().parents[2]
+
+PACKAGED = ("learnedloss", "pretrained", "pyproject.toml", "setup.py", "README.md")
+"""What the wheel is built from."""
+
+
+def copy_of_the_sources(target: Path) -> Path:
+    """A copy of what the wheel is built from, without a previous build's outputs: setuptools
+    packages a ``build/lib`` it finds as it is, stale modules included."""
+    for name in PACKAGED:
+        if (ROOT / name).is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+            shutil.copytree(ROOT / name, target / name, ignore=ignore)
+        else:
+            shutil.copy2(ROOT / name, target / name)
+    return target
 
 
 def test_bundled_loss_loads_from_a_regular_wheel_install(tmp_path):
     wheels = tmp_path / "wheels"
+    source = copy_of_the_sources(tmp_path / "source")
     subprocess.run(
         [
             sys.executable,
@@ -28,22 +46,30 @@ def test_bundled_loss_loads_from_a_regular_wheel_install(tmp_path):
             "-q",
             "-w",
             str(wheels),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
         text=True,
     )
     (wheel,) = wheels.glob("learnedloss-*.whl")
+    assert wheel.name.startswith(f"learnedloss-{__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
     assert bundled_names()  # every loss bundled in the checkout ships in the wheel
     for name in bundled_names():
         for file in ("config.json", "model.safetensors", "README.md"):
             assert f"learnedloss/pretrained/{name}/{file}" in names
     assert "learnedloss/py.typed" in names
-    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "learnedloss").rglob("*.py")}
+    sources = {p.relative_to(source).as_posix() for p in (source / "learnedloss").rglob("*.py")}
     missing = sources - set(names)
     assert not missing, f"modules missing from the wheel: {sorted(missing)}"
+    bundled = {
+        f"learnedloss/{p.relative_to(source).as_posix()}"
+        for p in (source / "pretrained").rglob("*.py")
+    }
+    stale = {n for n in names if n.startswith("learnedloss/") and n.endswith(".py")}
+    stale -= sources | bundled
+    assert not stale, f"modules in the wheel that the checkout no longer has: {sorted(stale)}"
 
     site = tmp_path / "site"
     subprocess.run(
@@ -91,3 +117,9 @@ def test_bundled_loss_loads_from_a_regular_wheel_install(tmp_path):
     module_file, value = result.stdout.split()
     assert module_file.startswith(str(site))
     assert abs(float(value) - 1.0) < 0.05  # mse-fit reproduces MSE: (0 - 1)^2 = 1
+
+
+def test_the_newest_changelog_section_is_the_package_version():
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    newest = re.search(r"^## (\S+)", changelog, flags=re.MULTILINE)
+    assert newest is not None and newest.group(1) == __version__

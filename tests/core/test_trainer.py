@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,8 @@ from learnedloss import (
     MetaTrainingStalled,
     RunDirectoryError,
 )
-from learnedloss.families.sine import SineTasks
+from learnedloss.families.recipe import meta_train
+from learnedloss.families.sine import SineRecipe, SineTasks
 from learnedloss.meta.state import read_state, write_state
 from learnedloss.starts import huber_start_config, mse_start_config
 from learnedloss.tasks import TaskFamily
@@ -338,6 +340,29 @@ def test_a_killed_run_resumes_bit_identically(tmp_path):
         assert torch.equal(resumed_best.state_dict()[k], v), k
     assert resumed.history == uninterrupted.history
     assert resumed.best_step == uninterrupted.best_step
+
+
+RUN_0_1 = os.path.join(os.path.dirname(__file__), os.pardir, "data", "run-0.1")
+"""A run directory release 0.1 wrote: two outer steps of `RUN_0_1_RECIPE`, checkpointed at each."""
+RUN_0_1_RECIPE = dict(inner_steps=2, meta_batch_size=2, validate_every=1, validation_size=2)
+
+
+def test_a_run_directory_of_release_0_1_resumes(tmp_path):
+    run_dir = tmp_path / "run-0.1"
+    shutil.copytree(RUN_0_1, run_dir)
+    saved = read_state(run_dir)
+    assert saved["step"] == 2
+
+    _, resumed = meta_train(
+        SineRecipe(outer_steps=3, **RUN_0_1_RECIPE), run_dir=run_dir, resume=True, progress=False
+    )
+    assert resumed.step == 3 and [r["step"] for r in resumed.history] == [1, 2, 3]
+    assert resumed.history[:2] == saved["history"]  # continued from step 2, not from scratch
+    assert (run_dir / "latest").read_text() == "step-0000003"
+    _, fresh = meta_train(SineRecipe(outer_steps=3, **RUN_0_1_RECIPE), progress=False)
+    for k, v in fresh.loss.state_dict().items():
+        assert torch.equal(resumed.loss.state_dict()[k], v), k
+    assert resumed.history == fresh.history
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):

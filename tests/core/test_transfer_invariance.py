@@ -17,8 +17,11 @@ from learnedloss.kinds.regression import (
     robust_scale,
     scale_free_features,
 )
-from learnedloss.networks import grid_start_config
-from learnedloss.starts import count_free_cross_entropy_start_config, scale_free_mse_start_config
+from learnedloss.starts import (
+    count_free_cross_entropy_start_config,
+    grid_start_config,
+    scale_free_mse_start_config,
+)
 
 
 def _perturbed(loss: LearnedLoss, seed: int = 0, size: float = 0.5) -> LearnedLoss:

@@ -13,10 +13,8 @@ from learnedloss.evaluation.baselines import reinforce, reinforce_from_returns
 from learnedloss.evaluation.protocol import held_out_draw, train_curves
 from learnedloss.families.policy_gradient.cart_pole import CartPoleTasks, alive
 from learnedloss.families.policy_gradient.episodes import CategoricalPolicy, gumbel_noise
-from learnedloss.families.policy_gradient.recipe import (
-    PolicyGradientRecipe,
-    meta_train_policy_gradient,
-)
+from learnedloss.families.policy_gradient.recipe import PolicyGradientRecipe
+from learnedloss.families.recipe import meta_train
 
 
 @pytest.mark.parametrize("length", [0.5, 0.3])
@@ -83,7 +81,7 @@ def test_meta_train_a_cart_pole_loss():
         inner_steps=2, meta_batch_size=2, es_pairs=1, validate_every=1, validation_size=2,
         hidden=(4,),
     )  # fmt: skip
-    loss, _ = meta_train_policy_gradient(recipe, progress=False)
+    loss, _ = meta_train(recipe, family="policy-gradient", progress=False)
     assert loss.metadata["recipe"]["env"] == "cart-pole"
     assert recipe.tasks().describe()["family"] == "CartPoleTasks"
     with pytest.raises(ValueError, match="env must be one of"):

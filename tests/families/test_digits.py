@@ -17,9 +17,9 @@ from learnedloss.families.digits.recipe import (
     DigitsRecipe,
     MetaTrainingDigits,
     evaluate_classification,
-    meta_train_digits,
 )
 from learnedloss.families.digits.tasks import DigitsTasks, digit_pools
+from learnedloss.families.recipe import meta_train
 from learnedloss.meta.inner import (
     InnerLoop,
     initial_params,
@@ -187,7 +187,7 @@ def test_meta_training_moves_the_loss_and_records_the_recipe():
         validation_size=2,
     )
     start = recipe.initial_loss().state_dict()
-    best, trainer = meta_train_digits(recipe, progress=False)
+    best, trainer = meta_train(recipe, family="digits", progress=False)
     assert trainer.step == 3 and trainer.path == "vmap"
     moved = [not torch.equal(start[k], v) for k, v in trainer.loss.state_dict().items()]
     assert any(moved)

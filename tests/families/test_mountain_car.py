@@ -20,9 +20,9 @@ from learnedloss.families.mountain_car.recipe import (
     DriveScore,
     MountainCarRecipe,
     drive,
-    meta_train_mountain_car,
 )
 from learnedloss.families.mountain_car.tasks import MountainCarTasks, PolicyRollout, reached
+from learnedloss.families.recipe import meta_train
 
 
 def gym_rollout(start: float, policy, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +162,7 @@ def test_meta_training_end_to_end_moves_the_loss_and_records_the_recipe(tmp_path
         validate_every=3,
         validation_size=2,
     )
-    loss, trainer = meta_train_mountain_car(recipe, progress=False)
+    loss, trainer = meta_train(recipe, family="mountain-car", progress=False)
     assert not torch.equal(
         loss.network.layers[-1].weight, torch.zeros_like(loss.network.layers[-1].weight)
     )
@@ -183,7 +183,7 @@ def test_cli_meta_trains_and_evaluates_mountain_car(tmp_path, capsys):
     assert main([*args, "--validate-every", "2", "--validation-size", "2"]) == 0
     assert LearnedLoss.from_pretrained(out).metadata["recipe"]["shaped"] is True
     png, report = tmp_path / "trajectories.png", tmp_path / "report.json"
-    evaluate = ["evaluate-mountain-car", f"shaped={out}", "--n-random", "2", "--steps", "1"]
+    evaluate = ["evaluate", "mountain-car", f"shaped={out}", "--n-random", "2", "--steps", "1"]
     assert main([*evaluate, "--plot", str(png), "--json", str(report)]) == 0
     printed = capsys.readouterr().out
     assert "task cost (tuned lr)" in printed and "shaped" in printed

@@ -22,9 +22,9 @@ from learnedloss.families.policy_gradient.point_mass import EpisodeRollout, Poin
 from learnedloss.families.policy_gradient.recipe import (
     PolicyGradientRecipe,
     evaluate_policy_gradient,
-    meta_train_policy_gradient,
     reinforce_start_config,
 )
+from learnedloss.families.recipe import meta_train
 from learnedloss.meta.inner import initial_params, plain_loss_apply
 
 TINY = dict(
@@ -224,7 +224,7 @@ def test_backprop_meta_gradient_reaches_the_loss():
 
 def test_meta_train_and_evaluate_a_policy_gradient_loss():
     recipe = PolicyGradientRecipe(**TINY)
-    loss, _ = meta_train_policy_gradient(recipe, progress=False)
+    loss, _ = meta_train(recipe, family="policy-gradient", progress=False)
     start = recipe.initial_loss()
     moved = any(
         not torch.equal(a, b)
@@ -254,7 +254,7 @@ def test_cli_meta_train_then_evaluate_policy_gradient(tmp_path, capsys):
     assert LearnedLoss.from_pretrained(out).config.kind == "policy_gradient"
     report = tmp_path / "scores.json"
     args = ["--n-tasks", "2", "--n-inits", "1", "--tune-tasks", "2", "--json", str(report)]
-    assert main(["evaluate", str(out), *args, "--seeds", "2"]) == 0
+    assert main(["evaluate", "policy-gradient", f"learned={out}", *args, "--seeds", "2"]) == 0
     printed = capsys.readouterr().out
     assert "REINFORCE + baseline" in printed and "2 policy updates" in printed
     assert "objective against steps, mean ± std over 2 seeds" in printed

@@ -169,7 +169,7 @@ def test_cli_meta_train_then_evaluate_reacher(tmp_path, capsys):
     assert loss.metadata["recipe"]["refit_every"] == 1
     report = tmp_path / "reach.json"
     args = ["--seeds", "1", "--n-goals", "2", "--tune-goals", "2", "--json", str(report)]
-    assert main(["evaluate-reacher", f"learned={out}", *args]) == 0
+    assert main(["evaluate", "reacher", f"learned={out}", *args]) == 0
     assert "final distance in MuJoCo" in capsys.readouterr().out
     scores = json.loads(report.read_text())[0]
     assert set(scores) == {"learned", "task loss (lr 0.003)", "task loss (tuned lr)"}

@@ -15,7 +15,6 @@ from learnedloss.families.robust_regression import (
     RobustRegressionRecipe,
     RobustRegressionTasks,
 )
-from learnedloss.families.robust_regression.recipe import recipe_of
 from learnedloss.families.robust_regression.tasks import (
     corrupt,
     load_table,
@@ -63,7 +62,7 @@ def test_tasks_vary_source_width_and_scale_and_models_fit_them():
 
 def test_recipe_meta_trains_with_es_and_records_itself(meta_train_tiny_es):
     loss = meta_train_tiny_es(RobustRegressionRecipe, "robust-regression", widths=(8,))
-    assert recipe_of(loss).widths == (8,)
+    assert RobustRegressionRecipe.from_loss(loss).widths == (8,)
 
 
 def test_recipe_meta_trains_a_grid_that_starts_as_mse(meta_train_tiny_es):
@@ -79,7 +78,9 @@ def test_recipe_meta_trains_a_grid_that_starts_as_mse(meta_train_tiny_es):
     torch.testing.assert_close(start(x, y), torch.nn.functional.mse_loss(x, y))
     loss = meta_train_tiny_es(RobustRegressionRecipe, "robust-regression", widths=(8,), **grid)
     assert loss.config.grid_range == ((-6.0, 6.0),)
-    assert recipe_of(loss).initial_loss().config == start.config  # the metadata round trip
+    assert (
+        RobustRegressionRecipe.from_loss(loss).initial_loss().config == start.config
+    )  # the metadata round trip
 
 
 def test_transfer_evaluation_runs_and_summarizes():

@@ -13,7 +13,7 @@ from torch import nn
 from learnedloss import LearnedLoss, LossConfig
 from learnedloss.cli import main
 from learnedloss.families.shaped_sine.recipe import (
-    FrequencyRecipe,
+    ShapedSineRecipe,
     frequency_errors,
     landscape,
     meta_train_frequency,
@@ -119,7 +119,7 @@ def test_mse_landscape_is_lowest_at_the_target_frequency():
 def test_shaped_meta_training_learns_to_recover_frequencies():
     """A short two-stage shaped run already recovers most held-out frequencies from the
     reference start ω = 0.1, where MSE at the same lr (1.0) recovers almost none."""
-    recipe = FrequencyRecipe(
+    recipe = ShapedSineRecipe(
         outer_steps=1500, finetune_steps=300, validate_every=100, validation_size=64
     )
     loss, trainer = meta_train_frequency(recipe, progress=False)
@@ -133,7 +133,7 @@ def test_shaped_meta_training_learns_to_recover_frequencies():
 
 
 def test_an_interrupted_two_stage_run_resumes_to_the_same_loss(tmp_path):
-    recipe = FrequencyRecipe(
+    recipe = ShapedSineRecipe(
         outer_steps=6, finetune_steps=4, validate_every=2, validation_size=8, hidden=(8,)
     )
     whole, _ = meta_train_frequency(recipe, progress=False)
@@ -185,7 +185,8 @@ def test_cli_meta_trains_and_evaluates_shaped_sine(tmp_path, capsys):
     assert (
         main(
             [
-                "evaluate-shaped",
+                "evaluate",
+                "shaped-sine",
                 f"shaped={out}",
                 "--n-tasks",
                 "6",

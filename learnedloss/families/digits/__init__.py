@@ -3,7 +3,6 @@
 from learnedloss.families.digits.recipe import (
     DigitsRecipe,
     evaluate_classification,
-    meta_train_digits,
 )
 from learnedloss.families.digits.tasks import DigitsTasks, SmallCNN, digit_pools
 
@@ -13,5 +12,4 @@ __all__ = [
     "SmallCNN",
     "digit_pools",
     "evaluate_classification",
-    "meta_train_digits",
 ]

@@ -10,18 +10,17 @@ cross-entropy, each at its own learning rate tuned on separate meta-test tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from learnedloss.evaluation.baselines import LossLike, classification_losses
 from learnedloss.evaluation.protocol import Evaluation, evaluate, lr_grid
-from learnedloss.families.digits.tasks import DigitsTasks
-from learnedloss.families.recipe import Recipe, meta_train, recipe_from_metadata, seeded
+from learnedloss.families.digits.tasks import MODELS, DigitsTasks
+from learnedloss.families.recipe import Recipe, declare_recipe, hidden_setting, seeded
 from learnedloss.loss import LearnedLoss
-from learnedloss.meta.trainer import MetaTrainer
+from learnedloss.meta.settings import InnerLoop, MetaTrainingSettings, Schedule, setting
 from learnedloss.starts import cross_entropy_start_config
+from learnedloss.validators import fraction, positive_int
 
 META_OBJECTIVES = ("cross-entropy", "calibrated-cross-entropy", "expected-error")
 TEMPERATURES = tuple(2.0 ** (k / 2) for k in range(-6, 7))
@@ -63,7 +62,7 @@ class MetaTrainingDigits(DigitsTasks):
         return {**super().describe(), "meta_objective": self.meta_objective_name}
 
 
-@dataclass
+@declare_recipe
 class DigitsRecipe(Recipe):
     """Meta-training settings for classification on the bundled digits.
 
@@ -74,20 +73,32 @@ class DigitsRecipe(Recipe):
     cross-entropy. About 7 minutes on one CPU core.
     """
 
-    label_noise: float = 0.4
-    n_way: int = 5
-    n_shot: int = 40
-    n_query: int = 20
-    model: str = "mlp"
-    meta_objective: str = "calibrated-cross-entropy"
-    hidden: tuple[int, ...] = (20, 20)
-    inputs: tuple[str, ...] = ("log_prob", "prob", "target")
-    outer_steps: int = 400
-    inner_steps: int = 100
-    inner_lr: float = 0.2
-    meta_batch_size: int = 16
-    validate_every: int = 25
-    validation_size: int = 64
+    settings: MetaTrainingSettings = MetaTrainingSettings(
+        inner=InnerLoop(inner_steps=100, inner_lr=0.2),
+        schedule=Schedule(
+            outer_steps=400, meta_batch_size=16, validate_every=25, validation_size=64
+        ),
+    )
+    label_noise: float = setting(
+        0.4,
+        "fraction of training labels flipped to another class (query labels stay clean)",
+        parse=fraction,
+    )
+    n_way: int = setting(5, "classes per task", parse=positive_int)
+    n_shot: int = setting(40, "training images per class", parse=positive_int)
+    n_query: int = setting(20, "query images per class", parse=positive_int)
+    model: str = setting("mlp", "the model each task trains", choices=MODELS)
+    meta_objective: str = setting(
+        "calibrated-cross-entropy",
+        "how a trained model is scored on its clean query set",
+        choices=META_OBJECTIVES,
+    )
+    hidden: tuple[int, ...] = hidden_setting((20, 20))
+    inputs: tuple[str, ...] = setting(
+        ("log_prob", "prob", "target"),
+        "per-class features the loss network reads",
+        choices=("log_prob", "prob", "target"),
+    )
 
     def _task_settings(self) -> dict:
         names = ("n_way", "n_shot", "n_query", "label_noise", "model")
@@ -103,18 +114,6 @@ class DigitsRecipe(Recipe):
     def initial_loss(self) -> LearnedLoss:
         with seeded(self.seed):
             return LearnedLoss(cross_entropy_start_config(self.hidden, self.inputs))
-
-
-def meta_train_digits(recipe: DigitsRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a classification loss (`learnedloss.families.recipe.meta_train` with a
-    `DigitsRecipe`); the recipe is recorded in the loss's metadata, so that
-    ``learnedloss evaluate`` can rebuild its tasks."""
-    return meta_train(recipe, family="digits", **kwargs)
-
-
-def recipe_of(loss: LearnedLoss) -> DigitsRecipe:
-    """The recipe a loss was meta-trained with (from its metadata), else the defaults."""
-    return recipe_from_metadata(loss, DigitsRecipe)
 
 
 def evaluate_classification(

@@ -90,7 +90,7 @@ class DigitsTasks(TaskFamily):
 
     The objective is the cross-entropy on the query set; `metrics` adds the error rate.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from learnedloss.families.digits.tasks import DigitsTasks
         >>> batch = DigitsTasks(n_way=5, n_shot=10).sample(4, torch.Generator().manual_seed(0))

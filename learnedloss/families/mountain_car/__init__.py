@@ -3,7 +3,6 @@
 from learnedloss.families.mountain_car.recipe import (
     MountainCarRecipe,
     compare_driving,
-    meta_train_mountain_car,
 )
 from learnedloss.families.mountain_car.tasks import MountainCarPolicy, MountainCarTasks
 
@@ -12,5 +11,4 @@ __all__ = [
     "MountainCarRecipe",
     "MountainCarTasks",
     "compare_driving",
-    "meta_train_mountain_car",
 ]

@@ -28,16 +28,24 @@ from learnedloss.evaluation.protocol import (
     train_curves,
 )
 from learnedloss.families.mountain_car.tasks import MountainCarTasks, reached
-from learnedloss.families.recipe import MetaGradientRecipe, meta_train, seeded
+from learnedloss.families.recipe import (
+    ESTIMATING,
+    MetaGradientRecipe,
+    declare_recipe,
+    hidden_setting,
+    seeded,
+    shaped_setting,
+)
 from learnedloss.loss import LearnedLoss
-from learnedloss.meta.trainer import MetaTrainer
+from learnedloss.meta.settings import MetaTrainingSettings, setting
 from learnedloss.starts import mse_start_config
+from learnedloss.validators import positive_int
 
 REFERENCE_START = -0.55
 """ML3's start position (the velocity starts at 0)."""
 
 
-@dataclass
+@declare_recipe
 class MountainCarRecipe(MetaGradientRecipe):
     """Meta-training settings for the mountain car.
 
@@ -55,21 +63,25 @@ class MountainCarRecipe(MetaGradientRecipe):
     no derivative with respect to the loss (docs/mountain-car.md has what was tried).
     """
 
-    shaped: bool = True
-    outer_steps: int = 200
-    inner_steps: int = 10
-    inner_optimizer: str = "adam"
-    inner_lr: float = 0.1
-    meta_batch_size: int = 16
-    meta_lr: float = 0.1
-    meta_gradient: str = "es"
-    es_pairs: int = 8
-    es_sigma: float = 0.5
-    keep: str = "last"
-    hidden: tuple[int, ...] = ()
-    horizon: int = 200
-    waypoint_steps: int = 80
-    validate_every: int = 10
+    settings: MetaTrainingSettings = ESTIMATING.replace(
+        inner_steps=10,
+        inner_optimizer="adam",
+        inner_lr=0.1,
+        outer_steps=200,
+        meta_batch_size=16,
+        meta_lr=0.1,
+        validate_every=10,
+        meta_gradient="es",
+        es_pairs=8,
+        es_sigma=0.5,
+        keep="last",
+    )
+    shaped: bool = shaped_setting("the task cost instead of the waypoint, then the goal")
+    hidden: tuple[int, ...] = hidden_setting((), allow_none=True)
+    horizon: int = setting(200, "steps per roll-out", parse=positive_int, option=False)
+    waypoint_steps: int = setting(
+        80, "steps by which the waypoint should be reached", parse=positive_int, option=False
+    )
 
     def tasks(self) -> MountainCarTasks:
         return MountainCarTasks(
@@ -82,11 +94,8 @@ class MountainCarRecipe(MetaGradientRecipe):
             return LearnedLoss(mse_start_config(self.hidden, inputs, residual_form="add"))
 
 
-def meta_train_mountain_car(recipe: MountainCarRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a shaped or unshaped mountain-car loss; returns (best loss, trainer).
-
-    `families.recipe.meta_train` with a `MountainCarRecipe`, recorded in the metadata."""
-    return meta_train(recipe, family="mountain-car", **kwargs)
+MOUNTAIN_CAR = MountainCarRecipe()
+"""The default recipe, whose inner loop the evaluation repeats by default."""
 
 
 def _positions(params, prediction, target, extra) -> torch.Tensor:
@@ -97,12 +106,12 @@ def drive(
     loss: LossLike,
     *,
     lr: float,
-    steps: int = MountainCarRecipe.inner_steps,
+    steps: int = MOUNTAIN_CAR.inner_steps,
     n_tasks: int = 20,
     start: float | None = None,
     seed: int = EVALUATION_SEED_OFFSET,
-    horizon: int = MountainCarRecipe.horizon,
-    optimizer: str = MountainCarRecipe.inner_optimizer,
+    horizon: int = MOUNTAIN_CAR.horizon,
+    optimizer: str = MOUNTAIN_CAR.inner_optimizer,
 ) -> torch.Tensor:
     """Train fresh policies with ``loss`` (``steps`` steps of ``optimizer`` at ``lr``) from
     ``n_tasks`` starts (all at ``start``, or drawn from gymnasium's reset range), then roll
@@ -171,9 +180,9 @@ def tune_lr(
     loss: LossLike,
     lrs=None,
     *,
-    steps: int = MountainCarRecipe.inner_steps,
+    steps: int = MOUNTAIN_CAR.inner_steps,
     n_tasks: int = 20,
-    optimizer: str = MountainCarRecipe.inner_optimizer,
+    optimizer: str = MOUNTAIN_CAR.inner_optimizer,
 ) -> float:
     """The lr with the most successes (then the fewest diverged runs, then the lowest task
     cost) on tuning starts and policies drawn apart from the held-out ones; by default over
@@ -193,11 +202,11 @@ def tune_lr(
 def compare_driving(
     learned: dict[str, LearnedLoss],
     *,
-    lr: float = MountainCarRecipe.inner_lr,
-    steps: int = MountainCarRecipe.inner_steps,
+    lr: float = MOUNTAIN_CAR.inner_lr,
+    steps: int = MOUNTAIN_CAR.inner_steps,
     n_random: int = 20,
     seed: int = EVALUATION_SEED_OFFSET,
-    optimizer: str = MountainCarRecipe.inner_optimizer,
+    optimizer: str = MOUNTAIN_CAR.inner_optimizer,
 ) -> tuple[dict[str, dict[str, DriveScore]], dict[str, torch.Tensor]]:
     """Each learned loss at ``lr`` against the task cost (``nn.MSELoss()`` on the positions)
     at ``lr`` and at its tuned lr, from the reference start (-0.55, 0) and from ``n_random``

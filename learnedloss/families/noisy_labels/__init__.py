@@ -2,7 +2,7 @@
 real tables, 0-60% symmetric or pair noise), a class-count-free loss, and a transfer
 evaluation on held-out tables (docs/noisy-labels.md)."""
 
-from learnedloss.families.noisy_labels.recipe import NoisyLabelsRecipe, meta_train_noisy_labels
+from learnedloss.families.noisy_labels.recipe import NoisyLabelsRecipe
 from learnedloss.families.noisy_labels.tasks import (
     HELD_OUT_TABLES,
     META_TRAIN_TABLES,
@@ -16,5 +16,4 @@ __all__ = [
     "TABLES",
     "NoisyLabelTasks",
     "NoisyLabelsRecipe",
-    "meta_train_noisy_labels",
 ]

@@ -10,27 +10,35 @@ with 2-100 classes and three real tables, 0-60% symmetric or pair label noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from learnedloss.families.noisy_labels.tasks import (
+    HELD_OUT_TABLES,
     META_TRAIN_TABLES,
     NOISES,
     SYNTHETIC_SOURCES,
+    TABLES,
     NoisyLabelTasks,
 )
-from learnedloss.families.recipe import HeldOutTransferRecipe, meta_train, recipe_from_metadata
+from learnedloss.families.recipe import (
+    HELD_OUT_TRANSFER_SETTINGS,
+    HeldOutTransferRecipe,
+    declare_recipe,
+    hidden_setting,
+    sources_setting,
+    widths_setting,
+)
 from learnedloss.loss import LearnedLoss
-from learnedloss.meta.trainer import MetaTrainer
+from learnedloss.meta.settings import MetaTrainingSettings, setting
 from learnedloss.starts import (
     count_free_cross_entropy_start_config,
     generalized_cross_entropy_factor,
     truncated_cross_entropy_factor,
 )
+from learnedloss.validators import fraction, positive_int
 
 
-@dataclass
+@declare_recipe
 class NoisyLabelsRecipe(HeldOutTransferRecipe):
     """Meta-training settings for the broad noisy-label family.
 
@@ -44,19 +52,33 @@ class NoisyLabelsRecipe(HeldOutTransferRecipe):
     cross-entropy's (`initial_loss`).
     """
 
-    sources: tuple[str, ...] = (*SYNTHETIC_SOURCES, *META_TRAIN_TABLES)
-    n_classes: tuple[int, ...] = (2, 3, 5, 10, 20, 50, 100)
-    n_train: int = 100
-    n_query: int = 50
-    label_noise: tuple[float, float] = (0.0, 0.6)
-    noises: tuple[str, ...] = NOISES
-    widths: tuple[int, ...] = (32, 64)
-    hidden: tuple[int, ...] = (16, 16)
-    inputs: tuple[str, ...] = ("prob", "margin")
-    inner_optimizer: str = "adam"
-    start_gce_q: float | None = None
-    start_truncation: tuple[float, float] | None = None
-    meta_objective: str = "calibrated-cross-entropy"
+    settings: MetaTrainingSettings = HELD_OUT_TRANSFER_SETTINGS.replace(inner_optimizer="adam")
+    sources: tuple[str, ...] = sources_setting(
+        (*SYNTHETIC_SOURCES, *META_TRAIN_TABLES), (*SYNTHETIC_SOURCES, *TABLES), HELD_OUT_TABLES
+    )
+    n_classes: tuple[int, ...] = setting(
+        (2, 3, 5, 10, 20, 50, 100), "class counts the tasks draw from", parse=positive_int
+    )
+    n_train: int = setting(100, "training examples per task", parse=positive_int, option=False)
+    n_query: int = setting(50, "clean query examples per task", parse=positive_int, option=False)
+    label_noise: tuple[float, float] = setting(
+        (0.0, 0.6), "range of each task's flipped fraction", parse=fraction
+    )
+    noises: tuple[str, ...] = setting(NOISES, "kinds of label noise", choices=NOISES, option=False)
+    widths: tuple[int, ...] = widths_setting((32, 64))
+    hidden: tuple[int, ...] = hidden_setting((16, 16))
+    inputs: tuple[str, ...] = setting(
+        ("prob", "margin"), "per-class features the loss network reads", option=False
+    )
+    start_gce_q: float | None = setting(
+        None, "start a grid at GCE's shape with this q", parse=float, option=False
+    )
+    start_truncation: tuple[float, float] | None = setting(
+        None, "start a grid at a soft small-loss selection (a, b)", parse=float, option=False
+    )
+    meta_objective: str = setting(
+        "calibrated-cross-entropy", "how a trained model is scored on its query set", option=False
+    )
 
     start_config = staticmethod(count_free_cross_entropy_start_config)
 
@@ -104,13 +126,3 @@ class NoisyLabelsRecipe(HeldOutTransferRecipe):
             widths=self.widths,
             meta_objective=self.meta_objective,
         )
-
-
-def meta_train_noisy_labels(recipe: NoisyLabelsRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a loss on `NoisyLabelTasks`; the recipe goes into its metadata."""
-    return meta_train(recipe, family="noisy-labels", **kwargs)
-
-
-def recipe_of(loss: LearnedLoss) -> NoisyLabelsRecipe:
-    """The recipe a loss was meta-trained with (from its metadata), else the defaults."""
-    return recipe_from_metadata(loss, NoisyLabelsRecipe)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -185,7 +185,7 @@ def main(argv=None) -> None:
     if args.out:
         recipe = candidates()[chosen]
         loss = recipe.initial_loss()
-        loss.metadata["recipe"] = {"family": "noisy-labels", **asdict(recipe)}
+        loss.metadata["recipe"] = {"family": "noisy-labels", **recipe.to_dict()}
         loss.metadata["training"] = training_metadata(results, chosen)
         loss.save_pretrained(args.out)
         print(f"wrote {args.out}")

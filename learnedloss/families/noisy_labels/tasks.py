@@ -152,7 +152,8 @@ class NoisyLabelTasks(TaskFamily):
         n_classes: the class counts synthetic tasks draw from (one per meta-batch); a real
             table uses all its classes, or ``table_classes`` of them.
         table_classes: use this many of a table's classes (drawn per meta-batch); None: all.
-        n_train, n_query: training and (clean) query examples per task.
+        n_train: training examples per task.
+        n_query: (clean) query examples per task.
         label_noise: ``(low, high)``: each task's flipped fraction is uniform on it.
         noises: the noise kinds tasks draw from (`NOISES`).
         widths: hidden widths the MLPs draw from (one per meta-batch).

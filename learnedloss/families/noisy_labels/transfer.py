@@ -23,8 +23,8 @@ from learnedloss.evaluation.protocol import mean_and_std
 from learnedloss.families.noisy_labels.tasks import NoisyLabelTasks
 from learnedloss.families.transfer_common import (
     add_transfer_main_arguments,
-    evaluate_over_seeds,
     run_transfer_main,
+    score_over_seeds,
     shared_transfer_options,
     summary_table,
     transfer_parser,
@@ -86,7 +86,7 @@ def transfer(
         source, classes = condition.split(":")
         tasks = held_out_tasks(source, int(classes), noise, model=model)
         for optimizer in optimizers:
-            per_seed, protocol = evaluate_over_seeds(
+            per_seed, protocol = score_over_seeds(
                 lambda: {**baselines(), **losses},
                 tasks,
                 optimizer=optimizer,

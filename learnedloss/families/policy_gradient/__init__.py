@@ -6,7 +6,6 @@ from learnedloss.families.policy_gradient.point_mass import PointMassGoals
 from learnedloss.families.policy_gradient.recipe import (
     PolicyGradientRecipe,
     evaluate_policy_gradient,
-    meta_train_policy_gradient,
 )
 
 __all__ = [
@@ -14,5 +13,4 @@ __all__ = [
     "PointMassGoals",
     "PolicyGradientRecipe",
     "evaluate_policy_gradient",
-    "meta_train_policy_gradient",
 ]

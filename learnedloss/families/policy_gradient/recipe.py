@@ -18,21 +18,21 @@ separate tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from learnedloss.evaluation.baselines import LossLike, policy_gradient_losses
 from learnedloss.evaluation.protocol import Evaluation, evaluate, lr_grid
 from learnedloss.families.policy_gradient.cart_pole import CartPoleTasks
 from learnedloss.families.policy_gradient.point_mass import PointMassGoals
 from learnedloss.families.recipe import (
+    ESTIMATING,
     MetaGradientRecipe,
-    meta_train,
-    recipe_from_metadata,
+    declare_recipe,
+    hidden_setting,
     seeded,
 )
 from learnedloss.loss import LearnedLoss
-from learnedloss.meta.trainer import MetaTrainer
+from learnedloss.meta.settings import MetaTrainingSettings, setting
 from learnedloss.starts import reinforce_start_config
+from learnedloss.validators import positive_float, positive_int
 
 REFERENCE = "REINFORCE + baseline"
 """The baseline ratios are taken against."""
@@ -41,7 +41,7 @@ ENVS = ("point-mass", "cart-pole")
 """The task families a recipe can use: `PointMassGoals` and `CartPoleTasks`."""
 
 
-@dataclass
+@declare_recipe
 class PolicyGradientRecipe(MetaGradientRecipe):
     """Meta-training settings for policy-gradient losses on point-mass goals
     (``env="point-mass"``) or cart-poles (``env="cart-pole"``).
@@ -54,23 +54,39 @@ class PolicyGradientRecipe(MetaGradientRecipe):
     the last loss. About 7 minutes on one CPU core for the point mass.
     """
 
-    env: str = "point-mass"
-    episodes: int = 16
-    query_episodes: int = 32
-    horizon: int | None = None
-    policy_hidden: tuple[int, ...] = (32,)
-    policy_std: float = 0.05
-    hidden: tuple[int, ...] = (16, 16)
-    inputs: tuple[str, ...] = ("advantage", "reward_to_go", "time")
-    outer_steps: int = 300
-    inner_steps: int = 10
-    inner_lr: float = 0.4
-    meta_batch_size: int = 16
-    meta_lr: float = 0.01
-    meta_gradient: str = "es"
-    es_pairs: int = 8
-    keep: str = "last"
-    validate_every: int = 20
+    settings: MetaTrainingSettings = ESTIMATING.replace(
+        inner_steps=10,
+        inner_lr=0.4,
+        outer_steps=300,
+        meta_batch_size=16,
+        meta_lr=0.01,
+        validate_every=20,
+        meta_gradient="es",
+        es_pairs=8,
+        keep="last",
+    )
+    env: str = setting("point-mass", "the task family", choices=ENVS)
+    episodes: int = setting(16, "episodes per policy update", parse=positive_int)
+    query_episodes: int = setting(
+        32, "fresh episodes that score a trained policy", parse=positive_int
+    )
+    horizon: int | None = setting(
+        None,
+        "steps per episode (None: 20 for the point mass, at most 100 for the cart-pole)",
+        parse=positive_int,
+    )
+    policy_hidden: tuple[int, ...] = setting(
+        (32,), "the policy network's hidden sizes", parse=positive_int
+    )
+    policy_std: float = setting(
+        0.05, "the point-mass policy's exploration noise", parse=positive_float
+    )
+    hidden: tuple[int, ...] = hidden_setting((16, 16))
+    inputs: tuple[str, ...] = setting(
+        ("advantage", "reward_to_go", "time"),
+        "per-step features the loss network reads: log_prob, advantage, and the side inputs "
+        "reward_to_go and time",
+    )
 
     def tasks(self) -> PointMassGoals | CartPoleTasks:
         common = dict(episodes=self.episodes, query_episodes=self.query_episodes)
@@ -85,20 +101,6 @@ class PolicyGradientRecipe(MetaGradientRecipe):
     def initial_loss(self) -> LearnedLoss:
         with seeded(self.seed):
             return LearnedLoss(reinforce_start_config(self.hidden, self.inputs))
-
-
-def meta_train_policy_gradient(
-    recipe: PolicyGradientRecipe, **kwargs
-) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a policy-gradient loss (`learnedloss.families.recipe.meta_train` with a
-    `PolicyGradientRecipe`); the recipe is recorded in the loss's metadata, so that
-    ``learnedloss evaluate`` can rebuild its tasks."""
-    return meta_train(recipe, family="policy-gradient", **kwargs)
-
-
-def recipe_of(loss: LearnedLoss) -> PolicyGradientRecipe:
-    """The recipe a loss was meta-trained with (from its metadata), else the defaults."""
-    return recipe_from_metadata(loss, PolicyGradientRecipe)
 
 
 def evaluate_policy_gradient(

@@ -43,12 +43,21 @@ from learnedloss.families.reacher.tasks import (
     ReacherPolicy,
     fit_dynamics,
 )
-from learnedloss.families.recipe import MetaGradientRecipe, meta_train, seeded
+from learnedloss.families.recipe import (
+    ESTIMATING,
+    MetaGradientRecipe,
+    declare_recipe,
+    hidden_setting,
+    meta_train,
+    seeded,
+)
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.inner import learned_loss_apply, plain_loss_apply
+from learnedloss.meta.settings import MetaTrainingSettings, setting
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.starts import mse_start_config
 from learnedloss.tasks.base import TaskBatch
+from learnedloss.validators import non_negative_float, non_negative_int, positive_int
 
 Transitions = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -229,7 +238,7 @@ class CollapseMonitor:
             )
 
 
-@dataclass
+@declare_recipe
 class ReacherRecipe(MetaGradientRecipe):
     """Meta-training settings for the model-based reacher.
 
@@ -242,29 +251,52 @@ class ReacherRecipe(MetaGradientRecipe):
     steps, keeping the last loss.
     """
 
-    random_episodes: int = 100
-    dynamics_hidden: tuple[int, ...] = (64, 64)
-    fit_steps: int = 2000
-    refit_every: int = 25
-    refit_episodes: int = 16
-    horizon: int = HORIZON
-    policy_hidden: tuple[int, ...] = (32,)
-    velocity_weight: float = 1e-3
-    hidden: tuple[int, ...] = (16, 16)
-    inputs: tuple[str, ...] = ("input", "target", "residual", "velocity", "action", "time")
-    residual_form: str = "weight"
-    outer_steps: int = 150
-    inner_steps: int = 20
-    inner_optimizer: str = "adam"
-    inner_lr: float = 0.003
-    meta_batch_size: int = 8
-    meta_lr: float = 0.01
-    meta_gradient: str = "es"
-    es_pairs: int = 4
-    keep: str = "last"
-    validate_every: int = 25
-    validation_size: int = 16
-    collapse_floor: float = 0.01
+    settings: MetaTrainingSettings = ESTIMATING.replace(
+        inner_steps=20,
+        inner_optimizer="adam",
+        inner_lr=0.003,
+        outer_steps=150,
+        meta_batch_size=8,
+        meta_lr=0.01,
+        validate_every=25,
+        validation_size=16,
+        meta_gradient="es",
+        es_pairs=4,
+        keep="last",
+    )
+    random_episodes: int = setting(
+        100, "random-action episodes the first dynamics model is fitted on", parse=positive_int
+    )
+    dynamics_hidden: tuple[int, ...] = setting(
+        (64, 64), "the dynamics model's hidden sizes", parse=positive_int, option=False
+    )
+    fit_steps: int = setting(2000, "Adam steps per dynamics-model fit", parse=positive_int)
+    refit_every: int = setting(
+        25, "outer steps between refits of the dynamics model (0: never)", parse=non_negative_int
+    )
+    refit_episodes: int = setting(
+        16, "policy roll-outs in MuJoCo added at each refit", parse=positive_int
+    )
+    horizon: int = setting(HORIZON, "steps per roll-out", parse=positive_int, option=False)
+    policy_hidden: tuple[int, ...] = setting(
+        (32,), "the policy network's hidden sizes", parse=positive_int, option=False
+    )
+    velocity_weight: float = setting(
+        1e-3, "weight of the final-velocity term of the meta-objective", option=False
+    )
+    hidden: tuple[int, ...] = hidden_setting((16, 16))
+    inputs: tuple[str, ...] = setting(
+        ("input", "target", "residual", "velocity", "action", "time"),
+        "per-step features the loss network reads",
+        option=False,
+    )
+    residual_form: str = setting("weight", "how the network corrects the task loss", option=False)
+    collapse_floor: float = setting(
+        0.01,
+        "warn that the loss is collapsing when its gradient on fresh policies falls below "
+        "this fraction of the task loss's",
+        parse=non_negative_float,
+    )
 
     def initial_loss(self) -> LearnedLoss:
         with seeded(self.seed):
@@ -284,10 +316,11 @@ class ReacherRecipe(MetaGradientRecipe):
 
 
 def meta_train_reacher(
-    recipe: ReacherRecipe, **kwargs
+    recipe: ReacherRecipe, family: str = "reacher", **kwargs
 ) -> tuple[LearnedLoss, MetaTrainer, ReacherGoals]:
     """Meta-train a reacher loss (see the module docs); returns (loss, trainer, tasks), the
-    tasks holding the final dynamics model. ``kwargs`` go to
+    tasks holding the final dynamics model; the recipe goes into the loss's metadata under
+    ``family``. ``kwargs`` go to
     `learnedloss.families.recipe.meta_train` (``progress``, ``max_seconds``, ...); resuming is not
     supported, as the dynamics model and its data are not checkpointed."""
     reacher = MujocoReacher()
@@ -309,7 +342,7 @@ def meta_train_reacher(
     )
     monitor = CollapseMonitor(tasks, recipe.collapse_floor)
     loss, trainer = meta_train(
-        recipe, family="reacher", tasks=tasks, callbacks=(refit, monitor), **kwargs
+        recipe, family=family, tasks=tasks, callbacks=(refit, monitor), **kwargs
     )
     loss.metadata["training"]["collapsed_at"] = monitor.collapsed_at
     return loss, trainer, tasks

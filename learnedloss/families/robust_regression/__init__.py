@@ -4,7 +4,6 @@ held-out tables (docs/robust-regression.md)."""
 
 from learnedloss.families.robust_regression.recipe import (
     RobustRegressionRecipe,
-    meta_train_robust_regression,
 )
 from learnedloss.families.robust_regression.tasks import (
     HELD_OUT_TABLES,
@@ -19,5 +18,4 @@ __all__ = [
     "TABLES",
     "RobustRegressionRecipe",
     "RobustRegressionTasks",
-    "meta_train_robust_regression",
 ]

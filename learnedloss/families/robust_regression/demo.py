@@ -37,7 +37,7 @@ def ratio_table(evaluation: Evaluation) -> str:
     return "\n".join(lines)
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def diabetes_demo(args: argparse.Namespace) -> int:
     """Evaluate the bundled loss on the held-out table with SGD and Adam; print the tables,
     write ``demo-sgd.png``, ``demo-adam.png`` and ``results.json`` into ``args.out``."""
     from learnedloss.evaluation.plots import plot

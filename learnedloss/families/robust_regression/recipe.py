@@ -12,20 +12,27 @@ offsets, 0-40% corrupted training targets of three kinds, MLPs of several widths
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from learnedloss.families.recipe import HeldOutTransferRecipe, meta_train, recipe_from_metadata
+from learnedloss.families.recipe import (
+    HELD_OUT_TRANSFER_SETTINGS,
+    HeldOutTransferRecipe,
+    declare_recipe,
+    hidden_setting,
+    sources_setting,
+    widths_setting,
+)
 from learnedloss.families.robust_regression.tasks import (
     CORRUPTIONS,
+    HELD_OUT_TABLES,
     META_TRAIN_TABLES,
+    TABLES,
     RobustRegressionTasks,
 )
-from learnedloss.loss import LearnedLoss
-from learnedloss.meta.trainer import MetaTrainer
+from learnedloss.meta.settings import MetaTrainingSettings, setting
 from learnedloss.starts import scale_free_mse_start_config
+from learnedloss.validators import fraction, positive_int
 
 
-@dataclass
+@declare_recipe
 class RobustRegressionRecipe(HeldOutTransferRecipe):
     """Meta-training settings for the broad robust-regression family.
 
@@ -37,16 +44,27 @@ class RobustRegressionRecipe(HeldOutTransferRecipe):
     the meta-objective (so tasks of every target scale count alike).
     """
 
-    sources: tuple[str, ...] = ("synthetic", *META_TRAIN_TABLES)
-    n_train: int = 96
-    n_query: int = 64
-    outlier_fraction: tuple[float, float] = (0.0, 0.4)
-    corruptions: tuple[str, ...] = CORRUPTIONS
-    widths: tuple[int, ...] = (16, 32, 64)
-    hidden: tuple[int, ...] = (16, 16)
-    inputs: tuple[str, ...] = ("scaled_residual", "standardized_target")
-    inner_optimizer: str = "adam"
-    aggregate: str = "log-mean"
+    settings: MetaTrainingSettings = HELD_OUT_TRANSFER_SETTINGS.replace(
+        inner_optimizer="adam", aggregate="log-mean"
+    )
+    sources: tuple[str, ...] = sources_setting(
+        ("synthetic", *META_TRAIN_TABLES), ("synthetic", *TABLES), HELD_OUT_TABLES
+    )
+    n_train: int = setting(96, "training rows per task", parse=positive_int, option=False)
+    n_query: int = setting(64, "clean query rows per task", parse=positive_int, option=False)
+    outlier_fraction: tuple[float, float] = setting(
+        (0.0, 0.4), "range of each task's corrupted fraction", parse=fraction
+    )
+    corruptions: tuple[str, ...] = setting(
+        CORRUPTIONS, "how training targets are corrupted", choices=CORRUPTIONS, option=False
+    )
+    widths: tuple[int, ...] = widths_setting((16, 32, 64))
+    hidden: tuple[int, ...] = hidden_setting((16, 16))
+    inputs: tuple[str, ...] = setting(
+        ("scaled_residual", "standardized_target"),
+        "per-element features the loss network reads",
+        option=False,
+    )
 
     start_config = staticmethod(scale_free_mse_start_config)
 
@@ -59,15 +77,3 @@ class RobustRegressionRecipe(HeldOutTransferRecipe):
             corruptions=self.corruptions,
             widths=self.widths,
         )
-
-
-def meta_train_robust_regression(
-    recipe: RobustRegressionRecipe, **kwargs
-) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a loss on `RobustRegressionTasks`; the recipe goes into its metadata."""
-    return meta_train(recipe, family="robust-regression", **kwargs)
-
-
-def recipe_of(loss: LearnedLoss) -> RobustRegressionRecipe:
-    """The recipe a loss was meta-trained with (from its metadata), else the defaults."""
-    return recipe_from_metadata(loss, RobustRegressionRecipe)

@@ -27,8 +27,8 @@ from learnedloss.evaluation.protocol import mean_and_std
 from learnedloss.families.robust_regression.tasks import HELD_OUT_TABLES, RobustRegressionTasks
 from learnedloss.families.transfer_common import (
     add_transfer_main_arguments,
-    evaluate_over_seeds,
     run_transfer_main,
+    score_over_seeds,
     shared_transfer_options,
     summary_table,
     transfer_parser,
@@ -85,7 +85,7 @@ def transfer(
     for table in tables:
         tasks = held_out_tasks(table, outliers, **task_options)
         for optimizer in optimizers:
-            per_seed, protocol = evaluate_over_seeds(
+            per_seed, protocol = score_over_seeds(
                 lambda: {**robust_regression_baselines(deltas), **losses},
                 tasks,
                 optimizer=optimizer,

@@ -2,7 +2,7 @@
 available at meta-train time only."""
 
 from learnedloss.families.shaped_sine.recipe import (
-    FrequencyRecipe,
+    ShapedSineRecipe,
     compare_recovery,
     meta_train_frequency,
 )
@@ -10,8 +10,8 @@ from learnedloss.families.shaped_sine.tasks import FrequencyModel, FrequencyTask
 
 __all__ = [
     "FrequencyModel",
-    "FrequencyRecipe",
     "FrequencyTasks",
+    "ShapedSineRecipe",
     "compare_recovery",
     "meta_train_frequency",
 ]

@@ -3,13 +3,13 @@
 The experiment of ML3 (Bechtle et al., ICPR 2021, sec. V-C), on `FrequencyTasks`: a loss
 that reads (x, ŷ, y) is meta-trained either with the true frequency ω* in the
 meta-objective (*shaped*) or with the MSE (*unshaped*); at test time it only ever sees
-(x, ŷ, y). See docs/shaping.md.
+(x, ŷ, y). See docs/shaped-sine.md.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,25 +25,35 @@ from learnedloss.evaluation.protocol import (
     pick_lr,
     train_curves,
 )
-from learnedloss.families.recipe import Recipe, meta_train, seeded
+from learnedloss.families.recipe import (
+    Recipe,
+    declare_recipe,
+    hidden_setting,
+    meta_train,
+    residual_form_setting,
+    seeded,
+    shaped_setting,
+)
 from learnedloss.families.shaped_sine.tasks import FrequencyModel, FrequencyTasks
 from learnedloss.loss import LearnedLoss
+from learnedloss.meta.settings import InnerLoop, MetaTrainingSettings, Schedule, setting
 from learnedloss.meta.state import has_checkpoint
 from learnedloss.meta.trainer import MetaTrainer
 from learnedloss.starts import mse_start_config
+from learnedloss.validators import non_negative_int, positive_float, positive_int
 
 WITHIN = 0.1
 """A run has recovered the frequency when |ω - ω*| < WITHIN after the inner steps."""
 
 
-@dataclass
-class FrequencyRecipe(Recipe):
+@declare_recipe
+class ShapedSineRecipe(Recipe):
     """Meta-training settings for frequency recovery, in two stages.
 
     The loss starts as exactly the squared error (a residual network over (x, ŷ, y)) and
     learns a *scaled* correction, ((1 + h(x, ŷ, y)) (ŷ - y))², so a perfect fit (ω = ω*)
     stays a minimum: with an added correction, (h + ŷ - y)², the learned minimum drifted
-    about 0.1 from ω* and most runs stopped short of it (docs/shaping.md). The inner loop
+    about 0.1 from ω* and most runs stopped short of it (docs/shaped-sine.md). The inner loop
     is ML3's: SGD at lr 1.0.
 
     1. *One step* (``outer_steps``): a one-step horizon from random starting frequencies
@@ -55,18 +65,30 @@ class FrequencyRecipe(Recipe):
        held-out runs within 0.1 of ω* from about 90% to about 95%.
     """
 
-    shaped: bool = True
-    outer_steps: int = 6000
-    inner_lr: float = 1.0
-    meta_batch_size: int = 32
-    meta_lr: float = 3e-3
-    hidden: tuple[int, ...] = (50, 50)
-    residual_form: str = "scale"
-    finetune_steps: int = 3000
-    finetune_inner_steps: int = 10
-    finetune_meta_lr: float = 1e-3
-    validate_every: int = 250
-    validation_size: int = 256
+    settings: MetaTrainingSettings = MetaTrainingSettings(
+        inner=InnerLoop(inner_lr=1.0),
+        schedule=Schedule(
+            outer_steps=6000,
+            meta_batch_size=32,
+            meta_lr=3e-3,
+            validate_every=250,
+            validation_size=256,
+        ),
+    )
+    shaped: bool = shaped_setting("the MSE instead of (w - w*)^2")
+    hidden: tuple[int, ...] = hidden_setting((50, 50), allow_none=True)
+    residual_form: str = residual_form_setting("scale")
+    finetune_steps: int = setting(
+        3000,
+        "outer steps of the second stage, on the test protocol (0: none)",
+        parse=non_negative_int,
+    )
+    finetune_inner_steps: int = setting(
+        10, "inner steps of the second stage", parse=positive_int, option=False
+    )
+    finetune_meta_lr: float = setting(
+        1e-3, "meta-lr of the second stage", parse=positive_float, option=False
+    )
 
     def tasks(self) -> FrequencyTasks:
         return FrequencyTasks(shaped=self.shaped, start=None)
@@ -81,12 +103,14 @@ class FrequencyRecipe(Recipe):
 
 
 def meta_train_frequency(
-    recipe: FrequencyRecipe,
+    recipe: ShapedSineRecipe,
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
     device: str = "cpu",
     max_seconds: float | None = None,
+    family: str = "shaped-sine",
+    overwrite: bool = False,
 ) -> tuple[LearnedLoss, MetaTrainer]:
     """Meta-train a shaped or unshaped frequency-recovery loss in the recipe's two stages;
     returns (best loss, the trainer of the last stage run).
@@ -95,6 +119,8 @@ def meta_train_frequency(
     The trainer's ``history`` holds both stages (``"stage"`` in each record, steps counted
     on). With ``run_dir``, each stage checkpoints in its own subfolder, and ``resume``
     continues whichever stage was interrupted. ``max_seconds`` is a budget for both.
+    ``overwrite`` starts both stages afresh in a ``run_dir`` that holds a previous run. The
+    recipe goes into the loss's metadata under ``family``.
     """
     started = time.monotonic()
     sub = (lambda name: Path(run_dir) / name) if run_dir is not None else (lambda name: None)
@@ -103,33 +129,32 @@ def meta_train_frequency(
         recipe,
         run_dir=sub("one-step"),
         max_seconds=max_seconds,
-        family="shaped-sine",
+        family=family,
+        overwrite=overwrite,
         **common,
     )
     history = [{**r, "stage": "one-step"} for r in trainer.history]
     if recipe.finetune_steps and trainer.step >= recipe.outer_steps:
         left = None if max_seconds is None else max_seconds - (time.monotonic() - started)
+        stage_two = recipe.settings.replace(
+            inner_steps=recipe.finetune_inner_steps, truncate=1, meta_lr=recipe.finetune_meta_lr
+        )
         trainer = MetaTrainer(
             loss.unfreeze(),
             recipe.finetune_tasks(),
-            inner_steps=recipe.finetune_inner_steps,
-            inner_lr=recipe.inner_lr,
-            truncate=1,
-            meta_lr=recipe.finetune_meta_lr,
-            meta_batch_size=recipe.meta_batch_size,
-            validate_every=recipe.validate_every,
-            validation_size=recipe.validation_size,
+            **stage_two.trainer_arguments(),
             run_dir=sub("on-test-protocol"),
-            checkpoint_every=recipe.validate_every,
-            seed=recipe.seed,
             device=device,
             progress=progress,
         )
         stage_two_started = has_checkpoint(sub("on-test-protocol"))
         loss = trainer.fit(
-            recipe.finetune_steps, resume=resume and stage_two_started, max_seconds=left
+            recipe.finetune_steps,
+            resume=resume and stage_two_started,
+            max_seconds=left,
+            overwrite=overwrite,
         )
-        loss.metadata["recipe"] = {"family": "shaped-sine", **asdict(recipe)}
+        loss.metadata["recipe"] = {"family": family, **recipe.to_dict()}
         history += [
             {**r, "step": r["step"] + recipe.outer_steps, "stage": "on-test-protocol"}
             for r in trainer.history

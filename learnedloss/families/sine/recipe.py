@@ -4,54 +4,74 @@ meta-train sine``, ``learnedloss demo`` and docs/sine.md."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
 from learnedloss.config import LossConfig
 from learnedloss.evaluation.baselines import standard_losses
 from learnedloss.evaluation.protocol import Evaluation, evaluate, lr_grid
-from learnedloss.families.recipe import MetaGradientRecipe, meta_train, seeded
+from learnedloss.families.recipe import (
+    ESTIMATING,
+    MetaGradientRecipe,
+    declare_recipe,
+    hidden_setting,
+    residual_form_setting,
+    seeded,
+)
 from learnedloss.families.sine.tasks import SineTasks
 from learnedloss.loss import LearnedLoss
-from learnedloss.meta.trainer import MetaTrainer
+from learnedloss.meta.settings import MetaTrainingSettings, setting
 from learnedloss.starts import huber_start_config, mse_start_config
+from learnedloss.validators import fraction
 
 _STARTS = {"mse": mse_start_config, "huber": huber_start_config}
 
 
-@dataclass
+@declare_recipe
 class SineRecipe(MetaGradientRecipe):
     """Meta-training settings for sine regression (defaults: the corrupted-target set-up).
 
     The sine distribution defaults to ML3's meta-test one: amplitude [0.2, 5], phase
-    [-π, π], x in [-5, 5], 100 training points, 1-100-10-1 ReLU models.
+    [-π, π], x in [-5, 5], 100 training points, 1-100-10-1 ReLU models. Short inner
+    horizons: the meta-gradient through 100 SGD steps near the edge of stability explodes
+    (norm ~1e10, batch-to-batch cosine ~0; docs/sine.md), through 10 steps it is usable.
+    The loss is then evaluated at 100 steps.
     """
 
-    outlier_fraction: float = 0.2
-    amplitude: tuple[float, float] = (0.2, 5.0)
-    phase: tuple[float, float] = (-math.pi, math.pi)
-    x_range: tuple[float, float] = (-5.0, 5.0)
-    # "mse" / "huber": a residual network equal to MSE / Huber(δ=1); "ml3": ML3's reference
-    start: str = "mse"
-    hidden: tuple[int, ...] = (50, 50)
-    inputs: tuple[str, ...] = ("input", "target")
-    # how a "mse" / "huber" start's network corrects the standard term (LossConfig)
-    residual_form: str = "add"
-    # Short inner horizons: the meta-gradient through 100 SGD steps near the edge of
-    # stability explodes (norm ~1e10, batch-to-batch cosine ~0; docs/sine.md), through
-    # 10 steps it is usable. The loss is then evaluated at 100 steps.
-    outer_steps: int = 2000
-    inner_steps: int = 10
-    inner_lr: float = 0.05
-    inner_optimizer: str = "sgd"
-    truncate: int | None = None
-    # meta_gradient "backprop" (the default) or "es" (evolution strategies, for horizons too
-    # chaotic to backpropagate), es_pairs, es_sigma and keep: `MetaGradientRecipe`'s defaults
-    meta_batch_size: int = 64
-    score_on: str = "query"
-    aggregate: str = "log-mean"
-    validate_every: int = 25
+    settings: MetaTrainingSettings = ESTIMATING.replace(
+        inner_steps=10,
+        inner_lr=0.05,
+        outer_steps=2000,
+        meta_batch_size=64,
+        aggregate="log-mean",
+        validate_every=25,
+    )
+    outlier_fraction: float = setting(
+        0.2,
+        "fraction of inner-loop targets replaced by noise in [-10, 10]",
+        parse=fraction,
+        flag="--outliers",
+    )
+    amplitude: tuple[float, float] = setting(
+        (0.2, 5.0), "range of the sines' amplitudes", parse=float
+    )
+    phase: tuple[float, float] = setting(
+        (-math.pi, math.pi), "range of the sines' phases", parse=float
+    )
+    x_range: tuple[float, float] = setting((-5.0, 5.0), "range of the inputs x", parse=float)
+    start: str = setting(
+        "mse",
+        "mse / huber: a residual network equal to MSE / Huber (delta 1); ml3: ML3's "
+        "reference network",
+        choices=("mse", "huber", "ml3"),
+    )
+    hidden: tuple[int, ...] = hidden_setting((50, 50))
+    inputs: tuple[str, ...] = setting(
+        ("input", "target"),
+        "per-element features the loss network reads",
+        choices=("input", "target", "residual"),
+    )
+    residual_form: str = residual_form_setting("add")
 
     def tasks(self) -> SineTasks:
         return SineTasks(
@@ -70,11 +90,6 @@ class SineRecipe(MetaGradientRecipe):
             raise ValueError(f"start must be 'mse', 'huber' or 'ml3', got {self.start!r}")
         with seeded(self.seed):
             return LearnedLoss(config)
-
-
-def meta_train_sine(recipe: SineRecipe, **kwargs) -> tuple[LearnedLoss, MetaTrainer]:
-    """Meta-train a loss on sine tasks; `meta_train` with a `SineRecipe`."""
-    return meta_train(recipe, **kwargs)
 
 
 def evaluate_against_baselines(

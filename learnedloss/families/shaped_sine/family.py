@@ -1,6 +1,7 @@
-"""The shaped-sine parts of the ``learnedloss`` command (see `learnedloss.cli`).
+"""The shaped-sine family (see `learnedloss.families.registry`).
 
-- ``learnedloss meta-train shaped-sine [--unshaped] ...``: meta-train a frequency-recovery loss.
+- ``learnedloss meta-train shaped-sine [--unshaped] ...``: meta-train a frequency-recovery loss
+  in two stages (`meta_train_frequency`).
 - ``learnedloss evaluate shaped-sine LOSS [LOSS ...]``: recovery table against MSE, and the
   loss-landscape plot.
 """
@@ -12,46 +13,18 @@ from dataclasses import asdict
 
 import torch
 
-from learnedloss.cli.common import (
-    add_plot_argument,
-    add_residual_form_argument,
-    add_schedule_arguments,
-    add_shaping_arguments,
-    echo,
-    non_negative_int,
-    over_seeds,
-    positive_float,
-    positive_int,
-    run_recipe,
-)
 from learnedloss.evaluation.protocol import EVALUATION_SEED_OFFSET
+from learnedloss.families.evaluating import add_plot_argument, echo, over_seeds
+from learnedloss.families.parts import FamilyParts
 from learnedloss.families.shaped_sine.recipe import (
-    FrequencyRecipe,
+    ShapedSineRecipe,
     compare_recovery,
     landscape,
     meta_train_frequency,
     recovery_table,
 )
 from learnedloss.loss import LearnedLoss
-
-
-def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `FrequencyRecipe` options, with its values as defaults."""
-    defaults = FrequencyRecipe()
-    add_shaping_arguments(parser, defaults, unshaped="the MSE instead of (w - w*)^2")
-    add_residual_form_argument(parser, defaults.residual_form)
-    parser.add_argument(
-        "--finetune-steps",
-        type=non_negative_int,
-        default=defaults.finetune_steps,
-        help="outer steps of the second stage, on the test protocol (0: none; "
-        "default: %(default)s)",
-    )
-    add_schedule_arguments(parser, defaults)
-
-
-def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
-    return run_recipe(args, FrequencyRecipe, meta_train_frequency, max_seconds)
+from learnedloss.validators import positive_float, positive_int
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +51,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add_plot_argument(parser, "write the loss landscapes to this PNG")
 
 
-def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+def evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
     """Frequency recovery of ``losses`` against MSE for each seed (`compare_recovery`), and
     the landscapes with ``--plot``; prints the tables, returns one result dict per seed."""
     results = []
@@ -118,3 +91,8 @@ def summarize_recovery(results: list[dict]) -> str:
                 f" | {float(error.mean()):.3f} ± {float(error.std()):.3f}"
             )
     return "\n".join(lines)
+
+
+PARTS = FamilyParts(
+    ShapedSineRecipe, add_evaluate_arguments, evaluate, meta_train=meta_train_frequency
+)

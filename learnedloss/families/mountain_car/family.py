@@ -1,4 +1,4 @@
-"""The mountain-car parts of the ``learnedloss`` command (see `learnedloss.cli`).
+"""The mountain-car family (see `learnedloss.families.registry`).
 
 - ``learnedloss meta-train mountain-car [--unshaped] ...``: meta-train a mountain-car loss.
 - ``learnedloss evaluate mountain-car LOSS [LOSS ...]``: success rates against the task cost,
@@ -10,51 +10,23 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from learnedloss.cli.common import (
-    add_meta_gradient_arguments,
-    add_plot_argument,
-    add_schedule_arguments,
-    add_shaping_arguments,
-    echo,
-    over_seeds,
-    positive_float,
-    positive_int,
-    run_recipe,
-)
 from learnedloss.evaluation.protocol import EVALUATION_SEED_OFFSET
+from learnedloss.families.evaluating import add_plot_argument, echo, over_seeds
 from learnedloss.families.mountain_car.recipe import (
+    MOUNTAIN_CAR,
     MountainCarRecipe,
     compare_driving,
     driving_table,
-    meta_train_mountain_car,
 )
+from learnedloss.families.parts import FamilyParts
 from learnedloss.loss import LearnedLoss
-
-
-def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `MountainCarRecipe` options, with its values as defaults."""
-    defaults = MountainCarRecipe()
-    add_shaping_arguments(
-        parser, defaults, unshaped="the task cost instead of the waypoint, then the goal"
-    )
-    parser.add_argument(
-        "--inner-optimizer",
-        choices=["adam", "sgd"],
-        default=defaults.inner_optimizer,
-        help="the optimizer each policy is trained with (default: %(default)s)",
-    )
-    add_schedule_arguments(parser, defaults)
-    add_meta_gradient_arguments(parser, defaults)
-
-
-def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
-    return run_recipe(args, MountainCarRecipe, meta_train_mountain_car, max_seconds)
+from learnedloss.validators import positive_float, positive_int
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``learnedloss evaluate mountain-car``, with the recipe's driving
     settings as defaults."""
-    defaults = MountainCarRecipe()
+    defaults = MOUNTAIN_CAR
     add = parser.add_argument
     add(
         "--lr",
@@ -85,7 +57,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+def evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
     """Train policies with ``losses`` and the task cost for each seed (`compare_driving`);
     prints the success tables, returns one result dict per seed."""
     results = []
@@ -106,3 +78,6 @@ def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> li
 
             echo(f"wrote {plot_trajectories(trajectories, args.plot)}")
     return results
+
+
+PARTS = FamilyParts(MountainCarRecipe, add_evaluate_arguments, evaluate)

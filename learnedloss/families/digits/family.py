@@ -1,4 +1,4 @@
-"""The classification parts of the ``learnedloss`` command (see `learnedloss.cli`).
+"""The bundled-digits classification family (see `learnedloss.families.registry`).
 
 - ``learnedloss meta-train digits ...``: meta-train a drop-in for ``nn.CrossEntropyLoss`` on
   few-shot tasks of scikit-learn's bundled digits, optionally with noisy training labels.
@@ -10,81 +10,16 @@ from __future__ import annotations
 
 import argparse
 
-from learnedloss.cli.common import (
-    add_hidden_argument,
+from learnedloss.families.digits.recipe import DigitsRecipe, evaluate_classification
+from learnedloss.families.digits.tasks import MODELS
+from learnedloss.families.evaluating import (
     add_plot_argument,
-    add_schedule_arguments,
     add_tuned_lr_arguments,
     evaluate_at_tuned_lrs,
-    fraction,
-    positive_int,
-    run_recipe,
 )
-from learnedloss.families.digits.recipe import (
-    META_OBJECTIVES,
-    DigitsRecipe,
-    evaluate_classification,
-    meta_train_digits,
-    recipe_of,
-)
-from learnedloss.families.digits.tasks import MODELS
+from learnedloss.families.parts import FamilyParts
 from learnedloss.loss import LearnedLoss
-
-
-def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `DigitsRecipe` options, with its values as defaults."""
-    defaults = DigitsRecipe()
-    add = parser.add_argument
-    add(
-        "--label-noise",
-        type=fraction,
-        default=defaults.label_noise,
-        help="fraction of training labels flipped to another class (query labels stay clean; "
-        "default: %(default)s)",
-    )
-    add(
-        "--n-way",
-        type=positive_int,
-        default=defaults.n_way,
-        help="classes per task (default: %(default)s)",
-    )
-    add(
-        "--n-shot",
-        type=positive_int,
-        default=defaults.n_shot,
-        help="training images per class (default: %(default)s)",
-    )
-    add(
-        "--n-query",
-        type=positive_int,
-        default=defaults.n_query,
-        help="query images per class (default: %(default)s)",
-    )
-    add(
-        "--model",
-        choices=MODELS,
-        default=defaults.model,
-        help="the model each task trains (default: %(default)s)",
-    )
-    add(
-        "--meta-objective",
-        choices=META_OBJECTIVES,
-        default=defaults.meta_objective,
-        help="how a trained model is scored on its clean query set (default: %(default)s)",
-    )
-    add_hidden_argument(parser, defaults.hidden)
-    add(
-        "--inputs",
-        nargs="+",
-        default=list(defaults.inputs),
-        choices=["log_prob", "prob", "target"],
-        help="per-class features the loss network reads (default: %(default)s)",
-    )
-    add_schedule_arguments(parser, defaults)
-
-
-def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
-    return run_recipe(args, DigitsRecipe, meta_train_digits, max_seconds)
+from learnedloss.validators import fraction, positive_int
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,11 +46,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--model", choices=MODELS, help="the model each task trains (cnn: unseen architecture)")
 
 
-def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
+def evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> list[dict]:
     """Evaluate classification losses on meta-test digits tasks (see
     `evaluate_classification`) built from the first loss's recipe; prints the tables and
     returns one result dict per seed."""
-    recipe = recipe_of(next(iter(losses.values())))
+    recipe = DigitsRecipe.from_loss(next(iter(losses.values())))
     changes = {
         name: getattr(args, name)
         for name in ("label_noise", "n_way", "n_shot", "model")
@@ -132,3 +67,6 @@ def run_evaluate(args: argparse.Namespace, losses: dict[str, LearnedLoss]) -> li
         tuned_label=f"{tasks.summary()}, each loss at its lr tuned for query error",
         plot_title=f"held-out digits tasks: {tasks.summary()}",
     )
+
+
+PARTS = FamilyParts(DigitsRecipe, add_evaluate_arguments, evaluate)

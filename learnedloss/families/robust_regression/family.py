@@ -1,51 +1,24 @@
-"""The robust-regression parts of the ``learnedloss`` command (see `learnedloss.cli`).
+"""The robust-regression family (see `learnedloss.families.registry`).
 
 - ``learnedloss meta-train robust-regression ...``: meta-train a scale-free drop-in for
   ``nn.MSELoss`` on the broad family (`RobustRegressionRecipe`).
 - ``learnedloss evaluate robust-regression LOSS [LOSS ...]``: the transfer evaluation on
   held-out tables (`learnedloss.families.robust_regression.transfer`).
+- ``learnedloss demo``: the bundled loss on scikit-learn's diabetes data
+  (`learnedloss.families.robust_regression.demo`).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from learnedloss.cli.common import (
-    fraction,
-    positive_int,
-    run_recipe,
-)
-from learnedloss.families.robust_regression.recipe import (
-    RobustRegressionRecipe,
-    meta_train_robust_regression,
-)
+from learnedloss.families.parts import FamilyParts
+from learnedloss.families.robust_regression.demo import diabetes_demo
+from learnedloss.families.robust_regression.recipe import RobustRegressionRecipe
 from learnedloss.families.robust_regression.tasks import CORRUPTIONS, HELD_OUT_TABLES, TABLES
-from learnedloss.families.robust_regression.transfer import run_evaluate  # noqa: F401  (the registry hook)
-from learnedloss.families.transfer_common import (
-    add_model_and_schedule_arguments,
-    add_sources_argument,
-    add_transfer_arguments,
-)
-
-
-def add_meta_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `RobustRegressionRecipe` options, with its values as defaults."""
-    defaults = RobustRegressionRecipe()
-    add = parser.add_argument
-    add_sources_argument(parser, defaults.sources, TABLES, HELD_OUT_TABLES)
-    add(
-        "--outlier-fraction",
-        type=fraction,
-        nargs=2,
-        default=list(defaults.outlier_fraction),
-        metavar=("LOW", "HIGH"),
-        help="range of each task's corrupted fraction (default: %(default)s)",
-    )
-    add_model_and_schedule_arguments(parser, defaults)
-
-
-def run_meta_train(args: argparse.Namespace, max_seconds: float | None) -> int:
-    return run_recipe(args, RobustRegressionRecipe, meta_train_robust_regression, max_seconds)
+from learnedloss.families.robust_regression.transfer import run_evaluate
+from learnedloss.families.transfer_common import add_transfer_arguments
+from learnedloss.validators import fraction, positive_int
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,3 +47,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         default="relu",
         help="the models' activation (default: %(default)s)",
     )
+
+
+PARTS = FamilyParts(
+    RobustRegressionRecipe, add_evaluate_arguments, run_evaluate, demo=diabetes_demo
+)

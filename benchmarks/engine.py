@@ -1,0 +1,183 @@
+"""Inner-loop speed: today's vmap path against the batched engine, side by side.
+
+For each model size, task count and mode, both paths train the same stacked models with the
+same learned loss for ``--steps`` Adam steps and score them; the table gives task-steps per
+second, the speed-up, and GFLOP/s with the FLOP estimate it rests on: the model's arithmetic
+in one inner step, 3 × (forward FLOPs per row) × rows (forward, and a backward of twice its
+cost). The loss network's arithmetic and, in backprop mode, the meta-backward are not
+counted, so GFLOP/s understate the work done.
+
+Sizes (synthetic data of the families' shapes):
+- ``robust``: the robust-regression family's 13-w-w-1 ReLU MLP on 96 rows, a regression loss;
+- ``noisy``: the noisy-labels family's 13-w-3 ReLU MLP on 96 rows, a classification loss;
+- ``digits-cnn``: the digits families' small CNN (5-way, 50 images of 8x8), classification.
+
+``--loss standard`` trains with MSE / cross-entropy instead of a (16, 16) learned loss, to
+show the engine's own cost apart from the learned loss's per-call cost (backprop mode then
+has no meta-gradient to take: it is left out).
+
+Modes: ``backprop`` (differentiable inner loop and the meta-backward) and ``es`` (no graph,
+as evolution strategies and population search run it).
+
+    python benchmarks/engine.py
+    python benchmarks/engine.py --quick
+    python benchmarks/engine.py --tasks 8 64 --widths 32 --sizes robust --modes es
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from learnedloss import LearnedLoss, LossConfig
+from learnedloss.families.digits.tasks import SmallCNN
+from learnedloss.meta.engine import BatchedInnerLoop
+from learnedloss.meta.inner import (
+    InnerLoop,
+    initial_params,
+    learned_loss_apply,
+    make_inner_optimizer,
+    plain_objective,
+)
+from learnedloss.tasks.base import TaskBatch, mse_objective
+from learnedloss.tasks.models import mlp
+
+ROWS = 96
+DIGITS_WAYS, DIGITS_ROWS = 5, 50
+LR = 1e-2
+
+
+def size_setup(size: str, width: int):
+    """``(make_model, in_features, classes or None, rows, label)`` of a size."""
+    if size == "robust":
+        return lambda: mlp((13, width, width, 1)), 13, None, ROWS, f"robust 13-{width}-{width}-1"
+    if size == "noisy":
+        return lambda: mlp((13, width, 3)), 13, 3, ROWS, f"noisy 13-{width}-3"
+    return lambda: SmallCNN(DIGITS_WAYS), 64, DIGITS_WAYS, DIGITS_ROWS, "digits CNN"
+
+
+def synthetic_batch(tasks: int, features: int, classes, rows: int, device) -> TaskBatch:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(tasks, 2 * rows, features, generator=generator)
+    if classes is None:
+        y = torch.randn(tasks, 2 * rows, 1, generator=generator)
+    else:
+        y = torch.randint(0, classes, (tasks, 2 * rows), generator=generator)
+    return TaskBatch(x[:, :rows], y[:, :rows], x[:, rows:], y[:, rows:]).to(device)
+
+
+def make_paths(make_model, classes, device, loss_name: str):
+    torch.manual_seed(0)
+    kind = "regression" if classes is None else "classification"
+    if loss_name == "learned":
+        loss = LearnedLoss(LossConfig(kind=kind, hidden_sizes=(16, 16))).to(device)
+    else:
+        loss = torch.nn.MSELoss() if classes is None else torch.nn.CrossEntropyLoss()
+    objective = plain_objective(
+        mse_objective if classes is None else torch.nn.functional.cross_entropy
+    )
+    with torch.random.fork_rng(devices=[]):
+        template = make_model().to(device)
+    vmapped = InnerLoop(
+        template, learned_loss_apply(loss), objective, make_inner_optimizer("adam", LR)
+    )
+    engine = BatchedInnerLoop(template, loss, objective, "adam", lr=LR)
+    return loss, {"vmap": vmapped, "engine": engine}
+
+
+def seconds_per_call(inner, loss, params, batch, steps: int, mode: str, repeats: int, sync):
+    """The best of ``repeats`` timed calls (after one warm-up call)."""
+    loss_params = dict(loss.named_parameters())
+
+    def call():
+        if mode == "es":
+            with torch.no_grad():
+                inner.run(params, {k: v.detach() for k, v in loss_params.items()}, batch, steps)
+        else:
+            inner.run(params, loss_params, batch, steps).mean().backward()
+        sync()
+
+    call()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def rows_of_table(args, device: str):
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for size in args.sizes:
+        for width in args.widths if size != "digits-cnn" else [0]:
+            make_model, features, classes, rows, label = size_setup(size, width)
+            loss, paths = make_paths(make_model, classes, device, args.loss)
+            flops = 3 * paths["engine"].plan((features,)).forward_flops_per_row() * rows
+            for tasks in args.tasks:
+                batch = synthetic_batch(tasks, features, classes, rows, device)
+                generator = torch.Generator().manual_seed(1)
+                _, params = initial_params(make_model, tasks, generator)
+                params = {k: v.to(device) for k, v in params.items()}
+                for mode in args.modes:
+                    if mode == "backprop" and args.loss == "standard":
+                        continue
+                    rates = {}
+                    for name, inner in paths.items():
+                        if name == "vmap" and tasks > args.vmap_max_tasks:
+                            continue
+                        seconds = seconds_per_call(
+                            inner, loss, params, batch, args.steps, mode, args.repeats, sync
+                        )
+                        rates[name] = tasks * args.steps / seconds
+                    yield device, label, tasks, mode, flops, rates
+
+
+def print_row(device, label, tasks, mode, flops, rates) -> None:
+    def cell(name):
+        if name not in rates:
+            return f"{'-':>11} {'-':>7}"
+        return f"{rates[name]:>11,.0f} {rates[name] * flops / 1e9:>7.2f}"
+
+    speedup = rates["engine"] / rates["vmap"] if "vmap" in rates else float("nan")
+    print(
+        f"{device:<5} {label:<20} {tasks:>5} {mode:<8} {flops / 1e6:>9.3f} "
+        f"{cell('vmap')} {cell('engine')} {speedup:>7.1f}x",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[8, 64, 1024])
+    parser.add_argument("--widths", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--sizes", nargs="+", default=["robust", "noisy", "digits-cnn"])
+    parser.add_argument("--modes", nargs="+", default=["backprop", "es"])
+    parser.add_argument(
+        "--loss",
+        choices=["learned", "standard"],
+        default="learned",
+        help="a (16, 16) LearnedLoss, or MSE / cross-entropy (the engine's own overhead)",
+    )
+    parser.add_argument("--steps", type=int, default=10, help="inner Adam steps per call")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls (best is kept)")
+    parser.add_argument("--vmap-max-tasks", type=int, default=1024, help="skip vmap above")
+    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu (+ cuda)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small and short")
+    args = parser.parse_args()
+    if args.quick:
+        args.tasks, args.widths, args.steps, args.repeats = [8, 64], [32], 2, 1
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    torch.set_num_threads(1)
+    print(
+        f"{'dev':<5} {'model':<20} {'tasks':>5} {'mode':<8} {'MFLOP/ts':>9} "
+        f"{'vmap ts/s':>11} {'GFLOP/s':>7} {'engine ts/s':>11} {'GFLOP/s':>7} {'speedup':>8}"
+    )
+    for device in devices:
+        for row in rows_of_table(args, device):
+            print_row(*row)
+
+
+if __name__ == "__main__":
+    main()

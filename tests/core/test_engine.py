@@ -1,0 +1,280 @@
+"""The batched inner-loop engine: it agrees with the vmap path and with float64 steps done by
+hand, keeps no graph under ES, and refuses what it cannot run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from learnedloss import LearnedLoss, LossConfig
+from learnedloss.meta.engine import (
+    BatchedInnerLoop,
+    EngineUnsupported,
+    StackedAdam,
+    StackedSGD,
+    compile_model,
+    engine_refusal,
+    minibatch_indices,
+)
+from learnedloss.meta.inner import (
+    InnerLoop,
+    initial_params,
+    learned_loss_apply,
+    make_inner_optimizer,
+    plain_objective,
+)
+from learnedloss.tasks.base import TaskBatch, default_loss_arguments, mse_objective
+from learnedloss.tasks.models import mlp
+
+STEPS, LR = 4, 1e-2
+
+
+def _sine_batch(n_tasks: int, generator: torch.Generator) -> TaskBatch:
+    amplitude = torch.rand(n_tasks, 1, 1, generator=generator) * 4 + 1
+    phase = torch.rand(n_tasks, 1, 1, generator=generator) * 6
+    x = torch.rand(n_tasks, 40, 1, generator=generator) * 10 - 5
+    y = amplitude * torch.sin(x + phase)
+    return TaskBatch(x[:, :20], y[:, :20], x[:, 20:], y[:, 20:])
+
+
+@pytest.fixture
+def setup():
+    generator = torch.Generator().manual_seed(0)
+    batch = _sine_batch(4, generator)
+    template, params = initial_params(lambda: mlp((1, 16, 8, 1)), 4, generator)
+    torch.manual_seed(0)
+    loss = LearnedLoss(LossConfig(hidden_sizes=(8, 8), bias=True))
+    return plain_objective(mse_objective), batch, template, params, loss
+
+
+def _meta_gradient(run, loss):
+    loss_params = dict(loss.named_parameters())
+    for p in loss_params.values():
+        p.grad = None
+    objectives = run(loss_params)
+    objectives.mean().backward()
+    return objectives.detach(), [p.grad.clone() for p in loss_params.values()]
+
+
+def _vmap_run(setup, optimizer, indices=None, truncate=None, steps=STEPS):
+    """The vmap path, fed each step's rows by hand when ``indices`` is given."""
+    objective, batch, template, params, loss = setup
+    inner = InnerLoop(
+        template, learned_loss_apply(loss), objective, make_inner_optimizer(optimizer, LR)
+    )
+
+    def run(loss_params):
+        if indices is None:
+            return inner.run(params, loss_params, batch, steps, truncate=truncate)
+        p, state = params, inner.init_state(params)
+        for rows in indices:
+            x = torch.stack([batch.x_train[t, r] for t, r in enumerate(rows)])
+            y = torch.stack([batch.y_train[t, r] for t, r in enumerate(rows)])
+            p, state = inner.steps(p, state, loss_params, x, y, 1)
+        return inner.score(p, state, batch.x_query, batch.y_query)
+
+    return _meta_gradient(run, loss)
+
+
+def _engine_run(setup, optimizer, indices=None, truncate=None, checkpointed=False, steps=STEPS):
+    objective, batch, template, params, loss = setup
+    engine = BatchedInnerLoop(template, loss, objective, optimizer, lr=LR)
+
+    def run(loss_params):
+        return engine.run(
+            params,
+            loss_params,
+            batch,
+            steps,
+            truncate=truncate,
+            checkpointed=checkpointed,
+            indices=indices,
+        )
+
+    return _meta_gradient(run, loss)
+
+
+def _assert_same(expected, got):
+    torch.testing.assert_close(got[0], expected[0], rtol=1e-4, atol=1e-6)
+    for e, g in zip(expected[1], got[1], strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("minibatch", [False, True])
+def test_engine_matches_the_vmap_path(setup, optimizer, minibatch):
+    indices = None
+    if minibatch:
+        indices = minibatch_indices(4, 20, 8, STEPS, torch.Generator().manual_seed(1))
+    _assert_same(_vmap_run(setup, optimizer, indices), _engine_run(setup, optimizer, indices))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_truncation_and_checkpointing_match_the_vmap_path(setup, optimizer):
+    expected = _vmap_run(setup, optimizer, truncate=2)
+    _assert_same(expected, _engine_run(setup, optimizer, truncate=2))
+    _assert_same(_vmap_run(setup, optimizer), _engine_run(setup, optimizer, checkpointed=True))
+
+
+def test_es_mode_builds_no_graph(setup):
+    objective, batch, template, params, loss = setup
+    engine = BatchedInnerLoop(template, loss, objective, "adam", lr=LR)
+    loss_params = dict(loss.named_parameters())
+    with torch.no_grad():
+        trained = engine.train(params, loss_params, batch, STEPS)
+        objectives = engine.run(params, loss_params, batch, STEPS)
+    assert all(p.grad_fn is None and not p.requires_grad for p in trained.values())
+    assert objectives.grad_fn is None and torch.isfinite(objectives).all()
+    _, graphed = _engine_run(setup, "adam")
+    torch.testing.assert_close(objectives, engine.run(params, loss_params, batch, STEPS).detach())
+    assert all(g is not None for g in graphed)
+
+
+def _tiny_mlp_by_hand(optimizer: str):
+    """One float64 step of a 2-3-1 tanh MLP with MSE, written out, for two tasks."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, 2, generator=generator, dtype=torch.float64)
+    y = torch.randn(2, 5, 1, generator=generator, dtype=torch.float64)
+    w1 = torch.randn(2, 3, 2, generator=generator, dtype=torch.float64)
+    b1 = torch.randn(2, 3, generator=generator, dtype=torch.float64)
+    w2 = torch.randn(2, 1, 3, generator=generator, dtype=torch.float64)
+    b2 = torch.randn(2, 1, generator=generator, dtype=torch.float64)
+    lr = torch.tensor([0.1, 0.3], dtype=torch.float64)
+    expected = {}
+    for t in range(2):
+        hidden = torch.tanh(x[t] @ w1[t].T + b1[t])
+        error = 2 * (hidden @ w2[t].T + b2[t] - y[t]) / 5  # d mean((ŷ - y)²) / dŷ
+        back = (error @ w2[t]) * (1 - hidden**2)
+        grads = {
+            "0.weight": back.T @ x[t],
+            "0.bias": back.sum(0),
+            "2.weight": error.T @ hidden,
+            "2.bias": error.sum(0),
+        }
+        for name, g in grads.items():
+            if optimizer == "adam":  # first step: m̂ = g, v̂ = g²
+                g = g / (torch.sqrt(g**2 + 1e-8) + 1e-8)
+            start = {"0.weight": w1, "0.bias": b1, "2.weight": w2, "2.bias": b2}[name][t]
+            expected.setdefault(name, []).append(start - lr[t] * g)
+    params = {"0.weight": w1, "0.bias": b1, "2.weight": w2, "2.bias": b2}
+    return TaskBatch(x, y, x, y), params, lr, {k: torch.stack(v) for k, v in expected.items()}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_one_step_matches_a_float64_step_by_hand(optimizer):
+    batch, params, lr, expected = _tiny_mlp_by_hand(optimizer)
+    template = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    spec = StackedAdam(1.0) if optimizer == "adam" else StackedSGD(1.0)
+    engine = BatchedInnerLoop(template, nn.MSELoss(), plain_objective(mse_objective), spec)
+    with torch.no_grad():
+        trained = engine.train(params, {}, batch, 1, lr=lr)
+    for name, value in expected.items():
+        torch.testing.assert_close(trained[name], value, rtol=1e-12, atol=1e-12)
+
+
+def test_the_digits_cnn_runs_as_it_does_alone():
+    from learnedloss.families.digits.tasks import SmallCNN
+
+    model = SmallCNN(5)
+    plan = compile_model(model, (64,))
+    x = torch.rand(3, 7, 64)
+    params = {k: torch.stack([v.detach()] * 3) for k, v in model.named_parameters()}
+    with torch.no_grad():
+        torch.testing.assert_close(plan.forward(params, x), model(x.reshape(-1, 64)).view(3, 7, 5))
+
+
+class _Skip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.head = nn.Linear(128, 2)
+
+    def forward(self, x):  # a forward the engine's plan does not guess
+        return self.head(torch.tanh(self.conv(x.reshape(-1, 1, 8, 8))).flatten(1))
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        (nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 1)), "buffers"),
+        (nn.Sequential(nn.Linear(4, 4), nn.Dropout(), nn.Linear(4, 1)), "Dropout"),
+        (_Skip(), "forward"),
+    ],
+)
+def test_other_models_are_refused_with_a_reason(model, reason):
+    with pytest.raises(EngineUnsupported, match=reason):
+        compile_model(model, (4,) if isinstance(model, nn.Sequential) else (64,))
+
+
+def test_a_torchopt_optimizer_and_a_batch_dependent_loss_are_refused():
+    model = nn.Sequential(nn.Linear(1, 4), nn.ReLU(), nn.Linear(4, 1))
+    objective = plain_objective(mse_objective)
+    with pytest.raises(EngineUnsupported, match="sgd"):
+        BatchedInnerLoop(model, nn.MSELoss(), objective, make_inner_optimizer("sgd", 0.1))
+    with pytest.raises(EngineUnsupported, match="batch-dependent"):
+        weighted = LearnedLoss(LossConfig(residual=True, residual_form="weight"))
+        BatchedInnerLoop(model, weighted, objective, "sgd", lr=0.1)
+
+
+def test_minibatch_indices_walk_every_row_once_an_epoch():
+    indices = minibatch_indices(3, 10, 5, 4, torch.Generator().manual_seed(0))
+    assert indices.shape == (4, 3, 5)
+    for task in range(3):
+        assert sorted(indices[:2, task].flatten().tolist()) == list(range(10))
+    assert not torch.equal(indices[:, 0], indices[:, 1])
+
+
+def test_the_digits_cnn_trains_as_on_the_vmap_path():
+    from learnedloss.families.digits.tasks import SmallCNN
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 12, 64, generator=generator)
+    y = torch.randint(0, 3, (2, 12), generator=generator)
+    batch = TaskBatch(x[:, :6], y[:, :6], x[:, 6:], y[:, 6:])
+    template, params = initial_params(lambda: SmallCNN(3), 2, generator)
+    torch.manual_seed(0)
+    loss = LearnedLoss(LossConfig(kind="classification", hidden_sizes=(8,)))
+    objective = plain_objective(nn.functional.cross_entropy)
+    setup = (objective, batch, template, params, loss)
+    _assert_same(_vmap_run(setup, "adam", steps=2), _engine_run(setup, "adam", steps=2))
+
+
+@pytest.mark.parametrize(
+    "activation", [nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.ELU(0.7), nn.LeakyReLU(0.1)]
+)
+def test_the_written_out_backward_is_autograd_s(activation):
+    model = nn.Sequential(nn.Linear(3, 5), activation, nn.Linear(5, 2)).double()
+    plan = compile_model(model, (3,))
+    assert plan.has_manual_backward
+    generator = torch.Generator().manual_seed(0)
+    params = {
+        name: torch.randn(2, *p.shape, generator=generator, dtype=torch.float64).requires_grad_()
+        for name, p in model.named_parameters()
+    }
+    x = torch.randn(2, 7, 3, generator=generator, dtype=torch.float64)
+    output, kept = plan.forward_kept(params, x)
+    expected = torch.autograd.grad(output.sin().sum(), list(params.values()))
+    written = plan.backward(params, kept, output.cos())
+    for e, w in zip(expected, written, strict=True):
+        torch.testing.assert_close(w, e)
+
+
+def test_engine_refusal_says_why_in_one_line_or_nothing(setup):
+    _, batch, template, _, loss = setup
+    assert engine_refusal(template, loss, "adam", LR, default_loss_arguments, batch) is None
+    with_norm = nn.Sequential(nn.Linear(1, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    reason = engine_refusal(with_norm, loss, "adam", LR, default_loss_arguments, batch)
+    assert "buffers" in reason and "\n" not in reason
+
+
+def test_the_parameters_widths_count_not_the_template_s(setup):
+    objective, batch, template, params, loss = setup
+    narrow = mlp((1, 3, 2, 1))  # the same layers, other widths (a family may draw widths)
+    loss_params = {k: v.detach() for k, v in loss.named_parameters()}
+    with torch.no_grad():
+        expected = BatchedInnerLoop(template, loss, objective, "adam", lr=LR)
+        got = BatchedInnerLoop(narrow, loss, objective, "adam", lr=LR)
+        torch.testing.assert_close(
+            got.run(params, loss_params, batch, 2), expected.run(params, loss_params, batch, 2)
+        )
