@@ -37,6 +37,11 @@ class RunDirectoryError(ValueError):
     meta-validation set). Nothing has been written or deleted when it is raised."""
 
 
+class TaskModelError(ValueError):
+    """A task family's model cannot be trained by the inner loop: it has no parameters, or
+    every parameter is frozen (``requires_grad=False``). Raised before any task is trained."""
+
+
 class MetaTrainingStalled(RuntimeError):
     """Meta-training ran but never changed the loss: its meta-gradient was zero at every
     outer step (e.g. a loss of one kind meta-trained on tasks of another, or an inner loop
@@ -46,3 +51,22 @@ class MetaTrainingStalled(RuntimeError):
 class MetaTrainingDiverged(RuntimeError):
     """The meta-gradient was not finite for too many consecutive outer steps, or for every
     outer step of a run (whose loss is then the untrained one)."""
+
+
+class DistributedError(RuntimeError):
+    """A collective failed or timed out: another rank failed, stopped or hung."""
+
+
+class UnknownFamilyError(LookupError):
+    """No registered family has that name."""
+
+
+class CommandLineError(SystemExit):
+    """A mistake on the command line. Exits with status 2; ``str()`` is the message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

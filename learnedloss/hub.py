@@ -12,36 +12,48 @@ single Hub commit. It works on plain configs and tensors (it never imports
 `learnedloss.LearnedLoss`, whose loading and saving call it); it builds a loss network only on
 the ``meta`` device, to learn the tensor shapes a config needs without allocating them.
 
+**One writer at a time.** A save and a read hold the directory's inter-process lock
+(`learnedloss.locking`, kept outside the directory), so two processes that save into one
+directory take turns (the last one's checkpoint stays, whole), and a process that reads
+while another saves gets the checkpoint before or after the save, never a mix of the two.
+
 **Writing is all or nothing** (`write_checkpoint`). The three files are first written into a
 fresh hidden journal directory inside the checkpoint directory, ``.learnedloss-save-*/``,
 and flushed to disk; a ``COMMITTED`` marker written last (by rename) is the commit point.
 Only then are the files moved into place (each by an atomic rename of a hard link), and the
-journal is removed, its marker first. A reader (`read_checkpoint`) that finds a committed
-journal reads the checkpoint from it instead of the half-replaced files beside it. So after
-an interrupt at any point a reader gets the old checkpoint (before the commit point) or the
-new one (after it), never a mix, and the user's other files in the directory are never
-touched. Besides, the weights file records the architecture it was saved with, so a
-``config.json`` from another save with the same shapes (another activation, say) is refused
-with a `CheckpointError` instead of computing another function.
+journal is removed, its marker first. A writer killed after its commit point leaves its
+journal behind: the next reader or writer (holding the lock, so that writer is dead)
+finishes the move when it had begun (some files in place, others not: the directory holds a
+mix) and otherwise keeps the visible files, which are whole. So a hidden journal never wins
+over whole visible files, after an interrupt at any point a reader gets the old checkpoint
+or the new one, and the user's other files in the directory are never touched. Besides, the
+weights file records the architecture it was saved with, so a ``config.json`` from another
+save with the same shapes (another activation, say) is refused with a `CheckpointError`
+instead of computing another function.
 
-**Reading checks before it allocates.** The tensor names, shapes and dtypes in the weights
-file's header are compared with those the config needs (from a module built on the ``meta``
-device) before any tensor is loaded, so a ``config.json`` that claims huge layers fails fast.
+**Reading checks before it allocates.** Every file is read up to a size cap only
+(`MAX_CONFIG_BYTES`, `MAX_HEADER_BYTES`, `MAX_WEIGHTS_BYTES`, `MAX_CARD_BYTES`). The tensor
+names, shapes and dtypes in the weights file's header are compared with those the config
+needs (from a module built on the ``meta`` device) before any tensor is loaded, so a
+``config.json`` that claims huge layers fails fast; the weights must then be dense, finite
+and at most `MAX_ABS_WEIGHT` in magnitude.
 """
 
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import json
 import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +87,7 @@ from learnedloss.config import (
     config_to_json_dict,
 )
 from learnedloss.errors import CardWarning, CheckpointError, ConfigError, LossNotFoundError
+from learnedloss.locking import DirectoryLock
 from learnedloss.networks import build_network
 
 WEIGHTS_NAME = "model.safetensors"
@@ -99,6 +112,19 @@ MAX_CONFIG_BYTES = 16 * 2**20
 """``config.json`` files larger than this are refused (metadata is provenance, not data)."""
 MAX_HEADER_BYTES = 16 * 2**20
 """safetensors headers larger than this are refused (a loss network has a few tensors)."""
+MAX_WEIGHTS_BYTES = 2**30
+"""Weights files larger than this are refused (the bundled losses' are under 100 kB)."""
+MAX_CARD_BYTES = 2**20
+"""Model cards larger than this are not read: the loss loads without its card, with a
+`learnedloss.errors.CardWarning` (the bundled cards are under 20 kB)."""
+MAX_ABS_WEIGHT = 1e15
+"""Weights of a larger magnitude are refused, on saving and loading: no trained loss has
+them, and float32 arithmetic on them overflows (a square of 2e19 is inf), so such a loss
+would be inf or NaN on ordinary inputs."""
+
+LOCK_TIMEOUT_SECONDS = 300.0
+"""How long a save or a read waits for another process's save into the same directory."""
+_LOCK_PURPOSE = "checkpoint"
 
 _FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 _TORCH_DTYPE_NAMES = {
@@ -173,18 +199,19 @@ def write_checkpoint(
 
     The save is all or nothing (see the module docstring): after an interrupt at any point,
     `read_checkpoint` returns the checkpoint the directory held before or the new one. Other
-    files in ``directory`` are left as they are. Non-finite weights are refused. One process
-    at a time should save into a directory.
+    files in ``directory`` are left as they are. Saves into one directory from several
+    processes take turns (the last one's checkpoint stays). Sparse, non-finite and absurdly
+    large weights are refused (`check_weight_values`). The files get the permissions the
+    process's umask gives new files.
 
     Raises:
-        CheckpointError: non-finite weights, or ``directory`` is a file.
-        ConfigError: metadata that is not JSON.
+        CheckpointError: refused weights, ``directory`` is a file, or another process held
+            the directory's lock for `LOCK_TIMEOUT_SECONDS`.
+        ConfigError: metadata that is not JSON, or a ``repo_id`` that is not a Hub repo id.
     """
     directory = Path(directory)
+    check_weight_values(state_dict, source="refusing to save: the weights")
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise CheckpointError(f"refusing to save non-finite values in tensor {name!r}")
     config_json = json.dumps(
         config_to_json_dict(config, metadata, library_version), indent=2, sort_keys=True
     )
@@ -201,37 +228,103 @@ def write_checkpoint(
             "save_pretrained takes the directory to write the checkpoint into"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    _recover(directory)
-    journal = Path(tempfile.mkdtemp(dir=directory, prefix=JOURNAL_PREFIX))
-    try:
-        save_file(tensors, str(journal / WEIGHTS_NAME), metadata=header)
-        (journal / CONFIG_NAME).write_text(config_json + "\n", encoding="utf-8")
-        (journal / CARD_NAME).write_text(card_text, encoding="utf-8")
-        for name in CHECKPOINT_FILES:
-            _fsync(journal / name)
-        _fsync_dir(journal)
-        marker_tmp = journal / f".{COMMIT_MARKER}.tmp"
-        marker_tmp.write_text(f"{time.time_ns()}\n")
-        _fsync(marker_tmp)
-        os.replace(marker_tmp, journal / COMMIT_MARKER)  # the commit point
-        _fsync_dir(journal)
-    except BaseException:
-        shutil.rmtree(journal, ignore_errors=True)
-        raise
-
-    _roll_forward(journal, directory)
+    with _locked(directory, for_reading=False):
+        _recover(directory)
+        journal = Path(tempfile.mkdtemp(dir=directory, prefix=JOURNAL_PREFIX))
+        try:
+            (journal / CONFIG_NAME).write_text(config_json + "\n", encoding="utf-8")
+            (journal / CARD_NAME).write_text(card_text, encoding="utf-8")
+            save_file(tensors, str(journal / WEIGHTS_NAME), metadata=header)
+            # safetensors writes 0600; give it the mode (umask) the other files got
+            os.chmod(journal / WEIGHTS_NAME, stat.S_IMODE((journal / CONFIG_NAME).stat().st_mode))
+            _commit(journal)
+        except BaseException:
+            shutil.rmtree(journal, ignore_errors=True)
+            raise
+        _roll_forward(journal, directory)
     return directory
 
 
+def _commit(journal: Path) -> None:
+    """Flush a journal's files, then write its ``COMMITTED`` marker (the commit point)."""
+    for name in CHECKPOINT_FILES:
+        _fsync(journal / name)
+    _fsync_dir(journal)
+    marker_tmp = journal / f".{COMMIT_MARKER}.tmp"
+    marker_tmp.write_text(f"{time.time_ns()}\n")
+    _fsync(marker_tmp)
+    os.replace(marker_tmp, journal / COMMIT_MARKER)  # the commit point
+    _fsync_dir(journal)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, for_reading: bool) -> Iterator[None]:
+    """Hold ``directory``'s checkpoint lock for a block (`learnedloss.locking`).
+
+    A reader that cannot make a lock file at all reads without it; a writer cannot.
+
+    Raises:
+        CheckpointError: another process held the lock for `LOCK_TIMEOUT_SECONDS`.
+    """
+    lock = DirectoryLock(directory, _LOCK_PURPOSE)
+    try:
+        taken = lock.acquire(LOCK_TIMEOUT_SECONDS)
+    except OSError:
+        if not for_reading:
+            raise
+        yield
+        return
+    if not taken:
+        raise CheckpointError(
+            f"another process has been saving into {str(directory)!r} for "
+            f"{LOCK_TIMEOUT_SECONDS:g} s (it holds the lock file {lock.lock_file}); "
+            "wait for it to finish, or stop it"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _recover(directory: Path) -> None:
-    """Finish what an interrupted save left: install the newest committed journal's files
-    (idempotent, so an interrupt here is harmless too) and remove every journal, so that a
-    save starts from a directory with at most its own journal."""
-    committed = [(s, j) for j in _journals(directory) if (s := _journal_stamp(j)) is not None]
-    if committed:
-        _roll_forward(max(committed)[1], directory)
+    """Finish what a killed save left (the lock is held, so its writer is dead): complete an
+    interrupted move into place (`interrupted_journal`), then remove every journal, so that
+    a save starts from a directory with at most its own journal."""
+    journal = interrupted_journal(directory)
+    if journal is not None:
+        _roll_forward(journal, directory)
     for journal in _journals(directory):
         _remove_journal(journal)
+
+
+def interrupted_journal(directory: Path) -> Path | None:
+    """The committed journal whose move into place a killed save left half done, if any.
+
+    The newest committed journal counts when some of its files are in place (the same file
+    or the same bytes) and others are not: then the visible files are a mix and the journal
+    holds the checkpoint that was being installed. A journal none of whose files are in
+    place (the save was killed before it moved any, or the journal was copied in from
+    elsewhere) is ignored: the visible files are whole and win.
+    """
+    committed = [(s, j) for j in _journals(directory) if (s := _journal_stamp(j)) is not None]
+    if not committed:
+        return None
+    journal = max(committed)[1]
+    placed = [_same_content(journal / name, directory / name) for name in CHECKPOINT_FILES]
+    return journal if any(placed) and not all(placed) else None
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    """Whether two files are one file or hold the same bytes (False if either is missing)."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+        size = a.stat().st_size
+        if size != b.stat().st_size or size > MAX_WEIGHTS_BYTES:
+            return False
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def _roll_forward(journal: Path, directory: Path) -> None:

@@ -9,7 +9,10 @@ it, without either importing the other.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -78,6 +81,85 @@ def output_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
     _check_parents(path, text)
     return text
+
+
+def bounded_int(largest: int) -> Callable[[str], int]:
+    """A validator of an integer in ``[1, largest]``: a size that is allocated, capped before
+    the allocation."""
+
+    def validate(text: str) -> int:
+        value = positive_int(text)
+        if value > largest:
+            raise argparse.ArgumentTypeError(f"{text!r} is more than the largest size, {largest}")
+        return value
+
+    validate.__name__ = f"size_up_to_{largest}"
+    return validate
+
+
+def torch_device(text: str) -> str:
+    """A torch device this machine has: ``cpu``, ``cuda``, ``cuda:1``, ``mps``, ``meta``...;
+    refused when torch does not know the name or the device is not available here."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device (e.g. cpu, cuda, cuda:0, mps)"
+        ) from None
+    available = {
+        "cuda": (torch.cuda.is_available, torch.cuda.device_count),
+        "mps": (torch.backends.mps.is_available, lambda: 1),
+    }
+    if device.type in available:
+        is_available, count = available[device.type]
+        if not is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: this torch has no {device.type} device available; use cpu"
+            )
+        if device.index is not None and device.index >= count():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: there are {count()} {device.type} devices (0 to {count() - 1})"
+            )
+    return text
+
+
+def check_range(bounds: Sequence[float], name: str, *, empty_ok: bool = False) -> None:
+    """Raise `ValueError` unless ``bounds`` is ``(low, high)`` of finite numbers with
+    ``low < high`` (``low <= high`` with ``empty_ok``: a range that may be one value).
+    ``name`` names the range in the message."""
+    if len(bounds) != 2:
+        raise ValueError(f"{name} must be (low, high), got {tuple(bounds)}")
+    low, high = bounds
+    if not all(isinstance(b, (int, float)) and math.isfinite(b) for b in (low, high)):
+        raise ValueError(f"{name} must be two finite numbers, got {tuple(bounds)}")
+    if high < low or (high == low and not empty_ok):
+        relation = "<=" if empty_ok else "<"
+        raise ValueError(
+            f"{name} must be (low, high) with low {relation} high, got ({low}, {high})"
+            + (": it is reversed" if high < low else ": it is empty")
+        )
+
+
+def check_writable(text: str | os.PathLike, what: str) -> None:
+    """Raise `OSError` unless ``text`` can be written: a directory (existing or not) or a
+    file's parent can be created, and the deepest existing directory on its path takes a
+    new file (probed by writing one and removing it, so that read-only mounts, permissions
+    and special file systems are all caught before any work)."""
+    path = Path(text).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise OSError(f"{what} {str(text)!r} cannot be written: {str(existing)!r} is a file")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".learnedloss-probe-", dir=existing)
+    except OSError as err:
+        raise OSError(
+            f"{what} {str(text)!r} cannot be written: {str(existing)!r} takes no new file "
+            f"({err.strerror or err})"
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def _parse(cast: Callable[[str], T], text: str, what: str) -> T:

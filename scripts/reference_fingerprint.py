@@ -65,11 +65,16 @@ def meta_training_fingerprints() -> dict:
 
     torch.set_num_threads(1)
     runs = {
-        "sine-backprop": SineRecipe(outer_steps=3, inner_steps=2, meta_batch_size=2,
-                                    validate_every=1, validation_size=2),
+        "sine-backprop": SineRecipe(
+            outer_steps=3, inner_steps=2, meta_batch_size=2, validate_every=1, validation_size=2
+        ),
         "robust-regression-es": RobustRegressionRecipe(
-            outer_steps=2, inner_steps=3, meta_batch_size=2, es_pairs=1,
-            validate_every=1, validation_size=2,
+            outer_steps=2,
+            inner_steps=3,
+            meta_batch_size=2,
+            es_pairs=1,
+            validate_every=1,
+            validation_size=2,
         ),
     }
     out = {}

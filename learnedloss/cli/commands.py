@@ -13,41 +13,15 @@ import argparse
 import json
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, ClassVar
 
 from learnedloss.cli import common
+from learnedloss.cli.command import Command
 from learnedloss.cli.common import fail
-from learnedloss.cli.options import add_recipe_options, recipe_from_options
+from learnedloss.cli.inspect import CheckCommand, ExportCommand, PlotCommand
+from learnedloss.cli.options import add_recipe_options, check_applicable, recipe_from_options
 from learnedloss.errors import CheckpointError, ConfigError
 from learnedloss.families.registry import DEMO, FAMILIES, META_TRAINING_DEMO, Family, family
 from learnedloss.validators import output_dir, positive_int
-
-
-class Command:
-    """One ``learnedloss`` subcommand.
-
-    Subclasses set ``name``, ``help`` and ``description`` and define `add_arguments` and
-    `run`.
-    """
-
-    name: ClassVar[str]
-    help: ClassVar[str]
-    description: ClassVar[str]
-
-    def add_to(self, subcommands: Any, load: Collection[str]) -> None:
-        """Add this command's parser to ``subcommands`` (from ``add_subparsers``); the
-        parsed arguments name the command (``args.command``) and hold it
-        (``args.run_command``). ``load``: the families whose options are added."""
-        parser = subcommands.add_parser(self.name, help=self.help, description=self.description)
-        parser.set_defaults(run_command=self)
-        self.add_arguments(parser, load)
-
-    def add_arguments(self, parser: argparse.ArgumentParser, load: Collection[str]) -> None:
-        """Add the command's options to its parser."""
-
-    def run(self, args: argparse.Namespace) -> int:
-        """Run the command; returns the exit status."""
-        raise NotImplementedError
 
 
 class ListCommand(Command):
@@ -141,11 +115,13 @@ class MetaTrainCommand(Command):
         from learnedloss.families.recipe import save_run
 
         entry = family(args.family)
+        common.check_outputs(out=args.out, run_dir=args.run_dir)
         _check_run_dir(args)
         if args.resume:
             _check_resumable(args, entry)
         parts = entry.parts()
         recipe = recipe_from_options(parts.recipe, args)
+        check_applicable(parts.recipe, recipe, args)
         try:
             loss, trainer = parts.meta_train(
                 recipe,
@@ -161,7 +137,9 @@ class MetaTrainCommand(Command):
         except (MetaTrainingDiverged, MetaTrainingStalled) as err:  # nothing is saved
             common.report_error(f"meta-training failed, nothing was saved: {err}")
             return 1
-        out = save_run(args.out, loss, trainer, recipe)
+        out = common.save_or_rescue(lambda path: save_run(path, loss, trainer, recipe), args.out)
+        if out is None:
+            return 1
         common.print_training_summary(trainer, out)
         return 0
 
@@ -298,29 +276,14 @@ class DemoCommand(Command):
         return demo(args)
 
 
-class InspectionCommands(Command):
-    """``learnedloss check``, ``plot`` and ``export`` (`learnedloss.inspection.commands`),
-    whose parsers that module builds; each runs its ``func``."""
-
-    names = ("check", "plot", "export")
-
-    def add_to(self, subcommands: Any, load: Collection[str]) -> None:
-        from learnedloss.inspection.commands import add_parsers
-
-        add_parsers(subcommands)
-        for name in self.names:
-            subcommands.choices[name].set_defaults(run_command=self)
-
-    def run(self, args: argparse.Namespace) -> int:
-        return args.func(args)
-
-
 COMMANDS: tuple[Command, ...] = (
     ListCommand(),
     InfoCommand(),
     MetaTrainCommand(),
     EvaluateCommand(),
-    InspectionCommands(),
+    CheckCommand(),
+    PlotCommand(),
+    ExportCommand(),
     DemoCommand(),
 )
 """Every subcommand, in the order ``--help`` lists them."""

@@ -8,34 +8,50 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from learnedloss.errors import CheckpointError, ConfigError
-from learnedloss.validators import output_dir, output_file, positive_float, positive_int
+from learnedloss.errors import (
+    CheckpointError,
+    CommandLineError,
+    ConfigError,
+    RunDirectoryError,
+    TaskModelError,
+    UnknownFamilyError,
+)
+from learnedloss.validators import (
+    check_range,
+    check_writable,
+    output_dir,
+    output_file,
+    positive_float,
+    positive_int,
+    torch_device,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Errors a user can cause: one line on stderr, exit status 2.
 
 
-class CommandLineError(SystemExit):
-    """A mistake on the command line. Exits with status 2; ``str()`` is the message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(2)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
 def report_error(message: object) -> str:
     """Print ``learnedloss: error: MESSAGE`` to stderr, on one line; returns the line's
-    message."""
+    message. Under ``torchrun`` only rank 0 prints it: every rank makes the same mistake,
+    and the others exit quietly with the same status."""
     line = " ".join(str(message).split())
-    print(f"learnedloss: error: {line}", file=sys.stderr)
+    if is_lead_rank():
+        print(f"learnedloss: error: {line}", file=sys.stderr)
     return line
+
+
+def is_lead_rank() -> bool:
+    """Whether this process prints what the job says: rank 0 of a ``torchrun`` job (its
+    ``RANK``), or a process outside one."""
+    rank = os.environ.get("RANK", "0").strip()
+    return not rank.isdigit() or int(rank) == 0
 
 
 def fail(message: object) -> NoReturn:
@@ -44,8 +60,37 @@ def fail(message: object) -> NoReturn:
 
 
 def warn(message: str) -> None:
-    """Print ``learnedloss: warning: MESSAGE`` to stderr."""
-    print(f"learnedloss: warning: {message}", file=sys.stderr)
+    """Print ``learnedloss: warning: MESSAGE`` to stderr (rank 0 only under ``torchrun``)."""
+    if is_lead_rank():
+        print(f"learnedloss: warning: {message}", file=sys.stderr)
+
+
+USER_ERRORS = (ConfigError, CheckpointError, RunDirectoryError, TaskModelError, UnknownFamilyError)
+"""The library's errors that a command line can cause before any work: `learnedloss.cli.main`
+turns any of them that a command lets through into one ``learnedloss: error:`` line."""
+
+
+def check_outputs(**outputs: str | os.PathLike | None) -> None:
+    """`fail` unless every given output (``{option name: path}``; ``None``: not given) can be
+    written, before any work starts (`learnedloss.validators.check_writable`)."""
+    for option, path in outputs.items():
+        if path is not None:
+            try:
+                check_writable(path, "--" + option.replace("_", "-"))
+            except OSError as err:
+                fail(err)
+
+
+def check_ranges(args: argparse.Namespace, *options: str, empty_ok: bool = False) -> None:
+    """`fail` when a ``LOW HIGH`` option among ``options`` (dests) is reversed, empty or not
+    finite (`learnedloss.validators.check_range`)."""
+    for option in options:
+        value = getattr(args, option, None)
+        if value is not None:
+            try:
+                check_range(value, "--" + option.replace("_", "-"), empty_ok=empty_ok)
+            except ValueError as err:
+                fail(err)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -78,8 +123,34 @@ def add_training_run_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         help="wall-clock budget: stop early, save the best loss so far (resumable)",
     )
-    add("--device", default="cpu", help="the torch device to meta-train on (default: cpu)")
+    add(
+        "--device",
+        type=torch_device,
+        default="cpu",
+        help="the torch device to meta-train on (default: cpu)",
+    )
     add("--threads", type=positive_int, default=1, help="torch intra-op threads (default: 1)")
+
+
+def save_or_rescue(save: Callable[[Path], Path], out: str | Path) -> Path | None:
+    """``save(out)``; when that write fails at the end of a run, ``save`` to a fresh
+    ``learnedloss-rescued-*`` directory instead (in the working directory, else the temporary
+    one), so the work is kept, and print one error line that says where it went. Returns
+    where it was saved as asked, or ``None`` when it was rescued (or lost)."""
+    try:
+        return save(Path(out))
+    except OSError as err:
+        failure = f"cannot save to {str(out)!r} ({err})"
+    for parent in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            fallback = Path(tempfile.mkdtemp(prefix="learnedloss-rescued-", dir=parent))
+            save(fallback)
+        except OSError:
+            continue
+        report_error(f"{failure}; the result was saved to {fallback} instead")
+        return None
+    report_error(f"{failure}, nor to a learnedloss-rescued-* directory: the result is lost")
+    return None
 
 
 def print_training_summary(trainer, out: str | Path) -> None:

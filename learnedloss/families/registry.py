@@ -16,12 +16,10 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from learnedloss.errors import UnknownFamilyError
+
 if TYPE_CHECKING:
     from learnedloss.families.parts import FamilyParts
-
-
-class UnknownFamilyError(LookupError):
-    """No registered family has that name."""
 
 
 @dataclass(frozen=True)

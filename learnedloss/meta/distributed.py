@@ -40,14 +40,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from learnedloss.errors import DistributedError
+
 DEFAULT_TIMEOUT = 600.0
 """Seconds a collective waits for the other ranks before failing (`Distributed.timeout`)."""
 
 BACKENDS = ("auto", "gloo", "nccl")
-
-
-class DistributedError(RuntimeError):
-    """A collective failed or timed out: another rank failed, stopped or hung."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from torch.func import functional_call, grad, vmap
 from torch.utils.checkpoint import checkpoint
 from torchopt import pytree
 
+from learnedloss.errors import TaskModelError
 from learnedloss.loss import finite_check_disabled
 from learnedloss.tasks.base import TaskBatch, default_loss_arguments
 
@@ -164,6 +165,27 @@ def initial_params(
     return models[0], stacked
 
 
+def frozen_parameters(model: nn.Module) -> frozenset[str]:
+    """The names of ``model``'s frozen parameters (``requires_grad=False``), which the inner
+    loop leaves as they are. A `TaskModelError` when the model has no parameters or all are
+    frozen: the inner loop would train nothing, and no meta-gradient would reach the loss."""
+    named = dict(model.named_parameters())
+    name = type(model).__name__
+    if not named:
+        raise TaskModelError(
+            f"the task model {name} has no parameters: the inner loop has nothing to train "
+            "with the loss. Give the tasks' make_model() a model with trainable parameters"
+        )
+    frozen = frozenset(k for k, p in named.items() if not p.requires_grad)
+    if len(frozen) == len(named):
+        raise TaskModelError(
+            f"every parameter of the task model {name} is frozen (requires_grad=False): "
+            "the inner loop would train nothing, so the loss would get no meta-gradient. "
+            "Leave at least one parameter trainable (frozen ones stay frozen)"
+        )
+    return frozen
+
+
 @dataclass
 class InnerLoop:
     """Trains a meta-batch of models with a loss and scores them with the task objective.
@@ -189,6 +211,7 @@ class InnerLoop:
         if self.path not in ("vmap", "loop"):
             raise ValueError(f"path must be 'vmap' or 'loop', got {self.path!r}")
         self._buffers = {k: b.detach() for k, b in self.model.named_buffers()}
+        self._frozen = frozen_parameters(self.model)
 
     # -- one task -----------------------------------------------------------------
 
@@ -210,6 +233,10 @@ class InnerLoop:
             # torchopt's Adam calls addcmul_, which vmap runs through a slower fallback.
             warnings.filterwarnings("ignore", message="There is a performance drop")
             updates, state = self.optimizer.update(grads, state, params=params, inplace=False)
+        if self._frozen:  # frozen parameters (requires_grad=False) stay as they are
+            updates = {
+                k: torch.zeros_like(u) if k in self._frozen else u for k, u in updates.items()
+            }
         return torchopt.apply_updates(params, updates, inplace=False), (state, buffers)
 
     def _score(self, params, state, x, y, extra):

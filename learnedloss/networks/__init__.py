@@ -2,8 +2,8 @@
 
 A loss network maps a per-element feature vector (for regression: prediction and target) to
 a per-element loss value. It knows nothing about reductions, shapes or validation; that is
-the job of `learnedloss.functional`, which `learnedloss.LearnedLoss` calls. Three parameterizations, chosen by
-``LossConfig.parameterization`` and built by `build_network`:
+the job of `learnedloss.functional`, which `learnedloss.LearnedLoss` calls. Three
+parameterizations, chosen by ``LossConfig.parameterization`` and built by `build_network`:
 
 - `PointwiseMLP` (``"mlp"``, the default): ML3's MLP.
 - `GridNetwork` (``"grid"``): a C¹ cubic spline on a fixed grid of knots over one feature,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -11,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from learnedloss import LearnedLoss, LossConfig
+from learnedloss.cli.main import build_parser
 from learnedloss.inspection import check, plot_loss, to_grid, training_ranges
 from learnedloss.inspection.check import _call as per_element_call
-from learnedloss.inspection.commands import add_parsers
 from learnedloss.starts import grid_start_config, mse_start_config, taylor_start_config
 
 RANGES = {"target": (-3.0, 3.0), "residual": (-6.0, 6.0)}
@@ -190,9 +189,7 @@ def test_plot_draws_a_policy_gradient_loss_as_its_effective_advantage():
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="learnedloss")
-    add_parsers(parser.add_subparsers())
-    return parser
+    return build_parser()
 
 
 def test_commands(tmp_path, capsys):
@@ -200,19 +197,19 @@ def test_commands(tmp_path, capsys):
     args = parser.parse_args(
         ["export", "sine-regression", "--grid", "--out", str(tmp_path / "g"), "--knots", "65", "9"]
     )
-    assert args.func(args) == 0
+    assert args.run_command.run(args) == 0
     assert json.loads(capsys.readouterr().out)["knots"] == [65, 9]
     args = parser.parse_args(["check", str(tmp_path / "g"), "--json"])
-    assert args.func(args) in (0, 1)
+    assert args.run_command.run(args) in (0, 1)
     assert "criteria" in json.loads(capsys.readouterr().out)
     args = parser.parse_args(["plot", "mse-fit", "--vs", "mse", "--out", str(tmp_path / "p.png")])
-    assert args.func(args) == 0 and (tmp_path / "p.png").exists()
+    assert args.run_command.run(args) == 0 and (tmp_path / "p.png").exists()
 
 
 def test_command_errors_exit_2(tmp_path, capsys):
     parser = _parser()
     args = parser.parse_args(["export", "shaped-sine", "--grid", "--out", str(tmp_path / "x")])
-    assert args.func(args) == 2
+    assert args.run_command.run(args) == 2
     assert capsys.readouterr().err.startswith("learnedloss: error: ")
     args = parser.parse_args(["check", str(tmp_path / "missing")])
-    assert args.func(args) == 2
+    assert args.run_command.run(args) == 2
