@@ -27,6 +27,7 @@ as evolution strategies and population search run it).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -140,10 +141,10 @@ def print_row(device, label, tasks, mode, flops, rates) -> None:
             return f"{'-':>11} {'-':>7}"
         return f"{rates[name]:>11,.0f} {rates[name] * flops / 1e9:>7.2f}"
 
-    speedup = rates["engine"] / rates["vmap"] if "vmap" in rates else float("nan")
+    speedup = f"{rates['engine'] / rates['vmap']:.1f}x" if "vmap" in rates else "-"
     print(
         f"{device:<5} {label:<20} {tasks:>5} {mode:<8} {flops / 1e6:>9.3f} "
-        f"{cell('vmap')} {cell('engine')} {speedup:>7.1f}x",
+        f"{cell('vmap')} {cell('engine')} {speedup:>8}",
         flush=True,
     )
 
@@ -177,6 +178,48 @@ def main() -> None:
     for device in devices:
         for row in rows_of_table(args, device):
             print_row(*row)
+    outer_step_rows(inner_steps=10 if args.quick else 100, repeats=args.repeats)
+
+
+def outer_step_rows(inner_steps: int, repeats: int) -> None:
+    """Seconds per MetaTrainer outer step at the robust-regression size (8 tasks; ES with 8
+    pairs, CMA-ES with a population of 16), on path="vmap" and path="engine"."""
+    from learnedloss import MetaTrainer
+    from learnedloss.families.robust_regression.tasks import RobustRegressionTasks
+    from learnedloss.meta import CMAES, EvolutionStrategies
+    from learnedloss.starts import grid_start_config
+
+    print(f"\nouter steps, robust-regression, 8 tasks, {inner_steps} inner Adam steps, cpu")
+    print(f"{'estimator':<16} {'vmap s/step':>12} {'engine s/step':>14} {'speedup':>8}")
+    for label, estimator in (
+        ("ES 8 pairs", EvolutionStrategies(pairs=8, sigma=0.05)),
+        ("CMA-ES pop 16", CMAES(population=16, sigma=0.1)),
+    ):
+        seconds = {}
+        for path in ("vmap", "engine"):
+            loss = LearnedLoss(grid_start_config("mse", knots=(9,)))
+            trainer = MetaTrainer(
+                loss,
+                RobustRegressionTasks(),
+                inner_steps=inner_steps,
+                inner_optimizer="adam",
+                inner_lr=1e-2,
+                meta_batch_size=8,
+                validate_every=0,
+                meta_parameters=("network.values",),
+                meta_gradient=estimator,
+                path=path,
+                progress=False,
+            )
+            trainer.fit(1)  # warm-up
+            best = math.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                trainer.fit(trainer.step + 1)
+                best = min(best, time.perf_counter() - start)
+            seconds[path] = best
+        speedup = seconds["vmap"] / seconds["engine"]
+        print(f"{label:<16} {seconds['vmap']:>12.3f} {seconds['engine']:>14.3f} {speedup:>7.1f}x")
 
 
 if __name__ == "__main__":

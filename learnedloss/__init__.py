@@ -16,6 +16,7 @@ from learnedloss.errors import (
     LossNotFoundError,
     MetaTrainingStalled,
     RunDirectoryError,
+    TaskModelError,
 )
 from learnedloss.evaluation.plots import plot
 from learnedloss.evaluation.protocol import evaluate
@@ -37,6 +38,7 @@ __all__ = [
     "MetaTrainingDiverged",
     "MetaTrainingStalled",
     "RunDirectoryError",
+    "TaskModelError",
     "__version__",
     "bundled_names",
     "evaluate",

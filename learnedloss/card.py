@@ -28,8 +28,10 @@ import re
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from learnedloss.config import LossConfig
+from learnedloss.errors import ConfigError
 from learnedloss.kinds import loss_kind
 
 DOCS_BASE_URL = "https://learnedloss.readthedocs.io/en/latest"
@@ -138,7 +140,12 @@ def render_model_card(
             usage snippet. Defaults to a placeholder path.
         checks: a `learnedloss.inspection.CheckReport` as a dict, or why none was run
             (``None``: no "Checks" section).
+
+    Raises:
+        ConfigError: ``repo_id`` is not a Hub repo id (`check_repo_id`).
     """
+    if repo_id is not None:
+        check_repo_id(repo_id)
     card_data = ModelCardData(
         library_name="learnedloss",
         tags=card_tags(config),
@@ -208,6 +215,26 @@ def render_model_card(
     ]
     content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
     return ModelCard(content)
+
+
+def check_repo_id(repo_id: Any) -> None:
+    """Refuse a name that is not a Hugging Face Hub repo id (``"name"`` or
+    ``"namespace/name"``: letters, digits, ``-``, ``_`` and ``.``, at most 96 characters):
+    the card pastes it into Python code, and the Hub would refuse it.
+
+    Raises:
+        ConfigError: saying what is wrong with it.
+    """
+    try:
+        if not isinstance(repo_id, str):
+            raise HFValidationError(f"a str is needed, got {type(repo_id).__name__}")
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        reason = str(err).splitlines()[0]
+        raise ConfigError(
+            f"repo_id {repo_id!r:.120} is not a Hugging Face Hub repo id ('name' or "
+            f"'namespace/name'): {reason}"
+        ) from None
 
 
 FAST_FORM = (

@@ -70,6 +70,16 @@ GRID_DEFAULT_KNOTS = (33, 9)
 """Knots on the spline axis (the first input) and on the second axis, when ``grid_knots``
 is not given; a classification ``target`` axis gets 2 knots (0 and 1)."""
 
+MAX_HIDDEN_LAYERS = 64
+"""The most hidden layers a loss network may have (ML3's reference has 2)."""
+MAX_LAYER_SIZE = 2**31 - 1
+"""The widest hidden layer a config may name. Wider is never a loss network; narrower but
+still huge sizes are refused by the weights' shapes when a checkpoint is loaded, and by
+memory when a loss is built."""
+MAX_GRID_KNOTS = 2**22
+"""The most knots a grid may have, over its axes together (4M values, 16 MiB in float32;
+the bundled grids have at most 257 x 41)."""
+
 
 class KindRules(Protocol):
     """What the schema reads from a loss kind (`learnedloss.kinds.LossKind` provides it).
@@ -219,9 +229,17 @@ class LossConfig:
         kind = registered_kind(self.kind)
         sizes = self.hidden_sizes
         if not isinstance(sizes, (tuple, list)) or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes
+            isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_LAYER_SIZE
+            for s in sizes
         ):
-            raise ConfigError(f"hidden_sizes must be a sequence of positive ints, got {sizes!r}")
+            raise ConfigError(
+                f"hidden_sizes must be a sequence of positive ints of at most {MAX_LAYER_SIZE}, "
+                f"got {_shown(sizes)}"
+            )
+        if len(sizes) > MAX_HIDDEN_LAYERS:
+            raise ConfigError(
+                f"hidden_sizes may name at most {MAX_HIDDEN_LAYERS} layers, got {len(sizes)}"
+            )
         object.__setattr__(self, "hidden_sizes", tuple(sizes))
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
@@ -248,11 +266,11 @@ class LossConfig:
         inputs = tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else None
         if (
             not inputs
-            or len(set(inputs)) != len(inputs)
             or not all(
                 isinstance(name, str) and (name in allowed or _is_feature_name(name))
                 for name in inputs
             )
+            or len(set(inputs)) != len(inputs)  # hashable: all are strings
         ):
             raise ConfigError(
                 f"inputs must be distinct feature names, each one of {list(allowed)} for kind "
@@ -305,10 +323,12 @@ class LossConfig:
             or not all(isinstance(k, int) and not isinstance(k, bool) for k in knots)
             or knots[0] < 3
             or (n == 2 and knots[1] < 2)
+            or math.prod(knots) > MAX_GRID_KNOTS
         ):
             raise ConfigError(
                 f"grid_knots must be {n} int(s), one per input {list(self.inputs)}, at "
-                f"least 3 on the first (spline) axis and 2 on the second, got {knots!r}"
+                f"least 3 on the first (spline) axis and 2 on the second, and at most "
+                f"{MAX_GRID_KNOTS} knots together, got {_shown(knots)}"
             )
         object.__setattr__(self, "grid_knots", tuple(knots))
         ranges = self.grid_range
@@ -383,6 +403,12 @@ class LossConfig:
         return out
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to 200 characters (a value from a hostile file may be huge)."""
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _is_feature_name(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
 
@@ -431,7 +457,7 @@ def config_from_json_dict(data: Any, source: str = "config.json") -> tuple[LossC
             "this is not a learnedloss checkpoint"
         )
     version = data.get("schema_version")
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
+    if isinstance(version, bool) or version not in SUPPORTED_SCHEMA_VERSIONS:  # True == 1
         raise ConfigError(
             f"{source}: unknown schema_version {version!r}; this release of learnedloss reads "
             f"{list(SUPPORTED_SCHEMA_VERSIONS)}. Upgrade learnedloss to load it."

@@ -201,7 +201,7 @@ def write_checkpoint(
     `read_checkpoint` returns the checkpoint the directory held before or the new one. Other
     files in ``directory`` are left as they are. Saves into one directory from several
     processes take turns (the last one's checkpoint stays). Sparse, non-finite and absurdly
-    large weights are refused (`check_weight_values`). The files get the permissions the
+    large weights are refused (`weight_problem`). The files get the permissions the
     process's umask gives new files.
 
     Raises:
@@ -210,7 +210,11 @@ def write_checkpoint(
         ConfigError: metadata that is not JSON, or a ``repo_id`` that is not a Hub repo id.
     """
     directory = Path(directory)
-    check_weight_values(state_dict, source="refusing to save: the weights")
+    for name, tensor in sorted(state_dict.items()):
+        problem = weight_problem(tensor)
+        if problem is not None:
+            what, detail = problem
+            raise CheckpointError(f"refusing to save {what} in tensor {name!r} ({detail})")
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
     config_json = json.dumps(
         config_to_json_dict(config, metadata, library_version), indent=2, sort_keys=True
@@ -375,7 +379,8 @@ def _fsync_dir(path: Path) -> None:
 def _journal_stamp(journal: Path) -> int | None:
     """The commit stamp of a journal directory, or None if it is not (or no longer) committed."""
     try:
-        return int((journal / COMMIT_MARKER).read_text())
+        with open(journal / COMMIT_MARKER, "rb") as handle:
+            return int(handle.read(64))
     except (OSError, ValueError):
         return None
 
@@ -407,10 +412,14 @@ def read_checkpoint(
     """Read and validate a checkpoint directory.
 
     Checks, in order, before anything the config sizes is allocated: ``config.json`` (size,
-    encoding, JSON, schema, metadata), the weights file's header (format, tensor names,
-    shapes and dtypes against what the config needs, the architecture the weights were
-    saved with); then loads the tensors and checks that they are finite. A model card that
-    cannot be read gives a `learnedloss.errors.CardWarning`, not an error: it is optional.
+    encoding, JSON, schema, metadata), the weights file's header (size, format, tensor
+    names, shapes and dtypes against what the config needs, the architecture the weights
+    were saved with); then loads the tensors and checks their values
+    (`check_weight_values`). A model card that cannot be read (or is larger than
+    `MAX_CARD_BYTES`) gives a `learnedloss.errors.CardWarning`, not an error: it is
+    optional. The read holds the directory's lock, so a save into it from another process
+    waits (see the module docstring); a save another process was killed in is finished or
+    ignored first.
 
     Args:
         directory: the checkpoint directory.
@@ -419,23 +428,21 @@ def read_checkpoint(
 
     Raises:
         CheckpointError: no safetensors weights (pickles are refused, never opened), a
-            truncated or foreign weights file, tensors missing, unexpected, mis-shaped, not
-            floating point or not finite, or weights saved with another architecture.
+            truncated, foreign or too large weights file, tensors missing, unexpected,
+            mis-shaped, not floating point, not finite or absurdly large, or weights saved
+            with another architecture.
         ConfigError: a missing, malformed or unsupported ``config.json``.
     """
     directory = Path(directory)
-    for _ in range(5):
-        journals = [(s, j) for j in _journals(directory) if (s := _journal_stamp(j)) is not None]
-        if not journals:
-            break
-        journal = max(journals)[1]  # an interrupted or running save's new checkpoint, whole
-        try:
+    with _locked(directory, for_reading=True):  # no save runs meanwhile
+        journal = interrupted_journal(directory)
+        if journal is None:
+            return _read_files(directory, directory, expected_tensors)
+        try:  # finish the killed save's move into place, so the visible files are whole
+            _roll_forward(journal, directory)
+        except OSError:  # a directory this process may not write: read the journal itself
             return _read_files(journal, directory, expected_tensors)
-        except (OSError, CheckpointError, ConfigError):
-            if _journal_stamp(journal) is not None:
-                raise
-            # The save finished meanwhile and removed its journal: read again.
-    return _read_files(directory, directory, expected_tensors)
+        return _read_files(directory, directory, expected_tensors)
 
 
 def _read_files(
@@ -464,7 +471,7 @@ def _read_files(
     check_saved_architecture(header_metadata, config, source=str(weights_path))
 
     tensors = _read_safetensors(weights_path)
-    check_all_finite(tensors, source=str(weights_path))
+    check_weight_values(tensors, source=str(weights_path))
     card = read_card(source / CARD_NAME)
     return Checkpoint(config, metadata, tensors, card, directory)
 
@@ -476,14 +483,14 @@ def read_config(path: Path) -> tuple[LossConfig, dict[str, Any]]:
         ConfigError: too large, not UTF-8, not JSON, nested too deeply, or not a valid
             learnedloss config.
     """
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
+    raw = read_capped(path, MAX_CONFIG_BYTES)
+    if raw is None:
         raise ConfigError(
-            f"{path} is {size} bytes, more than the {MAX_CONFIG_BYTES} a learnedloss config "
-            "may have; it is not a learnedloss config.json"
+            f"{path} is {path.stat().st_size} bytes, more than the {MAX_CONFIG_BYTES} a "
+            "learnedloss config may have; it is not a learnedloss config.json"
         )
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path} is not UTF-8 text: {err}") from None
     except json.JSONDecodeError as err:
@@ -505,7 +512,10 @@ def read_card(path: Path) -> ModelCard | None:
     if not path.is_file():
         return None
     try:
-        return ModelCard(path.read_bytes().decode("utf-8"))
+        raw = read_capped(path, MAX_CARD_BYTES)
+        if raw is None:
+            raise ValueError(f"it is larger than the {MAX_CARD_BYTES} bytes a card may have")
+        return ModelCard(raw.decode("utf-8"))
     except Exception as err:  # any failure of an optional file: warn, load without it
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         warnings.warn(
@@ -517,12 +527,24 @@ def read_card(path: Path) -> ModelCard | None:
         return None
 
 
+def read_capped(path: Path, cap: int) -> bytes | None:
+    """The bytes of a file, or None if it holds more than ``cap`` bytes; never reads more
+    than ``cap + 1`` bytes, whatever the file's size (or growth meanwhile).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as handle:
+        raw = handle.read(cap + 1)
+    return raw if len(raw) <= cap else None
+
+
 def _unreadable(path: Path, reason: str) -> CheckpointError:
     size = path.stat().st_size
     return CheckpointError(
         f"{path} ({size} bytes) is not a readable safetensors file: {reason}. "
         "It may be truncated (an interrupted download or copy) or a file of another "
-        "format renamed to model.safetensors."
+        f"format renamed to {path.name}."
     )
 
 
@@ -536,6 +558,11 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str
         CheckpointError: the file is not a well-formed safetensors file.
     """
     size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(
+            f"{path} is {size} bytes, more than the {MAX_WEIGHTS_BYTES} the weights of a "
+            "learned loss may have; it is not a learnedloss weights file"
+        )
     with open(path, "rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
@@ -648,15 +675,37 @@ def check_tensor_infos(
             )
 
 
-def check_all_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Refuse tensors that hold NaN or infinite values.
+def check_weight_values(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights that a loaded loss cannot have (`weight_problem`).
 
     Raises:
-        CheckpointError: naming the first such tensor (by name).
+        CheckpointError: naming the first such tensor (by name) and what is wrong.
     """
     for name, tensor in sorted(tensors.items()):
-        if not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values")
+        problem = weight_problem(tensor)
+        if problem is not None:
+            what, detail = problem
+            raise CheckpointError(f"{source}: tensor {name!r} holds {what} ({detail})")
+
+
+def weight_problem(tensor: torch.Tensor) -> tuple[str, str] | None:
+    """What makes a tensor unfit to be a loss's weight, as ``(what, detail)``, or None: a
+    sparse (non-strided) layout, NaN or infinite values, or values larger in magnitude than
+    `MAX_ABS_WEIGHT`. The one rule of saving and loading."""
+    if tensor.layout != torch.strided:
+        return "sparse values", f"layout {tensor.layout}; weights are dense: call .to_dense()"
+    if not tensor.is_floating_point():
+        return None  # check_tensor_infos refuses these where weights must be floats
+    if not torch.isfinite(tensor).all():
+        return "non-finite values", "NaN or infinite"
+    largest = float(tensor.detach().abs().max()) if tensor.numel() else 0.0
+    if largest > MAX_ABS_WEIGHT:
+        return "absurdly large values", (
+            f"magnitude {largest:.3g}, more than the {MAX_ABS_WEIGHT:g} a loss's weight may "
+            "have: no trained loss has them, and a loss with them is inf or NaN on ordinary "
+            "inputs"
+        )
+    return None
 
 
 def check_saved_architecture(header_metadata: dict[str, str], config: LossConfig, source: str):
@@ -734,7 +783,7 @@ def resolve_checkpoint_dir(
        the branch moves during the download.
     """
     path = Path(name_or_path)
-    if path.is_dir():
+    if _is_directory(path):
         return path
     name = str(name_or_path)
     bundled = bundled_path(name)
@@ -797,6 +846,15 @@ def resolve_checkpoint_dir(
     with contextlib.suppress(EntryNotFoundError, LocalEntryNotFoundError):
         hf_hub_download(filename=CARD_NAME, revision=commit, **download)
     return snapshot
+
+
+def _is_directory(path: Path) -> bool:
+    """``path.is_dir()``, False for a name the file system cannot even look up (too long,
+    a NUL byte): such a name is not a directory, and may still be a bundled name or repo id."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 # --------------------------------------------------------------------------------- uploading

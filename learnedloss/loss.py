@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,8 @@ class LearnedLoss(nn.Module):
                 f"{self.config.kind!r}"
             )
         self.ignore_index = ignore_index
+        if self.config.kind == "classification":
+            _warn_if_skorch_wants_probabilities()
         self.check_finite = check_finite
         self.metadata = dict(metadata or {})
         check_metadata(self.metadata)
@@ -603,7 +607,7 @@ class LearnedLoss(nn.Module):
     def _check_weights(self, tensors: dict[str, torch.Tensor], source: str) -> None:
         expected = {name: tuple(t.shape) for name, t in self.weights().items()}
         hub.check_tensor_infos(hub.tensor_infos(tensors), expected, self.config, source)
-        hub.check_all_finite(tensors, source)
+        hub.check_weight_values(tensors, source)
 
     def _load_pretrained(self, tensors: dict[str, torch.Tensor], source: str) -> None:
         """Check ``tensors``, freeze, and make them the network's weights (cast to its dtype).
@@ -698,6 +702,30 @@ def finite_check_disabled(loss: nn.Module) -> Iterator[None]:
     finally:
         if previous is not None:
             loss.check_finite = previous
+
+
+def _warn_if_skorch_wants_probabilities() -> None:
+    """Warn when a skorch ``NeuralNetClassifier`` that infers its ``predict_nonlinearity``
+    builds a classification loss (``criterion=LearnedLoss, criterion__pretrained=...``):
+    skorch applies softmax in ``predict_proba`` for ``nn.CrossEntropyLoss`` only and has no
+    hook for other losses, so it would return logits (docs/swap.md)."""
+    skorch = sys.modules.get("skorch")
+    frame = sys._getframe(2)
+    for _ in range(3):  # the skorch frame that builds the criterion, if any
+        if skorch is None or frame is None:
+            return
+        net = frame.f_locals.get("self")
+        if isinstance(net, skorch.NeuralNetClassifier):
+            if net.predict_nonlinearity == "auto":
+                warnings.warn(
+                    "skorch's NeuralNetClassifier applies softmax in predict_proba only for "
+                    "nn.CrossEntropyLoss; with a classification LearnedLoss it returns logits. "
+                    "Pass predict_nonlinearity=torch.nn.Softmax(dim=-1) to the net (docs/swap.md)",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return
+        frame = frame.f_back
 
 
 def _read_pretrained(cls: type, name_or_path: str | os.PathLike, **options: Any):

@@ -142,6 +142,17 @@ def check_range(bounds: Sequence[float], name: str, *, empty_ok: bool = False) -
         )
 
 
+def interval(bounds: Sequence[float], name: str) -> None:
+    """`check_range` of a range that must hold more than one value (``x_range``)."""
+    check_range(bounds, name)
+
+
+def value_range(bounds: Sequence[float], name: str) -> None:
+    """`check_range` of a range a value is drawn from, which may be one value
+    (``amplitude``: ``(2, 2)`` fixes it) but never reversed."""
+    check_range(bounds, name, empty_ok=True)
+
+
 def check_writable(text: str | os.PathLike, what: str) -> None:
     """Raise `OSError` unless ``text`` can be written: a directory (existing or not) or a
     file's parent can be created, and the deepest existing directory on its path takes a
@@ -160,6 +171,13 @@ def check_writable(text: str | os.PathLike, what: str) -> None:
         ) from None
     os.close(handle)
     os.unlink(probe)
+
+
+def output_file_or_dir(text: str) -> str:
+    """A file to write, or an existing directory to write a file of its own name in; no
+    existing parent is a file."""
+    _check_parents(Path(text), text)
+    return text
 
 
 def _parse(cast: Callable[[str], T], text: str, what: str) -> T:

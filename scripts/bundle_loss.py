@@ -6,7 +6,7 @@
 
 Each --eval is ``LABEL=JSON`` (an empty LABEL adds no prefix to the card's rows), a file
 written by `learnedloss evaluate --json` (the card gets, per evaluation, each loss's tuned lr,
-geometric mean and ratio to MSE), by `learnedloss evaluate-shaped --json` (fraction recovered
+geometric mean and ratio to MSE), by `learnedloss evaluate shaped-sine --json` (fraction recovered
 and mean error per start and loss), by `examples/classification_report.py --json` (test
 accuracy and cross-entropy, mean ± std over seeds, per condition and loss) or by a transfer
 evaluation's ``--json`` (`learnedloss.families.robust_regression.transfer`,
@@ -26,7 +26,7 @@ from learnedloss.evaluation.protocol import mean_and_std
 
 def summarize(path: Path) -> dict:
     """``{loss: "ratio (geo-mean, lr)"}`` from the first seed of an evaluation JSON, or,
-    for `learnedloss evaluate-shaped --json`, ``{start: loss: "recovered, mean error"}``,
+    for `learnedloss evaluate shaped-sine --json`, ``{start: loss: "recovered, mean error"}``,
     or, for a transfer evaluation's ``--json`` (robust regression, noisy labels), one row per
     condition and loss, over all its seeds."""
     data = json.loads(path.read_text())
@@ -40,7 +40,7 @@ def summarize(path: Path) -> dict:
             for name, row in report["losses"].items()
         }
     first = data[0]
-    if "tuned" not in first:  # learnedloss evaluate-shaped: mean ± std over its seeds
+    if "tuned" not in first:  # learnedloss evaluate shaped-sine: mean ± std over its seeds
         return {
             f"{start} start, {name}": _recovery(data, start, name)
             for start, rows in first.items()

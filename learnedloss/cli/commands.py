@@ -206,6 +206,8 @@ class EvaluateCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         entry = family(args.family)
         common.check_plotting(args)
+        common.check_ranges(args, "lr_range")
+        common.check_outputs(json=args.json, plot=getattr(args, "plot", None))
         losses = common.load_losses(args.losses, kind=entry.kind)
         if getattr(args, "plot", None):
             Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
@@ -243,14 +245,13 @@ class DemoCommand(Command):
         add(
             "--steps",
             type=positive_int,
-            default=150,
-            help="training steps per model (default: %(default)s)",
+            help=f"without --meta-train: training steps per model (default: {DEMO_STEPS})",
         )
         add(
             "--n-tasks",
             type=positive_int,
-            default=8,
-            help="held-out tasks (random splits of the table) per optimizer (default: %(default)s)",
+            help="without --meta-train: held-out tasks (random splits of the table) per "
+            f"optimizer (default: {DEMO_TASKS})",
         )
         add(
             "--meta-train",
@@ -261,8 +262,7 @@ class DemoCommand(Command):
         add(
             "--outer-steps",
             type=positive_int,
-            default=400,
-            help="with --meta-train: meta-training outer steps (default: %(default)s)",
+            help=f"with --meta-train: meta-training outer steps (default: {DEMO_OUTER_STEPS})",
         )
         add(
             "--threads",
@@ -272,8 +272,23 @@ class DemoCommand(Command):
         )
 
     def run(self, args: argparse.Namespace) -> int:
+        ignored = ("steps", "n_tasks") if args.meta_train else ("outer_steps",)
+        for option in ignored:
+            if getattr(args, option) is not None:
+                flag = "--" + option.replace("_", "-")
+                fail(f"{flag} {'does not apply with' if args.meta_train else 'needs'} --meta-train")
+        common.check_outputs(out=args.out)
+        defaults = {"steps": DEMO_STEPS, "n_tasks": DEMO_TASKS, "outer_steps": DEMO_OUTER_STEPS}
+        for option, default in defaults.items():
+            if getattr(args, option) is None:
+                setattr(args, option, default)
         demo = family(META_TRAINING_DEMO if args.meta_train else DEMO).parts().demo
         return demo(args)
+
+
+DEMO_STEPS, DEMO_TASKS, DEMO_OUTER_STEPS = 150, 8, 400
+"""The defaults of ``learnedloss demo``'s ``--steps`` and ``--n-tasks`` (the robust-regression
+demo) and ``--outer-steps`` (``--meta-train``)."""
 
 
 COMMANDS: tuple[Command, ...] = (

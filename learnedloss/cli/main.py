@@ -18,8 +18,10 @@ Each subcommand is a `learnedloss.cli.commands.Command`; this module builds the 
 `learnedloss.families.registry`; the commands loop over them and import none by name.
 
 A mistake on the command line (an unknown family, a loss that cannot be loaded, a bad value,
-a ``--run-dir`` that holds another run without ``--resume`` or ``--overwrite``) prints one line
-``learnedloss: error: ...`` on stderr and exits with status 2 before anything runs. A
+a ``--run-dir`` that holds another run without ``--resume`` or ``--overwrite``, an output that
+cannot be written, a device this machine lacks, a reversed range, an option that does not
+apply) prints one line ``learnedloss: error: ...`` on stderr and exits with status 2 before
+anything runs; under ``torchrun`` rank 0 prints it and the other ranks exit quietly. A
 meta-training run that cannot train (every meta-gradient not finite, or the loss never
 changed) prints one such line, saves nothing and exits with status 1.
 """
@@ -32,7 +34,7 @@ from collections.abc import Iterable, Sequence
 
 from learnedloss._version import __version__
 from learnedloss.cli.commands import COMMANDS
-from learnedloss.cli.common import ArgumentParser
+from learnedloss.cli.common import USER_ERRORS, ArgumentParser, fail
 from learnedloss.cli.info import describe
 from learnedloss.families.registry import names
 
@@ -75,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = argv[1:2] if argv[:1] and argv[0] in FAMILY_COMMANDS else []
     args = build_parser(families=[n for n in selected if n in names()]).parse_args(argv)
     _set_threads(args)
-    return args.run_command.run(args)
+    try:
+        return args.run_command.run(args)
+    except USER_ERRORS as err:  # e.g. a recipe whose loss config is refused
+        fail(err)
 
 
 if __name__ == "__main__":

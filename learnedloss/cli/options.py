@@ -16,11 +16,24 @@ import types
 import typing
 from typing import Any
 
+from learnedloss.cli.common import fail
 from learnedloss.families.recipe import Recipe
 from learnedloss.meta.settings import SettingField
 
 PREFIX = "recipe."
 """The prefix of a generated option's ``dest``, which sets the recipe's options apart."""
+
+GIVEN = "recipe_options_given"
+"""The namespace attribute that holds the ``dest`` of every recipe option on the command
+line (`StoreGiven`), as opposed to the ones left at their defaults."""
+
+
+class StoreGiven(argparse.Action):
+    """argparse's ``store``, which also records that the option was given (under `GIVEN`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, GIVEN, {*getattr(namespace, GIVEN, ()), self.dest})
 
 
 def add_recipe_options(parser: argparse.ArgumentParser, recipe_class: type[Recipe]) -> None:
@@ -28,8 +41,31 @@ def add_recipe_options(parser: argparse.ArgumentParser, recipe_class: type[Recip
     the recipe's defaults."""
     for item in recipe_class.setting_fields():
         if item.spec.option:
-            flag = item.spec.flag or "--" + item.name.replace("_", "-")
-            parser.add_argument(flag, dest=PREFIX + item.name, **argparse_options(item))
+            parser.add_argument(flag(item), dest=PREFIX + item.name, **argparse_options(item))
+
+
+def flag(item: SettingField) -> str:
+    """A setting's command-line flag."""
+    return item.spec.flag or "--" + item.name.replace("_", "-")
+
+
+def check_applicable(recipe_class: type[Recipe], recipe: Recipe, args: argparse.Namespace) -> None:
+    """Refuse (`learnedloss.cli.common.fail`) an option given on the command line that the
+    recipe would ignore (`SettingSpec.applies_when`: ``--es-pairs`` without
+    ``--meta-gradient es``)."""
+    given = getattr(args, GIVEN, set())
+    settings = {item.name: item for item in recipe_class.setting_fields()}
+    values = recipe.to_dict()
+    for name, item in settings.items():
+        if item.spec.applies_when is None or PREFIX + name not in given:
+            continue
+        other, needed = item.spec.applies_when
+        if values[other] != needed:
+            needs = f"{flag(settings[other])} {needed}"
+            fail(
+                f"{flag(item)} applies only with {needs}, and this run uses "
+                f"{flag(settings[other])} {values[other]}: drop {flag(item)} or add {needs}"
+            )
 
 
 def recipe_from_options(recipe_class: type[Recipe], args: argparse.Namespace) -> Recipe:
@@ -51,6 +87,7 @@ def argparse_options(item: SettingField) -> dict[str, Any]:
         return {"action": spec.action, "default": default, "help": help}
     nargs, element = _arity(item.type)
     options: dict[str, Any] = {
+        "action": StoreGiven,
         "default": default,
         "help": f"{help} (default: %(default)s)",
         "type": spec.parse or element,

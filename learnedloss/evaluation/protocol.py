@@ -498,24 +498,8 @@ def evaluate(
         curves = train_curves(
             loss, tasks, template, batch, params, chosen, steps, every=every, **run
         )
-        metrics = {metric: curves[-1, :, 1 + i] for i, metric in enumerate(metric_names)}
-        curves = curves[..., 0]
-        finals = curves[-1]
-        finite = torch.where(torch.isfinite(curves), curves, torch.nan)
-        scores[name] = LossScore(
-            name=name,
-            lr=chosen,
-            score=geometric_mean(finals),
-            finals=finals,
-            curve_mean=finite.nanmean(dim=1),
-            curve_std=_nanstd(finite),
-            curve_log_mean=finite.clamp_min(1e-30).log().nanmean(dim=1),
-            curve_log_std=_nanstd(finite.clamp_min(1e-30).log()),
-            diverged=int((~torch.isfinite(finals)).sum()),
-            tuning=tuning,
-            metrics=metrics,
-            variant=variant,
-            variants=variants,
+        scores[name] = _loss_score(
+            name, curves, metric_names, chosen, tuning=tuning, variant=variant, variants=variants
         )
     protocol = {
         "tasks": tasks.describe(),
@@ -531,6 +515,31 @@ def evaluate(
         "seed": seed,
     }
     return Evaluation(scores, reference, steps, every, protocol)
+
+
+def _loss_score(
+    name: str, curves: torch.Tensor, metric_names: Sequence[str], lr: float, **tuning
+) -> LossScore:
+    """The `LossScore` of one loss from its ``(S, T, 1 + metrics)`` curves of
+    ``[objective, *metrics]`` at ``lr``; ``tuning``: its ``tuning``, ``variant`` and
+    ``variants``."""
+    metrics = {metric: curves[-1, :, 1 + i] for i, metric in enumerate(metric_names)}
+    curves = curves[..., 0]
+    finals = curves[-1]
+    finite = torch.where(torch.isfinite(curves), curves, torch.nan)
+    return LossScore(
+        name=name,
+        lr=lr,
+        score=geometric_mean(finals),
+        finals=finals,
+        curve_mean=finite.nanmean(dim=1),
+        curve_std=_nanstd(finite),
+        curve_log_mean=finite.clamp_min(1e-30).log().nanmean(dim=1),
+        curve_log_std=_nanstd(finite.clamp_min(1e-30).log()),
+        diverged=int((~torch.isfinite(finals)).sum()),
+        metrics=metrics,
+        **tuning,
+    )
 
 
 def _mean_or_inf(values: torch.Tensor) -> float:

@@ -29,6 +29,7 @@ from learnedloss.meta.settings import (
     Run,
     Schedule,
     SettingField,
+    check_values,
     describe,
     setting,
     setting_fields,
@@ -43,7 +44,8 @@ R = TypeVar("R", bound="Recipe")
 def declare_recipe(cls: type[R]) -> type[R]:
     """Make ``cls`` a recipe: a frozen, keyword-only dataclass whose constructor also takes
     its meta-training settings flat (``SineRecipe(inner_lr=0.1)`` replaces that setting in
-    the class's default ``settings``) and refuses unknown names with a `ConfigError`. Its
+    the class's default ``settings``) and refuses unknown names, and values that fail a
+    setting's own check (`SettingSpec.check`: a reversed range), with a `ConfigError`. Its
     docstring gets the documented list of every setting."""
     cls = dataclass(frozen=True, kw_only=True)(cls)
     generated = cls.__init__
@@ -56,6 +58,7 @@ def declare_recipe(cls: type[R]) -> type[R]:
         if unknown:
             raise unknown_setting_error(unknown, [*own, *base.names()], cls.__name__)
         generated(self, settings=base.replace(**flat) if flat else base, **values)
+        check_values(cls.setting_fields(), self.to_dict(), cls.__name__)
 
     __init__.__doc__ = generated.__doc__
     cls.__init__ = __init__

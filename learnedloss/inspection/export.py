@@ -20,18 +20,8 @@ def to_grid(
     """Export a per-element learned loss to the grid (spline) form, and report its error:
     ``loss.to_grid(ranges, knots=knots, probes=probes)``.
 
-    The grid keeps the loss's kind, ``residual``, ``residual_form`` and output activation
-    and replaces only what computes ``h`` (`learnedloss.networks`): at each knot the grid
-    takes the source's ``h`` and its derivative along the spline axis, so between knots the
-    cubic Hermite spline matches the source to O(spacing⁴) in value where it is smooth.
-    Regression losses become a 2-D grid over (residual, target) (1-D when they read only the
-    residual); classification losses a grid over (log_prob, target) with target knots 0 and 1
-    (exact for class-index targets; probability targets are interpolated linearly between the
-    labelled and unlabelled curves).
-
-    The ``"weight"`` form exports the weight logit ``h`` and keeps the softmax normalization
-    over the call's elements, so the exported loss reweights a batch as the original does;
-    the reported errors are those of the normalized per-element loss over the probe set.
+    What the grid keeps and how close it comes are described at
+    `learnedloss.functional.grid.fit_grid`, which does the conversion.
 
     Args:
         loss: a `learnedloss.LearnedLoss` without side inputs.

@@ -19,7 +19,7 @@ from learnedloss.meta.gradients import Backprop, MetaGradient
 CHOICES = {
     "score_on": ("query", "train"),
     "aggregate": ("mean", "log-mean"),
-    "path": ("auto", "vmap", "loop"),
+    "path": ("auto", "vmap", "loop", "engine"),
     "keep": ("best", "last"),
 }
 """The values each string setting of `MetaTrainer` may take."""
@@ -136,8 +136,8 @@ def check_cuda_graph(meta_gradient: MetaGradient, path: str, checkpoint_inner: b
     problems = []
     if not isinstance(meta_gradient, Backprop):
         problems.append(f"it captures a backpropagated step, not {meta_gradient!r}")
-    if path == "loop":
-        problems.append("it captures the vmap path, not path='loop'")
+    if path in ("loop", "engine"):
+        problems.append(f"it captures the vmap path, not path={path!r}")
     if checkpoint_inner:
         problems.append("activation checkpointing (checkpoint_inner) cannot be captured")
     if problems:

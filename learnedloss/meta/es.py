@@ -9,7 +9,9 @@ Alternative to Reinforcement Learning"; Metz et al., 2019, "Understanding and co
 pathologies in the training of learned optimizers", on why smoothing helps unrolled inner
 loops). We use antithetic pairs and common random numbers: every perturbation trains on the
 same tasks from the same initializations, so the difference ``F(φ + σε) - F(φ - σε)``
-measures the perturbation and not the draw of tasks.
+measures the perturbation and not the draw of tasks. All pairs' perturbations are scored
+together (`learnedloss.meta.population.evaluate_population`): on the batched engine, as one
+stacked training run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import math
 from collections.abc import Callable
 
 import torch
+
+from learnedloss.meta.population import evaluate_population
 
 Params = dict[str, torch.Tensor]
 
@@ -38,7 +42,8 @@ def es_gradient(
     objectives are finite (a pair where the inner loop diverged is left out).
 
     Args:
-        objective: ``params -> scalar``, evaluated without a graph.
+        objective: ``params -> scalar``, evaluated without a graph (a `PopulationObjective`
+            scores all perturbations in one call).
         params: the point ``φ`` (not modified).
         pairs: antithetic pairs ``(ε, -ε)``.
         sigma: the perturbation scale ``σ``.
@@ -60,21 +65,27 @@ def es_gradient(
     finite, total = 0, 0.0
     evaluated = range(pairs)[pair_share] if pair_share is not None else range(pairs)
     with torch.no_grad():
-        for i in range(pairs):
-            noise = {
+        noises = [
+            {
                 k: torch.randn(v.shape, generator=generator, dtype=v.dtype).to(v.device)
                 for k, v in base.items()
             }
-            if i not in evaluated:
-                continue
-            up = float(objective({k: v + sigma * noise[k] for k, v in base.items()}))
-            down = float(objective({k: v - sigma * noise[k] for k, v in base.items()}))
+            for _ in range(pairs)
+        ]
+        candidates = [
+            {k: v + sign * sigma * noises[i][k] for k, v in base.items()}
+            for i in evaluated
+            for sign in (1, -1)
+        ]
+        values = evaluate_population(objective, candidates)
+        for number, i in enumerate(evaluated):
+            up, down = values[2 * number], values[2 * number + 1]
             if not (math.isfinite(up) and math.isfinite(down)):
                 continue
             finite += 1
             total += up + down
             for k in gradient:
-                gradient[k] += (up - down) * noise[k]
+                gradient[k] += (up - down) * noises[i][k]
     if reduce is not None:
         finite, total, gradient = _reduce(reduce, finite, total, gradient)
     if finite == 0:

@@ -1,4 +1,4 @@
-"""How the outer loop gets its meta-gradient: `Backprop` or `EvolutionStrategies`.
+"""How the outer loop gets its meta-gradient: `Backprop`, `EvolutionStrategies` or `CMAES`.
 
 An estimator is a small frozen dataclass, passed as ``MetaTrainer(meta_gradient=...)``. It
 fills the loss's ``.grad`` from a meta-objective and says, as JSON, how it did (for
@@ -6,9 +6,12 @@ checkpoints, metadata and model cards)::
 
     MetaTrainer(loss, tasks, meta_gradient=Backprop())  # the default: exact, second order
     MetaTrainer(loss, tasks, meta_gradient=EvolutionStrategies(pairs=16, sigma=0.05))
+    MetaTrainer(loss, tasks, meta_gradient=CMAES(population=16, sigma=0.1))  # no gradient
 
-The strings ``"backprop"`` and ``"es"`` are shorthands for ``Backprop()`` and
-``EvolutionStrategies()`` (see `meta_gradient_from`).
+The strings ``"backprop"``, ``"es"`` and ``"cmaes"`` are shorthands for ``Backprop()``,
+``EvolutionStrategies()`` and ``CMAES()`` (see `meta_gradient_from`). An estimator that
+scores many weights (ES's pairs, a CMA-ES generation) scores them together through
+`learnedloss.meta.population.evaluate_population`.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from learnedloss.errors import RunDirectoryError
 from learnedloss.meta.es import es_gradient
+from learnedloss.meta.population import CMASearch, evaluate_population
 
 if TYPE_CHECKING:
     from learnedloss.meta.distributed import Ranks
@@ -31,7 +36,7 @@ MetaObjective = Callable[[Params], torch.Tensor]
 """``loss_params -> scalar``: the aggregated task objective after the inner loop, trained with
 the loss's weights replaced by ``loss_params`` (see `MetaTrainer.meta_objective`)."""
 
-META_GRADIENTS = ("backprop", "es")
+META_GRADIENTS = ("backprop", "es", "cmaes")
 """The string shorthands `meta_gradient_from` accepts."""
 
 
@@ -68,6 +73,10 @@ class MetaGradient:
     def describe(self) -> dict:
         """How the meta-gradient is estimated, JSON-ready."""
         raise NotImplementedError
+
+    def check_resume(self) -> None:
+        """Raise `RunDirectoryError` if a run with this estimator cannot resume (by default
+        every one can: its state is the loss and the meta-optimizer's)."""
 
     def backward_distributed(
         self, objective: MetaObjective, weights: Params, generator: torch.Generator, ranks: Ranks
@@ -190,16 +199,130 @@ class EvolutionStrategies(MetaGradient):
         return {"meta_gradient": "es", "es_pairs": self.pairs, "es_sigma": self.sigma}
 
 
+@dataclass(frozen=True)
+class CMAES(MetaGradient):
+    """CMA-ES population search over the loss's meta-parameters (their values flattened, e.g.
+    a grid's knot values), with the ``cmaes`` package.
+
+    CMA-ES proposes points rather than a gradient, so it fits the outer loop thus: at each
+    outer step it draws one generation of ``population`` candidate weights from its Gaussian
+    search distribution, scores them all on the step's tasks and models (common random
+    numbers; in one stacked training run on ``path="engine"``), updates the distribution
+    from their ranking, and writes the distribution's mean into the loss. The loss's weights
+    get no ``.grad``: the meta-optimizer (and ``clip_meta_grad``) are bypassed. The
+    meta-objective recorded is the mean of the generation's finite scores. Hansen,
+    "The CMA Evolution Strategy: A Tutorial", 2016, arXiv 1604.00772; TaylorGLO
+    (Gonzalez and Miikkulainen, 2021, arXiv 2002.00059) searched its losses with it.
+
+    It suits a few to a few dozen meta-parameters (a 9-17-knot grid, a Taylor loss's
+    coefficients); its cost per step is ``population`` inner loops, and it needs no gradient
+    through them. The search state lives in memory, keyed by the weights it searches: a
+    CMA-ES run writes checkpoints but cannot resume from them.
+
+    Args:
+        population: candidates per generation (an integer >= 2).
+        sigma: the initial step size of the search distribution (finite, > 0).
+
+    Examples:
+        >>> CMAES(population=8, sigma=0.2).describe()
+        {'meta_gradient': 'cmaes', 'cmaes_population': 8, 'cmaes_sigma': 0.2}
+    """
+
+    population: int = 16
+    sigma: float = 0.1
+    resumable: ClassVar[bool] = False
+    _searches: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.population) or self.population < 2:
+            raise ValueError(
+                f"CMAES needs population to be an integer >= 2, got {self.population!r}"
+            )
+        if not _is_positive(self.sigma):
+            raise ValueError(f"CMAES needs sigma to be a finite number > 0, got {self.sigma!r}")
+        object.__setattr__(self, "population", int(self.population))
+        object.__setattr__(self, "sigma", float(self.sigma))
+
+    def backward(
+        self, objective: MetaObjective, weights: Params, generator: torch.Generator
+    ) -> float:
+        return self._generation(objective, weights, generator, None)
+
+    def backward_distributed(
+        self, objective: MetaObjective, weights: Params, generator: torch.Generator, ranks: Ranks
+    ) -> float:
+        """Every rank draws the same generation, scores it on its share of the tasks, and the
+        shares' scores are summed over the ranks before the distribution is updated."""
+        return self._generation(
+            objective,
+            weights,
+            generator,
+            lambda t: ranks.sum_(t, "summing the CMA-ES candidates' scores over ranks"),
+        )
+
+    def _generation(self, objective, weights: Params, generator, reduce) -> float:
+        search = self._search(weights, generator)
+        points, candidates = search.ask()
+        values = evaluate_population(objective, candidates)
+        if reduce is not None:
+            values = reduce(torch.tensor(values, dtype=torch.float64)).tolist()
+        search.tell(points, values)
+        with torch.no_grad():
+            for name, value in search.mean().items():
+                weights[name].copy_(value)
+                weights[name].grad = None
+        finite = [v for v in values if math.isfinite(v)]
+        return sum(finite) / len(finite) if finite else math.nan
+
+    def _search(self, weights: Params, generator: torch.Generator) -> CMASearch:
+        """The search of these weights, started at them (seeded from ``generator``) the first
+        time they are searched."""
+        key = tuple(id(w) for w in weights.values())
+        if key not in self._searches:
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            self._searches[key] = CMASearch(weights, self.sigma, self.population, seed)
+        return self._searches[key]
+
+    def check_resume(self) -> None:
+        raise RunDirectoryError(
+            "a CMA-ES run cannot resume: its search distribution is not written to "
+            "checkpoints. Start a fresh run (fit(overwrite=True)), seeded with the "
+            "checkpoint's loss, or use EvolutionStrategies, which resumes"
+        )
+
+    def describe(self) -> dict:
+        return {
+            "meta_gradient": "cmaes",
+            "cmaes_population": self.population,
+            "cmaes_sigma": self.sigma,
+        }
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_positive(value) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def meta_gradient_from(
     meta_gradient: str | MetaGradient,
     pairs: int | None = None,
     sigma: float | None = None,
+    population: int | None = None,
 ) -> MetaGradient:
     """The estimator a setting names: an estimator as it is, or a string shorthand.
 
-    ``"backprop"`` is `Backprop` (``pairs`` and ``sigma`` are ignored); ``"es"`` is
-    `EvolutionStrategies` with ``pairs`` and ``sigma`` where given, else its defaults. This
-    is how a recipe's plain fields (``meta_gradient``, ``es_pairs``, ``es_sigma``) become an
+    ``"backprop"`` is `Backprop` (the others are ignored); ``"es"`` is
+    `EvolutionStrategies` with ``pairs`` and ``sigma`` where given, else its defaults;
+    ``"cmaes"`` is `CMAES` with ``population`` and ``sigma`` where given. This is how a
+    recipe's plain fields (``meta_gradient``, ``es_pairs``, ``es_sigma``, ...) become an
     estimator.
 
     Examples:
@@ -213,7 +336,11 @@ def meta_gradient_from(
     if meta_gradient == "es":
         given = {"pairs": pairs, "sigma": sigma}
         return EvolutionStrategies(**{k: v for k, v in given.items() if v is not None})
+    if meta_gradient == "cmaes":
+        given = {"population": population, "sigma": sigma}
+        return CMAES(**{k: v for k, v in given.items() if v is not None})
     raise ValueError(
-        f"meta_gradient must be 'backprop' or 'es' (or a learnedloss.meta.MetaGradient such "
-        f"as EvolutionStrategies(pairs=16, sigma=0.05)), got {meta_gradient!r}"
+        f"meta_gradient must be 'backprop' or 'es' (or 'cmaes', or a "
+        f"learnedloss.meta.MetaGradient such as EvolutionStrategies(pairs=16, sigma=0.05)), "
+        f"got {meta_gradient!r}"
     )

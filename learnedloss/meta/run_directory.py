@@ -6,6 +6,13 @@ leaves every other file. A resumed run reads the newest checkpoint and is refuse
 was made with other settings, another meta-optimizer or another meta-validation set. In a
 data-parallel job rank 0 looks at the directory, reads and writes, and every rank gets its
 verdict, so all ranks raise or none does (docs/meta-training.md, "Run directories").
+
+One run at a time: a run holds the directory's inter-process lock (`learnedloss.locking`)
+from its claim or resume until `release` (the end of ``fit``), so a second run started
+into the same directory, in another process, is refused before it trains, and can never
+prune the first one's checkpoints. A checkpoint that cannot be resumed (a file missing,
+truncated or corrupt, a key missing or of the wrong type, NaN weights, a ``latest`` that
+points elsewhere) is a `CheckpointError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from typing import Any
 
 import torch
 
-from learnedloss.errors import RunDirectoryError
+from learnedloss.errors import CheckpointError, RunDirectoryError
+from learnedloss.hub import read_capped
+from learnedloss.locking import DirectoryLock
 from learnedloss.meta import state as checkpoints
 from learnedloss.meta.distributed import Ranks
 
@@ -52,30 +61,71 @@ class RunDirectory:
         self.keep = keep
         self._ranks = ranks if ranks is not None else Ranks()
         self.claimed = False  # whether this run may write here
+        self._lock = DirectoryLock(self.path, "run")
+
+    # ------------------------------------------------------------------ one run at a time
+
+    def hold(self) -> None:
+        """Take the directory's lock for this run (this process), unless another run holds
+        it; `release` lets it go.
+
+        Raises:
+            RunDirectoryError: another process holds it (a run writing there now).
+        """
+        try:
+            taken = self._lock.acquire(timeout=0)
+        except OSError as err:
+            raise RunDirectoryError(f"cannot lock run_dir {str(self.path)!r}: {err}") from None
+        if not taken:
+            raise RunDirectoryError(
+                f"run_dir {str(self.path)!r} is in use: another run (another process) is "
+                f"writing checkpoints there now (it holds the lock {self._lock.lock_file}). "
+                "Two runs in one directory would replace and prune each other's checkpoints: "
+                "wait for that run to finish (then resume it), or choose another run_dir"
+            )
+
+    def release(self) -> None:
+        """Let the directory's lock go (the run stopped writing; nothing if not held)."""
+        self._lock.release()
+
+    def _on_main(self, action: Callable[[], None], what: str) -> None:
+        """Run ``action`` on rank 0 and raise its `RunDirectoryError` (or `CheckpointError`)
+        on every rank."""
+        problem: Exception | None = None
+        if self._ranks.is_main:
+            try:
+                action()
+            except (RunDirectoryError, CheckpointError) as err:  # re-raised on every rank
+                problem = err
+        if self._ranks.active:
+            problem = self._ranks.broadcast(problem, what)
+        if problem is not None:
+            raise problem
 
     # ------------------------------------------------------------------ fresh runs
 
     def claim(self, overwrite: bool) -> None:
-        """Before a fresh run writes here: refuse a directory that holds files, or with
-        ``overwrite`` remove the trainer's checkpoints there (once; on rank 0).
+        """Before a fresh run writes here: take the directory's lock (`hold`), and refuse a
+        directory that holds files, or with ``overwrite`` remove the trainer's checkpoints
+        there (once; on rank 0).
 
         Raises:
-            RunDirectoryError: the directory is a file, or holds files and not
-                ``overwrite``; on every rank of a data-parallel job.
+            RunDirectoryError: another run holds the directory, it is a file, or it holds
+                files and not ``overwrite``; on every rank of a data-parallel job.
         """
-        if self.claimed:
-            return
-        problem: RunDirectoryError | None = None
-        if self._ranks.is_main:
-            try:
-                self.check_free(overwrite)
-            except RunDirectoryError as err:  # re-raised on every rank below
-                problem = err
-        if self._ranks.active:
-            problem = self._ranks.broadcast(problem, "checking the run directory on rank 0")
-        if problem is not None:
-            raise problem
+        self._on_main(lambda: self._hold_and_check(overwrite), "checking the run directory")
         self.claimed = True
+
+    def _hold_and_check(self, overwrite: bool) -> None:
+        was_held = self._lock.held
+        self.hold()
+        try:
+            if not self.claimed:
+                self.check_free(overwrite)
+        except RunDirectoryError:
+            if not was_held:
+                self.release()
+            raise
 
     def check_free(self, overwrite: bool) -> None:
         """Refuse a directory that holds files (with ``overwrite``: clear the trainer's
@@ -118,7 +168,8 @@ class RunDirectory:
 
     def latest_name(self) -> str:
         """The name of the newest checkpoint (``step-NNNNNNN``)."""
-        return (self.path / "latest").read_text().strip()
+        raw = read_capped(self.path / "latest", 64) or b"(unreadable)"
+        return raw.decode("utf-8", errors="replace").strip()
 
     def write(self, step: int, state: Callable[[], dict[str, Any]]) -> Path:
         """Write ``state()`` as checkpoint ``step`` (atomically) and prune older ones.
@@ -128,10 +179,16 @@ class RunDirectory:
         first (without overwriting)."""
         if not self._ranks.is_main:
             return self.path / f"step-{step:07d}"
-        if not self.claimed:  # written before any fit: the directory must be free too
-            self.check_free(overwrite=False)
-            self.claimed = True
-        return checkpoints.write_state(self.path, step, state(), keep=self.keep)
+        was_held = self._lock.held
+        self.hold()  # written outside fit: held for this write only
+        try:
+            if not self.claimed:  # written before any fit: the directory must be free too
+                self.check_free(overwrite=False)
+                self.claimed = True
+            return checkpoints.write_state(self.path, step, state(), keep=self.keep)
+        finally:
+            if not was_held:
+                self.release()
 
     def read(self) -> dict[str, Any]:
         """The newest checkpoint; in a data-parallel job rank 0 reads it and broadcasts it
@@ -164,10 +221,18 @@ class RunDirectory:
                 (`learnedloss.meta.validation.ValidationSet.fingerprint`).
 
         Raises:
-            RunDirectoryError: the checkpoint was made with other settings, meta-optimizer
-                settings or another meta-validation set.
+            RunDirectoryError: another run holds the directory, or the checkpoint was made
+                with other settings, meta-optimizer settings or another meta-validation set.
+            CheckpointError: the checkpoint is corrupt (`check_resumable`).
         """
+        self._on_main(self.hold, "locking the run directory")
         state = self.read()
+        self._on_main(
+            lambda: check_resumable(
+                state, checkpoints.latest_checkpoint(self.path) / checkpoints.STATE_NAME
+            ),
+            "checking the checkpoint on rank 0",
+        )
         if state["identity"] != identity:
             raise RunDirectoryError(
                 f"cannot resume: the checkpoint in {self.path} was made with "
@@ -192,6 +257,59 @@ class RunDirectory:
             )
         self.claimed = True
         return state
+
+
+RESUMABLE_STATE = {
+    "identity": (dict,),
+    "step": (int,),
+    "skips": (int,),
+    "path": (str,),
+    "path_reason": (str, type(None)),
+    "history": (list,),
+    "best": (dict,),
+    "loss": (dict,),
+    "meta_optimizer": (dict,),
+    "generator": (torch.Tensor,),
+}
+"""The entries a trainer checkpoint needs to be resumed, and their types (others, such as
+``validation`` and ``moved``, are optional: older checkpoints lack them)."""
+_RESUMABLE_PARTS = {
+    "best": {"score": (int, float, type(None)), "step": (int,), "weights": (dict, type(None))},
+    "meta_optimizer": {"state": (dict,), "param_groups": (list,)},
+}
+
+
+def check_resumable(state: Any, source: Path) -> None:
+    """Refuse a checkpoint a run cannot continue: an entry of `RESUMABLE_STATE` missing or
+    of the wrong type (a ``bool`` is no count), a negative step, or weights that are not
+    tensors.
+
+    Raises:
+        CheckpointError: naming ``source`` (the checkpoint's ``state.json``) and the entry.
+    """
+
+    def refuse(what: str) -> CheckpointError:
+        return CheckpointError(
+            f"{source} cannot be resumed: {what}. The file is corrupt "
+            "or from another program: restore it, or start a fresh run"
+        )
+
+    if not isinstance(state, dict):
+        raise refuse(f"it holds a {type(state).__name__}, not an object")
+    for part, fields in [(None, RESUMABLE_STATE), *_RESUMABLE_PARTS.items()]:
+        holder = state if part is None else state[part]
+        for key, types in fields.items():
+            name = key if part is None else f"{part}.{key}"
+            if key not in holder:
+                raise refuse(f"the entry {name!r} is missing")
+            value = holder[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                expected = " or ".join(t.__name__ for t in types)
+                raise refuse(f"{name!r} is {value!r:.80}, expected {expected}")
+    if state["step"] < 0 or state["skips"] < 0:
+        raise refuse(f"step {state['step']} and skips {state['skips']} must be >= 0")
+    if not all(isinstance(t, torch.Tensor) for t in state["loss"].values()):
+        raise refuse("the loss's weights are not all tensors")
 
 
 def _plain(value: Any) -> Any:

@@ -60,6 +60,13 @@ class SettingSpec:
         action: an argparse action instead of a value (``"store_false"`` for a flag that
             turns a ``True`` default off).
         option: whether the setting is a command-line option (some are set in code only).
+        check: a check of the whole value, ``check(value, name)``, run whenever a recipe is
+            built (in code, from options or from a stored recipe); it raises `ValueError`
+            (e.g. `learnedloss.validators.interval` for a range that must not be reversed
+            or empty).
+        applies_when: ``(setting, value)``: the setting matters only when that other setting
+            has that value (``es_pairs`` only with ``meta_gradient="es"``); the command line
+            refuses it when given otherwise.
     """
 
     help: str
@@ -70,6 +77,8 @@ class SettingSpec:
     nargs: int | str | None = None
     action: str | None = None
     option: bool = True
+    check: Callable[[Any, str], None] | None = None
+    applies_when: tuple[str, Any] | None = None
 
 
 def setting(default: Any, help: str, **spec: Any) -> Any:
@@ -109,6 +118,17 @@ def describe(items: Iterable[SettingField]) -> str:
     for item in items:
         lines.append(f"    {item.name}: {item.spec.help} (default: {item.default!r}).")
     return "\n".join(lines)
+
+
+def check_values(items: Iterable[SettingField], values: dict[str, Any], owner: str) -> None:
+    """Run each setting's own `SettingSpec.check` on its value in ``values``; a `ConfigError`
+    that names the setting and ``owner`` for the first that fails."""
+    for item in items:
+        if item.spec.check is not None:
+            try:
+                item.spec.check(values[item.name], item.name)
+            except ValueError as err:
+                raise ConfigError(f"{owner}: {err}") from None
 
 
 def unknown_setting_error(unknown: Iterable[str], known: Iterable[str], owner: str) -> ConfigError:
@@ -186,11 +206,28 @@ class Estimator:
 
     meta_gradient: str = setting(
         "backprop",
-        "backprop through the inner loop, or estimate by evolution strategies (es)",
-        choices=("backprop", "es"),
+        "backprop through the inner loop, estimate by evolution strategies (es), or search "
+        "by CMA-ES (cmaes)",
+        choices=("backprop", "es", "cmaes"),
     )
-    es_pairs: int = setting(16, "ES perturbation pairs", parse=positive_int)
-    es_sigma: float = setting(0.05, "ES perturbation scale", parse=positive_float)
+    es_pairs: int = setting(
+        16, "ES perturbation pairs", parse=positive_int, applies_when=("meta_gradient", "es")
+    )
+    es_sigma: float = setting(
+        0.05, "ES perturbation scale", parse=positive_float, applies_when=("meta_gradient", "es")
+    )
+    cmaes_population: int = setting(
+        16,
+        "CMA-ES candidates per generation",
+        parse=positive_int,
+        applies_when=("meta_gradient", "cmaes"),
+    )
+    cmaes_sigma: float = setting(
+        0.1,
+        "CMA-ES initial step size",
+        parse=positive_float,
+        applies_when=("meta_gradient", "cmaes"),
+    )
     keep: str = setting(
         "best",
         "save the loss with the best meta-validation, or the one after the last step",
@@ -278,8 +315,12 @@ class MetaTrainingSettings:
         }
         estimator = self.estimator
         if estimator is not None:
+            cmaes = estimator.meta_gradient == "cmaes"
             arguments["meta_gradient"] = meta_gradient_from(
-                estimator.meta_gradient, estimator.es_pairs, estimator.es_sigma
+                estimator.meta_gradient,
+                estimator.es_pairs,
+                estimator.cmaes_sigma if cmaes else estimator.es_sigma,
+                estimator.cmaes_population,
             )
             arguments["keep"] = estimator.keep
             arguments["clip_meta_grad"] = estimator.clip_meta_grad

@@ -11,6 +11,12 @@ Those entries (``step-NNNNNNN``, ``latest`` and their temporary ``.step-NNNNNNN.
 checkpoints at or below the step just written and never removes that one or a later one, so
 ``latest`` always names a checkpoint that exists.
 
+Reading checks what it reads: ``latest`` must name a ``step-NNNNNNN`` directory inside the
+run directory (never a path elsewhere), every file is read up to a size cap, and a
+truncated, empty or foreign ``tensors.safetensors``, a ``state.json`` that is not JSON or
+names a tensor the file lacks, and NaN or infinite values are each a `CheckpointError` that
+names the file and what is wrong.
+
 This is the file format only; when a run may write, overwrite or resume in a directory is
 `learnedloss.meta.run_directory.RunDirectory`'s business.
 """
@@ -25,12 +31,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from learnedloss.errors import CheckpointError
+from learnedloss.hub import read_capped, read_safetensors_header
 
 _TENSOR = "__tensor__"
 _STEP = re.compile(r"\.?step-(\d{7})(\.tmp)?")
+_CHECKPOINT_NAME = re.compile(r"step-\d{7}")
+
+TENSORS_NAME = "tensors.safetensors"
+STATE_NAME = "state.json"
+MAX_STATE_BYTES = 256 * 2**20
+"""``state.json`` files larger than this are refused (a run's history of 10^5 steps is
+about 20 MB)."""
 
 
 def split_tensors(tree: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -46,7 +61,11 @@ def split_tensors(tree: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> A
 
 
 def join_tensors(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of `split_tensors` (tuples come back as lists)."""
+    """Inverse of `split_tensors` (tuples come back as lists).
+
+    Raises:
+        KeyError: ``tree`` refers to a tensor ``tensors`` lacks (its name is the key).
+    """
     if isinstance(tree, dict):
         if set(tree) == {_TENSOR}:
             return tensors[tree[_TENSOR]]
@@ -69,8 +88,8 @@ def write_state(run_dir: str | os.PathLike, step: int, state: dict[str, Any], ke
     tmp = run_dir / f".step-{step:07d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(tensors, str(tmp / "tensors.safetensors"))
-    (tmp / "state.json").write_text(json.dumps(skeleton, indent=1))
+    save_file(tensors, str(tmp / TENSORS_NAME))
+    (tmp / STATE_NAME).write_text(json.dumps(skeleton, indent=1))
     _fsync_dir(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -102,18 +121,81 @@ def has_checkpoint(run_dir: str | os.PathLike | None) -> bool:
 
 
 def read_state(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read the newest checkpoint of a run directory."""
+    """Read the newest checkpoint of a run directory.
+
+    Raises:
+        FileNotFoundError: the directory holds no checkpoint (no ``latest`` file).
+        CheckpointError: ``latest`` names no checkpoint of this directory, or a file of the
+            checkpoint is missing, truncated, too large or corrupt (the message names it).
+    """
+    directory = latest_checkpoint(run_dir)
+    tensors_path, state_path = directory / TENSORS_NAME, directory / STATE_NAME
+    tensors = _read_tensors(tensors_path)
+    try:
+        raw = read_capped(state_path, MAX_STATE_BYTES)
+        if raw is None:
+            raise ValueError(f"it is larger than the {MAX_STATE_BYTES} bytes a state may have")
+        skeleton = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise CheckpointError(
+            f"trainer checkpoint file {state_path} is unreadable: {err}"
+        ) from None
+    try:
+        return join_tensors(skeleton, tensors)
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(
+            f"trainer checkpoint file {state_path} refers to tensor {err}, which "
+            f"{tensors_path} does not hold: the two files come from different checkpoints "
+            "or one of them was edited"
+        ) from None
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The checkpoint directory ``latest`` names: a ``step-NNNNNNN`` directory of
+    ``run_dir`` itself, never a path elsewhere (nor a link out of it).
+
+    Raises:
+        FileNotFoundError: no ``latest`` file.
+        CheckpointError: ``latest`` names anything else.
+    """
     run_dir = Path(run_dir)
     latest = run_dir / "latest"
     if not latest.is_file():
         raise FileNotFoundError(f"{run_dir} holds no trainer checkpoint (no 'latest' file)")
-    directory = run_dir / latest.read_text().strip()
+    raw = read_capped(latest, 64) or b""
+    name = raw.decode("utf-8", errors="replace").strip()
+    directory = run_dir / name
+    if not _CHECKPOINT_NAME.fullmatch(name):
+        raise CheckpointError(
+            f"{latest} names {name[:80]!r}, not a checkpoint of this run directory "
+            "('step-NNNNNNN'); resume never leaves the run directory. Restore the file or "
+            "start a fresh run"
+        )
+    if directory.is_symlink() or not directory.is_dir():
+        raise CheckpointError(
+            f"{latest} names {name!r}, which is "
+            + ("a link (perhaps out of the run directory)" if directory.is_symlink() else "missing")
+            + f" in {run_dir}; resume reads checkpoints of the run directory only"
+        )
+    return directory
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint's ``tensors.safetensors``, checked whole and finite."""
+    if not path.is_file():
+        raise CheckpointError(f"trainer checkpoint file {path} is missing")
+    read_safetensors_header(path)  # CheckpointError naming the file: empty, truncated, ...
     try:
-        tensors = load_file(str(directory / "tensors.safetensors"))
-        skeleton = json.loads((directory / "state.json").read_text())
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"trainer checkpoint {directory} is unreadable: {err}") from None
-    return join_tensors(skeleton, tensors)
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"trainer checkpoint file {path} is unreadable: {err}") from None
+    for name, tensor in sorted(tensors.items()):
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(
+                f"trainer checkpoint file {path}: tensor {name!r} holds NaN or infinite "
+                "values (a run never writes them: the file is corrupt)"
+            )
+    return tensors
 
 
 def trainer_files(run_dir: str | os.PathLike) -> list[Path]:

@@ -36,10 +36,12 @@ from learnedloss.meta.arguments import (
     check_truncate,
 )
 from learnedloss.meta.distributed import Distributed, join
-from learnedloss.meta.execution import InnerExecution
+from learnedloss.meta.engine import ENGINE_PATH, EngineExecution, engine_refusal
+from learnedloss.meta.execution import InnerExecution, TaskObjectives
 from learnedloss.meta.gradients import MetaGradient, meta_gradient_from
 from learnedloss.meta.graphs import StaticMetaStep, flatten_inputs, unflatten_inputs
 from learnedloss.meta.inner import InnerOptimizer, initial_params, make_inner_optimizer
+from learnedloss.meta.population import PopulationObjective
 from learnedloss.meta.run_directory import RunDirectory
 from learnedloss.meta.validation import ValidationSet
 from learnedloss.tasks.base import TaskBatch, TaskFamily
@@ -123,7 +125,11 @@ class MetaTrainer:
             loops whose exact meta-gradient explodes (docs/sine.md). The strings
             ``"backprop"`` and ``"es"`` are shorthands for the defaults of each.
         path: ``"auto"`` (vmap, falling back to a loop over tasks when vmap cannot run the
-            model), ``"vmap"`` or ``"loop"``.
+            model), ``"vmap"``, ``"loop"``, or ``"engine"``: the batched inner-loop engine
+            (`learnedloss.meta.engine`; MLPs and the digits CNN with ``"sgd"``/``"adam"``),
+            which also scores all of an ES step's pairs or a CMA-ES generation in one
+            stacked run; a set-up it cannot run falls back to vmap, with the reason in
+            ``path_reason``.
         seed: seeds task sampling and model initialization.
         device: where the inner loop runs. Under ``torchrun``, ``"cuda"`` without an index
             is each rank's own GPU, ``cuda:(LOCAL_RANK mod the GPU count)``.
@@ -290,20 +296,51 @@ class MetaTrainer:
         self._start_weights: dict[str, torch.Tensor] | None = None  # the untrained loss
         self._moved = False  # whether the loss has changed since then
 
-    def _execution_for(self, family: TaskFamily, path: str, training: bool) -> InnerExecution:
+    def _execution_for(self, family: TaskFamily, path: str, training: bool) -> TaskObjectives:
         """The inner-loop execution of ``family``: the training tasks' (with ``truncate``
-        and ``checkpoint_inner``) or the meta-validation tasks' (scored without a graph)."""
-        return InnerExecution(
+        and ``checkpoint_inner``) or the meta-validation tasks' (scored without a graph).
+
+        ``path="engine"`` runs on the batched engine where it can run the set-up, and on
+        the vmap path otherwise, with the engine's one-line refusal as ``path_reason``."""
+        settings = {
+            "inner_steps": self.inner_steps,
+            "device": self.device,
+            "score_on": self.score_on,
+            "truncate": self.truncate if training else None,
+            "checkpoint_inner": self.checkpoint_inner and training,
+        }
+        reason = ""
+        if path == ENGINE_PATH:
+            reason = self._engine_refusal(family)
+            if not reason:
+                return EngineExecution(
+                    family, self.loss, self.inner_optimizer, self.inner_lr, **settings
+                )
+        execution = InnerExecution(
             family,
             self.loss,
             self._inner_optimizer,
-            inner_steps=self.inner_steps,
-            device=self.device,
-            score_on=self.score_on,
-            truncate=self.truncate if training else None,
-            checkpoint_inner=self.checkpoint_inner and training,
-            path=path,
+            path="vmap" if path == ENGINE_PATH else path,
+            **settings,
         )
+        if reason:
+            execution.use_path("vmap", f"the engine cannot run this: {reason}")
+        return execution
+
+    def _engine_refusal(self, family: TaskFamily) -> str:
+        """Why the batched engine cannot run ``family``'s inner loops ("" if it can)."""
+        with torch.random.fork_rng(devices=[]):  # draws nothing from the run's generators
+            sample = family.sample(1, torch.Generator().manual_seed(0))
+            template = family.make_model()
+        refusal = engine_refusal(
+            template,
+            self.loss,
+            self.inner_optimizer,
+            self.inner_lr,
+            family.loss_arguments,
+            sample,
+        )
+        return refusal or ""
 
     def _check_split(self, meta_batch_size: int) -> None:
         """Refuse a data-parallel job whose ranks cannot split the work evenly."""
@@ -326,13 +363,14 @@ class MetaTrainer:
 
     @property
     def path(self) -> str:
-        """The inner-loop path in use: ``"vmap"`` or ``"loop"`` (``"auto"`` before the first
-        outer step decides)."""
+        """The inner-loop path in use: ``"vmap"``, ``"loop"`` or ``"engine"`` (``"auto"``
+        before the first outer step decides)."""
         return self._execution.path
 
     @property
     def path_reason(self) -> str:
-        """Why the inner loop fell back to the loop over tasks (``""`` if it did not)."""
+        """Why the inner loop fell back (from vmap to the loop over tasks, or from the
+        engine to vmap; ``""`` if it did not)."""
         return self._execution.path_reason
 
     # ------------------------------------------------------------------ public
@@ -374,14 +412,18 @@ class MetaTrainer:
                 meta-gradient was zero at every step).
         """
         check_fit(steps, max_seconds, resume, overwrite, self.run_dir is not None)
-        if resume:
-            self._restore()
-        elif self._run_directory is not None:
-            self._run_directory.claim(overwrite)
-        if self._start_weights is None:
-            self._start_weights = self._weights()
-        first = self.step
-        self._run_until(steps, max_seconds)
+        try:  # the run holds its directory (one run at a time) until it stops writing
+            if resume:
+                self._restore()
+            elif self._run_directory is not None:
+                self._run_directory.claim(overwrite)
+            if self._start_weights is None:
+                self._start_weights = self._weights()
+            first = self.step
+            self._run_until(steps, max_seconds)
+        finally:
+            if self._run_directory is not None:
+                self._run_directory.release()
         if self.step > first:
             self._check_trained()
         return self.best_loss() if self.keep == "best" else self.last_loss()
@@ -503,7 +545,8 @@ class MetaTrainer:
 
     def validate(self) -> float:
         """The aggregated task objective on the fixed meta-validation tasks."""
-        self._validation_execution.use_path("loop" if self.path == "loop" else "vmap")
+        if self._validation_execution.path != ENGINE_PATH:
+            self._validation_execution.use_path("loop" if self.path == "loop" else "vmap")
         with torch.no_grad():
             loss_params = {k: v.detach() for k, v in self._meta_weights().items()}
             objectives = self._validation_execution.objectives(
@@ -585,11 +628,23 @@ class MetaTrainer:
         def meta_objective(loss_params):
             return self._objective(batch, params, loss_params, total)
 
+        if hasattr(self._execution, "population_objectives"):  # the engine scores many at once
+            meta_objective = PopulationObjective(
+                meta_objective,
+                lambda population: self._population_objective(batch, params, population, total),
+            )
         if ranks.active:
             return self.meta_gradient.backward_distributed(
                 meta_objective, weights, self._generator, ranks
             )
         return self.meta_gradient.backward(meta_objective, weights, self._generator)
+
+    def _population_objective(self, batch, params, population, total: int | None):
+        """Every candidate's meta-objective, ``(C,)``, from one stacked engine run (with
+        ``total``, this rank's share, as in `_objective`)."""
+        objectives = self._execution.population_objectives(batch, params, population)
+        terms = objectives.log() if self.aggregate == "log-mean" else objectives
+        return terms.mean(dim=1) if total is None else terms.sum(dim=1) / total
 
     def _graphed_step(self, batch, params, total: int | None) -> float:
         """The backpropagated meta-step through `StaticMetaStep` (a CUDA graph on CUDA)."""
@@ -691,6 +746,7 @@ class MetaTrainer:
         checks that this trainer can)."""
         if self._run_directory is None:
             raise ValueError("resume=True needs run_dir")
+        self.meta_gradient.check_resume()
         state = self._run_directory.resume(
             self._identity(),
             self.meta_optimizer.state_dict()["param_groups"],

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 import torchopt
 from torch import nn
 
-from learnedloss.errors import ConfigError
+from learnedloss.errors import ConfigError, LossInputError
+from learnedloss.kinds.base import check_pair
+from learnedloss.kinds.classification import class_features
 from learnedloss.loss import LearnedLoss
 from learnedloss.starts import cross_entropy_start_config, mse_start_config
 
@@ -27,9 +31,13 @@ MetaOptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
 def positive_number(name: str, value: Any) -> float:
-    """``value`` as a float; a ValueError unless it is a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """``value`` as a float; a ValueError unless it is a finite number > 0. Python numbers,
+    numpy scalars and one-element 0-dim tensors count as numbers; bools do not."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive number, got {value!r}")
+    value = float(value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
@@ -148,11 +156,37 @@ def meta_optimizer(meta_optimizer: Any, meta_lr: Any) -> tuple[MetaOptimizerFact
     )
 
 
+class CheckedObjective:
+    """The default task objective, ``nn.MSELoss()`` (regression) or ``nn.CrossEntropyLoss()``
+    (classification), that takes the validation batch as the training loss takes its batch:
+    a target of another shape than the prediction (a ``(N,)`` target against ``(N, 1)``
+    outputs, which ``nn.MSELoss`` would broadcast to ``(N, N)``) or class labels that are
+    not class indices or class probabilities of the logits' shape raise `LossInputError`.
+    Integer class indices of any integer dtype count (``int32`` too)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.standard = nn.MSELoss() if kind == "regression" else nn.CrossEntropyLoss()
+        self.__name__ = f"{type(self.standard).__name__}()"
+
+    def __call__(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        try:
+            if self.kind == "regression":
+                check_pair(prediction, target)
+            else:
+                class_features(prediction.detach(), target, self.standard.ignore_index, True)
+                if not target.is_floating_point():
+                    target = target.long()
+        except LossInputError as err:
+            raise LossInputError(f"the validation batch (x_val, y_val): {err}") from None
+        return self.standard(prediction, target)
+
+
 def objective(objective: Any, kind: str) -> Objective:
     """The task objective: MSE for a regression loss and cross-entropy for a
-    classification loss unless the caller gives one."""
+    classification loss (`CheckedObjective`) unless the caller gives one."""
     if objective is None:
-        return nn.MSELoss() if kind == "regression" else nn.CrossEntropyLoss()
+        return CheckedObjective(kind)
     if not callable(objective):
         raise TypeError(
             f"objective must be a callable (prediction, target) -> scalar tensor, such as "
@@ -186,6 +220,16 @@ def validation_source(value: Any):
     generator)."""
     if value is None:
         return None
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, torch.Tensor) for v in value)
+    ):
+        raise TypeError(
+            "validation must be an iterable of (x_val, y_val) batches, got one (x_val, y_val) "
+            "pair of tensors, which would be read as two batches; to score on that one "
+            "batch pass [(x_val, y_val)]"
+        )
     if isinstance(value, torch.Tensor) or not isinstance(value, Iterable):
         raise TypeError(
             "validation must be an iterable of (x_val, y_val) batches, such as a DataLoader, "

@@ -124,9 +124,9 @@ class OnlineLossTrainer:
         params = options.check_model(model)
         self.adapt_every = options.positive_int("adapt_every", adapt_every)
         self._optimizer, self.optimizer_name = options.inner_optimizer(optimizer, lr)
-        self.lr = lr
+        self.lr = None if lr is None else options.positive_number("lr", lr)  # a plain float
         make_meta, self.meta_optimizer_name = options.meta_optimizer(meta_optimizer, meta_lr)
-        self.meta_lr = meta_lr
+        self.meta_lr = options.positive_number("meta_lr", meta_lr)
         self.autocast = options.autocast_dtype(autocast)
         self.callbacks = options.callbacks(callbacks)
         self.description = options.description(description)

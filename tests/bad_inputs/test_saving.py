@@ -41,3 +41,37 @@ def test_saving_onto_a_file_is_a_checkpoint_error_and_keeps_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="it is a file, not a directory"):
         LearnedLoss(LossConfig(hidden_sizes=(4,))).save_pretrained(target)
     assert target.read_text() == "user data"
+
+
+# ------------------------------------------------------------------ issue 30
+
+
+def test_the_weights_get_the_permissions_of_the_other_files(tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o027)
+    try:
+        directory = _loss().save_pretrained(tmp_path / "modes", check=False)
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in directory.iterdir()}
+    assert modes == dict.fromkeys(["README.md", "config.json", "model.safetensors"], 0o640)
+
+
+@pytest.mark.parametrize(
+    "repo_id", ["org/x\nimport os", 'org/x")\nimport os  #', "org/a b", "a/b/c", "x" * 97]
+)
+def test_an_unsafe_repo_id_is_refused_before_anything_is_written(tmp_path, repo_id):
+    with refused(ConfigError, "is not a Hugging Face Hub repo id"):
+        _loss().save_pretrained(tmp_path / "card", repo_id=repo_id, check=False)
+    assert not (tmp_path / "card").exists()
+
+
+def test_absurdly_large_weights_are_refused(tmp_path):
+    loss = _loss()
+    with torch.no_grad():
+        next(loss.parameters()).fill_(3e38)
+    with refused(CheckpointError, "refusing to save absurdly large values in tensor"):
+        loss.save_pretrained(tmp_path / "huge", check=False)
+    assert not (tmp_path / "huge").exists()

@@ -121,3 +121,60 @@ def test_a_classifier_trains_with_the_bundled_noisy_labels_loss():
     assert_is_the_bundled_loss(net.criterion_, "noisy-labels")
     assert net.history[-1, "train_loss"] < net.history[0, "train_loss"]
     assert (net.predict(x[test]) == y[test]).mean() > 0.85
+
+
+def _classifier(**kwargs):
+    from skorch import NeuralNetClassifier
+
+    torch.manual_seed(0)
+    return NeuralNetClassifier(
+        nn.Linear(4, 3),
+        criterion=LearnedLoss,
+        criterion__pretrained="noisy-labels",
+        max_epochs=2,
+        lr=0.05,
+        batch_size=16,
+        train_split=None,
+        verbose=0,
+        **kwargs,
+    )
+
+
+def _iris():
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    x = ((data.data - data.data.mean(0)) / data.data.std(0)).astype(np.float32)
+    return x, data.target.astype(np.int64)
+
+
+def test_a_classifier_that_would_return_logits_from_predict_proba_warns():
+    """skorch applies softmax only for nn.CrossEntropyLoss and has no hook for other losses:
+    building the loss in such a net warns and names the fix (docs/swap.md)."""
+    x, y = _iris()
+    with pytest.warns(UserWarning, match=r"predict_nonlinearity=torch.nn.Softmax\(dim=-1\)"):
+        net = _classifier().fit(x, y)
+    assert not np.allclose(net.predict_proba(x).sum(1), 1.0)  # what the warning is about
+
+
+def test_a_classifier_given_the_softmax_returns_probabilities_without_a_warning():
+    import warnings
+
+    x, y = _iris()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        net = _classifier(predict_nonlinearity=nn.Softmax(dim=-1)).fit(x, y)
+    proba = net.predict_proba(x)
+    assert proba.shape == (len(y), 3) and (proba >= 0).all()
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    assert (net.predict(x) == proba.argmax(1)).all()
+
+
+def test_a_regressor_and_a_plain_classification_loss_do_not_warn():
+    import warnings
+
+    x, y = regression_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        make_net(criterion=LearnedLoss, criterion__pretrained="mse-fit").fit(x, y)
+        LearnedLoss.from_pretrained("noisy-labels")  # outside skorch: no warning

@@ -35,7 +35,7 @@ from learnedloss.starts import (
     generalized_cross_entropy_factor,
     truncated_cross_entropy_factor,
 )
-from learnedloss.validators import fraction, positive_int
+from learnedloss.validators import fraction, positive_int, value_range
 
 
 @declare_recipe
@@ -62,7 +62,7 @@ class NoisyLabelsRecipe(HeldOutTransferRecipe):
     n_train: int = setting(100, "training examples per task", parse=positive_int, option=False)
     n_query: int = setting(50, "clean query examples per task", parse=positive_int, option=False)
     label_noise: tuple[float, float] = setting(
-        (0.0, 0.6), "range of each task's flipped fraction", parse=fraction
+        (0.0, 0.6), "range of each task's flipped fraction", parse=fraction, check=value_range
     )
     noises: tuple[str, ...] = setting(NOISES, "kinds of label noise", choices=NOISES, option=False)
     widths: tuple[int, ...] = widths_setting((32, 64))

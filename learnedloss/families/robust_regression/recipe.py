@@ -29,7 +29,7 @@ from learnedloss.families.robust_regression.tasks import (
 )
 from learnedloss.meta.settings import MetaTrainingSettings, setting
 from learnedloss.starts import scale_free_mse_start_config
-from learnedloss.validators import fraction, positive_int
+from learnedloss.validators import fraction, positive_int, value_range
 
 
 @declare_recipe
@@ -53,7 +53,10 @@ class RobustRegressionRecipe(HeldOutTransferRecipe):
     n_train: int = setting(96, "training rows per task", parse=positive_int, option=False)
     n_query: int = setting(64, "clean query rows per task", parse=positive_int, option=False)
     outlier_fraction: tuple[float, float] = setting(
-        (0.0, 0.4), "range of each task's corrupted fraction", parse=fraction
+        (0.0, 0.4),
+        "range of each task's corrupted fraction",
+        parse=fraction,
+        check=value_range,
     )
     corruptions: tuple[str, ...] = setting(
         CORRUPTIONS, "how training targets are corrupted", choices=CORRUPTIONS, option=False

@@ -22,7 +22,7 @@ from learnedloss.families.sine.tasks import SineTasks
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.settings import MetaTrainingSettings, setting
 from learnedloss.starts import huber_start_config, mse_start_config
-from learnedloss.validators import fraction
+from learnedloss.validators import fraction, interval, value_range
 
 _STARTS = {"mse": mse_start_config, "huber": huber_start_config}
 
@@ -53,12 +53,14 @@ class SineRecipe(MetaGradientRecipe):
         flag="--outliers",
     )
     amplitude: tuple[float, float] = setting(
-        (0.2, 5.0), "range of the sines' amplitudes", parse=float
+        (0.2, 5.0), "range of the sines' amplitudes", parse=float, check=value_range
     )
     phase: tuple[float, float] = setting(
-        (-math.pi, math.pi), "range of the sines' phases", parse=float
+        (-math.pi, math.pi), "range of the sines' phases", parse=float, check=value_range
     )
-    x_range: tuple[float, float] = setting((-5.0, 5.0), "range of the inputs x", parse=float)
+    x_range: tuple[float, float] = setting(
+        (-5.0, 5.0), "range of the inputs x", parse=float, check=interval
+    )
     start: str = setting(
         "mse",
         "mse / huber: a residual network equal to MSE / Huber (delta 1); ml3: ML3's "

@@ -164,7 +164,10 @@ class BatchedInnerLoop:
 
         Args:
             params: the initial models, stacked ``{name: (T, ...)}`` (not modified).
-            loss_params: the loss's parameters (perturbed ones for ES), by name.
+            loss_params: the loss's parameters (perturbed ones for ES), by name; or a
+                population, a list of ``C`` of them, with no graph: the tasks are ``C``
+                equal consecutive blocks, block ``c`` trained with ``loss_params[c]`` (the
+                models train as one stacked call; the loss is called once per block).
             batch: the tasks.
             n_steps: inner steps.
             score_on: ``"query"`` or ``"train"``.
@@ -201,7 +204,7 @@ class BatchedInnerLoop:
         if not torch.is_grad_enabled():
             differentiated = 0
         if differentiated < n_steps:
-            frozen = {k: v.detach() for k, v in loss_params.items()}
+            frozen = _detached(loss_params)
             flat, state = flat.detach().clone(), tuple(s.detach() for s in state)
             with torch.no_grad():
                 for step in range(n_steps - differentiated):
@@ -238,7 +241,7 @@ class BatchedInnerLoop:
         run = self._prepare(batch, params, plan, n_steps, lr, indices)
         x, y = batch.scored(score_on)
         with torch.no_grad():
-            frozen = {k: v.detach() for k, v in loss_params.items()}
+            frozen = _detached(loss_params)
             flat = torch.cat([params[name].flatten(1) for name in run.shapes], dim=1).clone()
             state = self.optimizer.init(flat)
             scores = [self.score(_unflatten(flat, run.shapes), x, y, batch.extra)]
@@ -290,6 +293,12 @@ class BatchedInnerLoop:
         return self.optimizer.update(flat, grad, state, step + 1, run.lr, inplace)
 
     def _losses(self, loss_params, prediction, x, y) -> torch.Tensor:
+        if isinstance(loss_params, list):  # a population: one loss per block of tasks
+            blocks = len(loss_params)
+            chunks = zip(prediction.chunk(blocks), x.chunk(blocks), y.chunk(blocks), strict=True)
+            return torch.cat(
+                [self._losses(own, *chunk) for own, chunk in zip(loss_params, chunks, strict=True)]
+            )
         input, target, offered = default_loss_arguments(prediction, y, x)
         return self._loss_apply(loss_params, input, target, offered)
 
@@ -318,6 +327,13 @@ class BatchedInnerLoop:
 
         out = checkpoint(flat_step, flat, *state, *loss_params.values(), use_reentrant=True)
         return out[0], tuple(out[1:])
+
+
+def _detached(loss_params: Params | list[Params]) -> Params | list[Params]:
+    """The loss's parameters (or a population's, a list of them) cut from any graph."""
+    if isinstance(loss_params, list):
+        return [_detached(own) for own in loss_params]
+    return {k: v.detach() for k, v in loss_params.items()}
 
 
 def _unflatten(flat: torch.Tensor, shapes: dict[str, torch.Size]) -> Params:
