@@ -29,13 +29,25 @@ class ListCommand(Command):
 
     name = "list"
     help = "list the losses bundled with this installation"
-    description = "Print the names of the losses bundled with this installation."
+    description = (
+        "Print a table of the losses bundled with this installation: what each replaces, what "
+        "it is for, its measured verdicts (from its card), its form and its cost per call. "
+        "Experimental losses are marked."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser, load: Collection[str]) -> None:
+        parser.add_argument(
+            "--names", action="store_true", help="print the names only, one a line (for scripts)"
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         from learnedloss.bundled import bundled_names
+        from learnedloss.cli.listing import catalog_table
 
-        for bundled in bundled_names():
-            print(bundled)
+        if args.names:
+            print("\n".join(bundled_names()))
+        else:
+            print(catalog_table(), end="")
         return 0
 
 

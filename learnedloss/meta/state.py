@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,8 @@ def write_state(run_dir: str | os.PathLike, step: int, state: dict[str, Any], ke
     tmp.mkdir()
     save_file(tensors, str(tmp / TENSORS_NAME))
     (tmp / STATE_NAME).write_text(json.dumps(skeleton, indent=1))
+    # safetensors writes 0600; give it the mode (umask) the state file got
+    os.chmod(tmp / TENSORS_NAME, stat.S_IMODE((tmp / STATE_NAME).stat().st_mode))
     _fsync_dir(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)

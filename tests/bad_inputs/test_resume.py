@@ -121,3 +121,11 @@ def test_a_refused_resume_leaves_the_directory_free(used_run_dir):
     trainer = make_trainer(used_run_dir)
     trainer.fit(3, resume=True)
     assert trainer.step == 3
+
+
+def test_checkpoint_tensors_get_the_permissions_of_the_state_file(tmp_path):
+    from learnedloss.meta.state import STATE_NAME, TENSORS_NAME, write_state
+
+    write_state(tmp_path, 1, {"weights": {"w": torch.ones(2)}, "step": 1})
+    step = tmp_path / "step-0000001"
+    assert (step / TENSORS_NAME).stat().st_mode == (step / STATE_NAME).stat().st_mode

@@ -278,3 +278,16 @@ def test_the_parameters_widths_count_not_the_template_s(setup):
         torch.testing.assert_close(
             got.run(params, loss_params, batch, 2), expected.run(params, loss_params, batch, 2)
         )
+
+
+def test_an_mlp_plan_serves_tasks_of_another_input_width_than_the_template():
+    """A family's tasks may differ in input width (robust-regression's tables): the plan
+    takes its widths from the parameters, and is checked on the template's own width."""
+    from learnedloss.meta.engine.models import compile_model
+
+    plan = compile_model(mlp((8, 16, 1)), (2,))
+    narrow = mlp((2, 16, 1))
+    params = {name: p.detach().unsqueeze(0) for name, p in narrow.named_parameters()}
+    x = torch.randn(1, 5, 2)
+    with torch.no_grad():
+        assert torch.allclose(plan.forward(params, x)[0], narrow(x[0]), atol=1e-6)

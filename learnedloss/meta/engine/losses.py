@@ -35,7 +35,10 @@ def stacked_loss_apply(loss: nn.Module) -> StackedLossApply:
     if not isinstance(loss, nn.Module) or not hasattr(loss, "reduction"):
         raise EngineUnsupported(f"the loss {type(loss).__name__} has no reduction setting")
     if getattr(loss, "batch_dependent", False):
-        raise EngineUnsupported("the loss is batch-dependent (its 'weight' residual form)")
+        raise EngineUnsupported(
+            "the loss is batch-dependent (the 'weight' form or a batch statistic such as "
+            "scaled_residual): one call over all tasks' rows would mix the tasks"
+        )
     side = tuple(getattr(loss, "side_inputs", ()))
 
     def apply(loss_params: Params, input, target, offered) -> torch.Tensor:

@@ -218,9 +218,14 @@ def compile_model(template: nn.Module, in_shape: tuple[int, ...]) -> StackedMode
         raise EngineUnsupported(f"{type(template).__name__} has buffers (e.g. BatchNorm)")
     if isinstance(template, nn.Sequential):
         plan = _sequential_plan(template, in_shape)
+        # an MLP's plan takes its widths from the parameters it is given, so it is checked on
+        # the template's own input width (a family's tasks may differ in their input width)
+        first = next((m for m in template if isinstance(m, nn.Linear)), None)
+        probe_shape = (first.in_features,) if first is not None else in_shape
     else:
         plan = _conv_net_plan(template, in_shape)
-    _check_against(template, plan, in_shape)
+        probe_shape = in_shape
+    _check_against(template, plan, probe_shape)
     return plan
 
 
