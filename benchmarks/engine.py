@@ -22,6 +22,7 @@ as evolution strategies and population search run it).
     python benchmarks/engine.py
     python benchmarks/engine.py --quick
     python benchmarks/engine.py --tasks 8 64 --widths 32 --sizes robust --modes es
+    python benchmarks/engine.py --outer-only --repeats 1
 """
 
 from __future__ import annotations
@@ -166,60 +167,96 @@ def main() -> None:
     parser.add_argument("--vmap-max-tasks", type=int, default=1024, help="skip vmap above")
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu (+ cuda)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: small and short")
+    parser.add_argument(
+        "--outer-only",
+        action="store_true",
+        help="only the outer steps of the robust-regression recipe's own loss",
+    )
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.widths, args.steps, args.repeats = [8, 64], [32], 2, 1
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     torch.set_num_threads(1)
-    print(
-        f"{'dev':<5} {'model':<20} {'tasks':>5} {'mode':<8} {'MFLOP/ts':>9} "
-        f"{'vmap ts/s':>11} {'GFLOP/s':>7} {'engine ts/s':>11} {'GFLOP/s':>7} {'speedup':>8}"
-    )
-    for device in devices:
-        for row in rows_of_table(args, device):
-            print_row(*row)
-    outer_step_rows(inner_steps=10 if args.quick else 100, repeats=args.repeats)
+    if not args.outer_only:
+        print(
+            f"{'dev':<5} {'model':<20} {'tasks':>5} {'mode':<8} {'MFLOP/ts':>9} "
+            f"{'vmap ts/s':>11} {'GFLOP/s':>7} {'engine ts/s':>11} {'GFLOP/s':>7} {'speedup':>8}"
+        )
+        for device in devices:
+            for row in rows_of_table(args, device):
+                print_row(*row)
+    outer_step_rows(10 if args.quick else 100, args.repeats, recipe_only=args.outer_only)
 
 
-def outer_step_rows(inner_steps: int, repeats: int) -> None:
-    """Seconds per MetaTrainer outer step at the robust-regression size (8 tasks; ES with 8
-    pairs, CMA-ES with a population of 16), on path="vmap" and path="engine"."""
-    from learnedloss import MetaTrainer
-    from learnedloss.families.robust_regression.tasks import RobustRegressionTasks
+def outer_step_rows(inner_steps: int, repeats: int, recipe_only: bool = False) -> None:
+    """Seconds per MetaTrainer outer step at the robust-regression size (8 tasks, Adam), on
+    path="vmap" and path="engine": with a 9-knot grid loss (ES with 8 pairs, CMA-ES with a
+    population of 16), and with the robust-regression recipe's own loss, its scale-free and
+    batch-dependent (16, 16) MLP (ES with 4 pairs, as the recipe says, and with 8)."""
     from learnedloss.meta import CMAES, EvolutionStrategies
-    from learnedloss.starts import grid_start_config
 
     print(f"\nouter steps, robust-regression, 8 tasks, {inner_steps} inner Adam steps, cpu")
-    print(f"{'estimator':<16} {'vmap s/step':>12} {'engine s/step':>14} {'speedup':>8}")
-    for label, estimator in (
-        ("ES 8 pairs", EvolutionStrategies(pairs=8, sigma=0.05)),
-        ("CMA-ES pop 16", CMAES(population=16, sigma=0.1)),
-    ):
+    print(f"{'loss, estimator':<26} {'vmap s/step':>12} {'engine s/step':>14} {'speedup':>8}")
+    rows = [
+        ("recipe MLP, ES 4 pairs", recipe_trainer, EvolutionStrategies(pairs=4, sigma=0.05)),
+        ("recipe MLP, ES 8 pairs", recipe_trainer, EvolutionStrategies(pairs=8, sigma=0.05)),
+    ]
+    if not recipe_only:
+        rows[:0] = [
+            ("9-knot grid, ES 8 pairs", grid_trainer, EvolutionStrategies(pairs=8, sigma=0.05)),
+            ("9-knot grid, CMA-ES 16", grid_trainer, CMAES(population=16, sigma=0.1)),
+        ]
+    for label, make_trainer, estimator in rows:
         seconds = {}
         for path in ("vmap", "engine"):
-            loss = LearnedLoss(grid_start_config("mse", knots=(9,)))
-            trainer = MetaTrainer(
-                loss,
-                RobustRegressionTasks(),
-                inner_steps=inner_steps,
-                inner_optimizer="adam",
-                inner_lr=1e-2,
-                meta_batch_size=8,
-                validate_every=0,
-                meta_parameters=("network.values",),
-                meta_gradient=estimator,
-                path=path,
-                progress=False,
-            )
-            trainer.fit(1)  # warm-up
-            best = math.inf
-            for _ in range(repeats):
-                start = time.perf_counter()
-                trainer.fit(trainer.step + 1)
-                best = min(best, time.perf_counter() - start)
-            seconds[path] = best
+            trainer = make_trainer(estimator, path, inner_steps)
+            assert trainer.path == path, trainer.path_reason
+            seconds[path] = seconds_per_outer_step(trainer, repeats)
         speedup = seconds["vmap"] / seconds["engine"]
-        print(f"{label:<16} {seconds['vmap']:>12.3f} {seconds['engine']:>14.3f} {speedup:>7.1f}x")
+        print(f"{label:<26} {seconds['vmap']:>12.3f} {seconds['engine']:>14.3f} {speedup:>7.1f}x")
+
+
+def seconds_per_outer_step(trainer, repeats: int) -> float:
+    """The best of ``repeats`` timed outer steps, after one warm-up step."""
+    trainer.fit(1)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        trainer.fit(trainer.step + 1)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def grid_trainer(estimator, path: str, inner_steps: int):
+    """A trainer of a 9-knot grid loss (its knot values only) on robust-regression tasks."""
+    from learnedloss import MetaTrainer
+    from learnedloss.families.robust_regression.tasks import RobustRegressionTasks
+    from learnedloss.starts import grid_start_config
+
+    return MetaTrainer(
+        LearnedLoss(grid_start_config("mse", knots=(9,))),
+        RobustRegressionTasks(),
+        inner_steps=inner_steps,
+        inner_optimizer="adam",
+        inner_lr=LR,
+        meta_batch_size=8,
+        validate_every=0,
+        meta_parameters=("network.values",),
+        meta_gradient=estimator,
+        path=path,
+        progress=False,
+    )
+
+
+def recipe_trainer(estimator, path: str, inner_steps: int):
+    """A trainer of `RobustRegressionRecipe`'s own loss, tasks and settings (no validation)."""
+    from learnedloss import MetaTrainer
+    from learnedloss.families.robust_regression.recipe import RobustRegressionRecipe
+
+    recipe = RobustRegressionRecipe(inner_steps=inner_steps)
+    arguments = recipe.settings.trainer_arguments()
+    arguments.update(meta_gradient=estimator, path=path, validate_every=0, progress=False)
+    return MetaTrainer(recipe.initial_loss(), recipe.tasks(), **arguments)
 
 
 if __name__ == "__main__":

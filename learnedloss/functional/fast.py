@@ -144,7 +144,7 @@ def _regression(
     fresh = reduction == "none" and activation == "identity"
     if scaled:
         residual = torch.sub(input.detach().reshape(-1).to(dtype), flat_target)
-        robust = robust_scale(residual).item()
+        robust = robust_scale(residual, finite=True).item()  # bounded above: all finite
         # the general path gives features beyond the limit the squared error
         if sum(abs(b) for b in bounds) / robust > feature_limit(dtype) / 2:
             return None

@@ -224,46 +224,8 @@ def check(
         },
         "values and gradients are finite over the range",
     )
-    safe_values = torch.where(torch.isfinite(values), values, torch.full_like(values, float("inf")))
-    best = safe_values.argmin(dim=-1)
-    if kind == "classification":
-        z = r[0]
-        at = float(z[best[0]])
-        width = float(z[-1] - z[0])
-        distance = float(z[-1]) - at
-        criteria["minimum"] = Criterion(
-            distance <= minimum_tolerance * width,
-            {"argmin_logit": at, "top_of_range": float(z[-1]), "distance": distance},
-            "the loss is least where the labelled class's logit is largest",
-        )
-        negative = float((grads < 0).double().mean())
-        criteria["gradient_sign"] = Criterion(
-            negative >= 0.95,
-            {"fraction_negative": negative},
-            "raising the labelled class's logit lowers the loss",
-        )
-    else:
-        where = r.gather(1, best[:, None])[:, 0]
-        width = ranges["residual"][1] - ranges["residual"][0]
-        distances = where.abs()
-        criteria["minimum"] = Criterion(
-            bool((distances <= minimum_tolerance * width).all()),
-            {
-                "worst_distance": float(distances.max()),
-                "worst_target": float(y[int(distances.argmax()), 0]),
-                "argmin_residuals": [round(float(v), 4) for v in where],
-            },
-            "for each target, the least loss is at prediction = target",
-        )
-        band = sign_band * width / 2
-        near = (r.abs() <= band) & (r != 0)
-        agree = (torch.sign(grads) == torch.sign(r)) & near
-        fraction = float(agree.sum()) / max(int(near.sum()), 1)
-        criteria["gradient_sign"] = Criterion(
-            fraction >= 0.95,
-            {"fraction_agreeing": fraction, "band": band},
-            "near the target the gradient has the sign of prediction - target",
-        )
+    shape = _classification_shape if kind == "classification" else _regression_shape
+    criteria.update(shape(y, r, values, grads, ranges, minimum_tolerance, sign_band))
     ratio = grads.abs() / grad_ref.abs().clamp_min(1e-12)
     mask = grad_ref.abs() > 1e-6
     median = float(ratio[mask].median()) if bool(mask.any()) else float("nan")
@@ -275,6 +237,60 @@ def check(
     )
     criteria["batch_independent"] = _batch_dependence(loss, kind, ranges)
     return CheckReport(dict(ranges), criteria, notes)
+
+
+def _least(values: torch.Tensor) -> torch.Tensor:
+    """Where each curve of ``values`` is least, non-finite values counting as +inf."""
+    safe = torch.where(torch.isfinite(values), values, torch.full_like(values, float("inf")))
+    return safe.argmin(dim=-1)
+
+
+def _classification_shape(y, r, values, grads, ranges, minimum_tolerance, sign_band):
+    """The ``minimum`` and ``gradient_sign`` criteria of a classification loss."""
+    best = _least(values)
+    z = r[0]
+    at = float(z[best[0]])
+    width = float(z[-1] - z[0])
+    distance = float(z[-1]) - at
+    minimum = Criterion(
+        distance <= minimum_tolerance * width,
+        {"argmin_logit": at, "top_of_range": float(z[-1]), "distance": distance},
+        "the loss is least where the labelled class's logit is largest",
+    )
+    negative = float((grads < 0).double().mean())
+    sign = Criterion(
+        negative >= 0.95,
+        {"fraction_negative": negative},
+        "raising the labelled class's logit lowers the loss",
+    )
+    return {"minimum": minimum, "gradient_sign": sign}
+
+
+def _regression_shape(y, r, values, grads, ranges, minimum_tolerance, sign_band):
+    """The ``minimum`` and ``gradient_sign`` criteria of a regression loss."""
+    best = _least(values)
+    where = r.gather(1, best[:, None])[:, 0]
+    width = ranges["residual"][1] - ranges["residual"][0]
+    distances = where.abs()
+    minimum = Criterion(
+        bool((distances <= minimum_tolerance * width).all()),
+        {
+            "worst_distance": float(distances.max()),
+            "worst_target": float(y[int(distances.argmax()), 0]),
+            "argmin_residuals": [round(float(v), 4) for v in where],
+        },
+        "for each target, the least loss is at prediction = target",
+    )
+    band = sign_band * width / 2
+    near = (r.abs() <= band) & (r != 0)
+    agree = (torch.sign(grads) == torch.sign(r)) & near
+    fraction = float(agree.sum()) / max(int(near.sum()), 1)
+    sign = Criterion(
+        fraction >= 0.95,
+        {"fraction_agreeing": fraction, "band": band},
+        "near the target the gradient has the sign of prediction - target",
+    )
+    return {"minimum": minimum, "gradient_sign": sign}
 
 
 def _batch_dependence(loss, kind: str, ranges) -> Criterion:

@@ -85,7 +85,9 @@ class Classification(LossKind):
         # Class indices are checked by default on the CPU (as nn.CrossEntropyLoss raises
         # there); on an accelerator the check is a host sync, so only with check_finite.
         on_cpu = isinstance(target, torch.Tensor) and target.device.type == "cpu"
-        named, valid = class_features(logits, target, ignore_index, check_finite or on_cpu)
+        named, valid = class_features(
+            logits, target, ignore_index, check_finite or on_cpu, with_prob="prob" in config.inputs
+        )
         if check_finite and can_inspect_values(input, target):
             check_all_finite(input, "input", allow_negative_infinity=True)  # -inf masks
             if target.is_floating_point():
@@ -114,7 +116,12 @@ class Classification(LossKind):
 
 
 def class_features(
-    input: torch.Tensor, target: torch.Tensor, ignore_index: int, check_values: bool
+    input: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int,
+    check_values: bool,
+    *,
+    with_prob: bool = True,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Per-class features of a batch, with the class dimension moved last.
 
@@ -126,6 +133,8 @@ def class_features(
         check_values: check in eager mode that class indices are in range (skipped where
             values cannot be read: inside ``torch.compile``, ``torch.func`` transforms and on
             the ``meta`` device).
+        with_prob: also return ``prob`` (a loss that does not read it skips its ``exp``:
+            ``prob`` is finite wherever ``log_prob`` is, so it changes no usable mask).
 
     Returns:
         ``({"log_prob", "prob", "target"}: (..., C) tensors in the input's dtype, valid)``:
@@ -145,7 +154,10 @@ def class_features(
             _check_class_indices(target, valid, n_classes, ignore_index)
         safe = torch.where(valid, target, torch.zeros_like(target)).long()
         probs = torch.zeros_like(log_prob).scatter(-1, safe.unsqueeze(-1), 1.0)
-    return {"log_prob": log_prob, "prob": log_prob.exp(), "target": probs}, valid
+    named = {"log_prob": log_prob, "target": probs}
+    if with_prob:
+        named["prob"] = log_prob.exp()
+    return named, valid
 
 
 def _check_classification_pair(input: object, target: object) -> None:
@@ -183,6 +195,11 @@ def _check_classification_pair(input: object, target: object) -> None:
 def _check_class_indices(
     target: torch.Tensor, valid: torch.Tensor, n_classes: int, ignore_index: int
 ) -> None:
+    if target.numel() == 0:
+        return
+    low, high = torch.stack(torch.aminmax(target.reshape(-1))).tolist()
+    if low >= 0 and high < n_classes:
+        return  # every index in range: one pass, no mask to build
     bad = valid & ((target < 0) | (target >= n_classes))
     if bool(bad.any()):
         values = sorted({int(v) for v in target[bad].flatten()[:5]})

@@ -11,7 +11,9 @@ import sys
 import pytest
 
 from learnedloss._version import __version__
+from learnedloss.bundled import bundled_names, bundled_path, experimental_names
 from learnedloss.cli import build_parser, main
+from learnedloss.cli.listing import EXPERIMENTAL_MARK
 from learnedloss.families import registry
 from learnedloss.families.recipe import Recipe
 
@@ -49,6 +51,37 @@ def test_info_on_a_bad_checkpoint_exits_2_with_the_reason(capsys, small_loss, tm
 def test_list_names_the_bundled_losses(capsys):
     assert main(["list"]) == 0
     assert "mse-fit" in capsys.readouterr().out.split()
+
+
+def test_list_names_prints_plain_names_for_scripts(capsys):
+    assert main(["list", "--names"]) == 0
+    assert capsys.readouterr().out.split() == bundled_names()
+
+
+def test_list_prints_a_row_per_bundled_loss_and_marks_the_experimental_ones(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in lines if line and not line.startswith(" ")}
+    assert set(bundled_names()) <= set(rows)
+    experimental = experimental_names()
+    assert "mse-fit" in experimental and "robust-regression" not in experimental
+    assert set(experimental) < set(bundled_names())
+    marked = [line for line in lines if line.strip().startswith(EXPERIMENTAL_MARK)]
+    assert len(marked) == len(experimental)
+    assert lines.index(rows["robust-regression"]) < lines.index(rows["mse-fit"])
+
+
+def test_list_reads_its_figures_from_the_cards_metadata(capsys):
+    config = json.loads((bundled_path("robust-regression") / "config.json").read_text())
+    catalog = config["metadata"]["catalog"]
+    assert main(["list"]) == 0
+    row = next(
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("robust-regression ")
+    )
+    assert f"{catalog['cost_per_call']['ratio']:g}x" in row
+    assert catalog["replaces"] in row and "grid" in row
 
 
 def test_console_script_is_installed():

@@ -17,6 +17,7 @@ from learnedloss.meta.engine import (
     engine_refusal,
     minibatch_indices,
 )
+from learnedloss.meta.engine.execution import tile_batch
 from learnedloss.meta.inner import (
     InnerLoop,
     initial_params,
@@ -207,14 +208,13 @@ def test_other_models_are_refused_with_a_reason(model, reason):
         compile_model(model, (4,) if isinstance(model, nn.Sequential) else (64,))
 
 
-def test_a_torchopt_optimizer_and_a_batch_dependent_loss_are_refused():
+def test_a_torchopt_optimizer_is_refused_and_a_batch_dependent_loss_is_not():
     model = nn.Sequential(nn.Linear(1, 4), nn.ReLU(), nn.Linear(4, 1))
     objective = plain_objective(mse_objective)
     with pytest.raises(EngineUnsupported, match="sgd"):
         BatchedInnerLoop(model, nn.MSELoss(), objective, make_inner_optimizer("sgd", 0.1))
-    with pytest.raises(EngineUnsupported, match="batch-dependent"):
-        weighted = LearnedLoss(LossConfig(residual=True, residual_form="weight"))
-        BatchedInnerLoop(model, weighted, objective, "sgd", lr=0.1)
+    weighted = LearnedLoss(LossConfig(residual=True, residual_form="weight"))
+    BatchedInnerLoop(model, weighted, objective, "sgd", lr=0.1)  # runs task by task
 
 
 def test_minibatch_indices_walk_every_row_once_an_epoch():
@@ -291,3 +291,122 @@ def test_an_mlp_plan_serves_tasks_of_another_input_width_than_the_template():
     x = torch.randn(1, 5, 2)
     with torch.no_grad():
         assert torch.allclose(plan.forward(params, x)[0], narrow(x[0]), atol=1e-6)
+
+
+# -- batch-dependent losses: every task's batch statistics are its own -----------------------
+
+
+def _robust_regression_setup():
+    """Robust-regression tasks of different target scales (0.5 to 3, small enough for SGD at
+    `LR` not to diverge) and the recipe's scale-free, batch-dependent loss, its weights moved
+    off the start (at the start it is exactly MSE, so its batch statistics would not show in
+    the inner loop)."""
+    import dataclasses
+
+    from learnedloss.families.robust_regression.recipe import RobustRegressionRecipe
+
+    recipe = RobustRegressionRecipe(sources=("synthetic",))
+    tasks = recipe.tasks()
+    generator = torch.Generator().manual_seed(0)
+    batch = tasks.sample(4, generator)
+    scale = torch.tensor([0.5, 1.0, 2.0, 3.0]).view(4, 1, 1)
+    scale = scale / batch.y_train.std(dim=1, keepdim=True)
+    batch = dataclasses.replace(batch, y_train=batch.y_train * scale, y_query=batch.y_query * scale)
+    template, params = initial_params(tasks.make_model, 4, generator)
+    loss = recipe.initial_loss()
+    with torch.no_grad():
+        for p in loss.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=generator))
+    assert loss.batch_dependent
+    return tasks.meta_objective, batch, template, params, loss
+
+
+def _noisy_labels_setup():
+    """Noisy-label tasks and a noisy-labels recipe's loss over ``log_relative_ce`` (each
+    sample's cross-entropy over the call's median: batch-dependent)."""
+    from learnedloss.families.noisy_labels.recipe import NoisyLabelsRecipe
+
+    recipe = NoisyLabelsRecipe(
+        sources=("synthetic",),
+        n_classes=(5,),
+        widths=(16,),
+        parameterization="grid",
+        inputs=("log_relative_ce",),
+        start_truncation=(1.0, 3.0),
+    )
+    tasks = recipe.tasks()
+    generator = torch.Generator().manual_seed(0)
+    batch = tasks.sample(4, generator)
+    template, params = initial_params(tasks.make_model, 4, generator)
+    loss = recipe.initial_loss()
+    assert loss.batch_dependent
+    return tasks.meta_objective, batch, template, params, loss
+
+
+@pytest.mark.parametrize("make_setup", [_robust_regression_setup, _noisy_labels_setup])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_batch_dependent_loss_trains_as_on_the_vmap_path(make_setup, optimizer):
+    setup = make_setup()
+    _assert_same(_vmap_run(setup, optimizer), _engine_run(setup, optimizer))
+
+
+def test_a_batch_dependent_loss_is_each_task_s_own():
+    """One call over all tasks' rows would give each task the pooled median's scale."""
+    from learnedloss.meta.engine.losses import stacked_loss_apply
+
+    _, batch, _, _, loss = _robust_regression_setup()
+    scales = torch.tensor([0.01, 1.0, 100.0, 1e4]).view(4, 1, 1)
+    target = batch.y_train * scales
+    prediction = target + torch.randn(target.shape, generator=torch.Generator().manual_seed(1))
+    loss_params = {k: v.detach() for k, v in loss.named_parameters()}
+    with torch.no_grad():
+        got = stacked_loss_apply(loss)(loss_params, prediction, target, {"x": batch.x_train})
+        alone = torch.stack([loss(prediction[t], target[t]) for t in range(4)])
+    torch.testing.assert_close(got, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_a_batch_dependent_population_trains_as_each_candidate_alone():
+    objective, batch, template, params, loss = _robust_regression_setup()
+    engine = BatchedInnerLoop(template, loss, objective, "adam", lr=LR)
+    generator = torch.Generator().manual_seed(2)
+    population = [
+        {
+            k: v.detach() + 0.1 * torch.randn(v.shape, generator=generator)
+            for k, v in loss.named_parameters()
+        }
+        for _ in range(3)
+    ]
+    with torch.no_grad():
+        alone = torch.cat([engine.run(params, own, batch, STEPS) for own in population])
+        tiled = {k: v.repeat(3, *[1] * (v.dim() - 1)) for k, v in params.items()}
+        together = engine.run(tiled, population, tile_batch(batch, 3), STEPS)
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("estimator", ["es", "cmaes"])
+def test_the_robust_regression_recipe_s_loss_meta_trains_on_the_engine(estimator):
+    from learnedloss import MetaTrainer
+    from learnedloss.families.robust_regression.recipe import RobustRegressionRecipe
+    from learnedloss.meta import CMAES, EvolutionStrategies
+
+    estimators = {
+        "es": EvolutionStrategies(pairs=2, sigma=0.05),
+        "cmaes": CMAES(population=4, sigma=0.1),
+    }
+
+    recipe = RobustRegressionRecipe(sources=("synthetic",), inner_steps=5, meta_batch_size=2)
+    arguments = recipe.settings.trainer_arguments()
+    arguments.update(
+        validate_every=0,
+        path="engine",
+        progress=False,
+        meta_gradient=estimators[estimator],
+    )
+    trainer = MetaTrainer(recipe.initial_loss(), recipe.tasks(), **arguments)
+    assert trainer.path == "engine", trainer.path_reason
+    before = [p.detach().clone() for p in trainer.loss.parameters()]
+    trainer.fit(2)
+    assert trainer.path == "engine"
+    assert len(trainer.history) == 2
+    after = list(trainer.loss.parameters())
+    assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))

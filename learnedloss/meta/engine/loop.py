@@ -7,7 +7,8 @@ independent, so that is every task's own gradient: for an MLP, autograd through 
 alone and the model's chain rule written out, `StackedModel.backward`; autograd otherwise),
 and one fused update of the flat tensor (`learnedloss.meta.engine.optimizers`). No Python
 runs per task and nothing is vmapped, except the final scoring, one ``vmap`` of the task
-objective.
+objective, and a batch-dependent loss, one ``vmap`` over the tasks per step (so that each
+task's batch statistics are its own).
 
 Two modes, chosen by the caller's grad mode, as the vmap path does:
 
