@@ -280,8 +280,8 @@ def _locked(directory: Path, for_reading: bool) -> Iterator[None]:
         return
     if not taken:
         raise CheckpointError(
-            f"another process has been saving into {str(directory)!r} for "
-            f"{LOCK_TIMEOUT_SECONDS:g} s (it holds the lock file {lock.lock_file}); "
+            f"another process has held the checkpoint {str(directory)!r} for "
+            f"{LOCK_TIMEOUT_SECONDS:g} s, saving or reading it (lock file {lock.lock_file}); "
             "wait for it to finish, or stop it"
         )
     try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -230,7 +230,6 @@ class CMAES(MetaGradient):
 
     population: int = 16
     sigma: float = 0.1
-    resumable: ClassVar[bool] = False
     _searches: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -266,22 +265,32 @@ class CMAES(MetaGradient):
         values = evaluate_population(objective, candidates)
         if reduce is not None:
             values = reduce(torch.tensor(values, dtype=torch.float64)).tolist()
+        finite = [v for v in values if math.isfinite(v)]
+        if not finite:  # a skipped step: the distribution and the loss stay as they were
+            return math.nan
         search.tell(points, values)
         with torch.no_grad():
             for name, value in search.mean().items():
                 weights[name].copy_(value)
                 weights[name].grad = None
-        finite = [v for v in values if math.isfinite(v)]
-        return sum(finite) / len(finite) if finite else math.nan
+        return sum(finite) / len(finite)
 
     def _search(self, weights: Params, generator: torch.Generator) -> CMASearch:
-        """The search of these weights, started at them (seeded from ``generator``) the first
-        time they are searched."""
+        """The search of these weights: the one running, while its mean is what the weights
+        hold; otherwise (the first step, other weights, weights loaded or changed between
+        steps) a new one started at them and seeded from ``generator``."""
         key = tuple(id(w) for w in weights.values())
-        if key not in self._searches:
+        search = self._searches.get(key)
+        if search is None or not _holds(weights, search.mean()):
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            self._searches[key] = CMASearch(weights, self.sigma, self.population, seed)
-        return self._searches[key]
+            self._searches.clear()  # one search at a time: nothing of an earlier run is kept
+            search = self._searches[key] = CMASearch(weights, self.sigma, self.population, seed)
+        return search
+
+    def fresh(self) -> CMAES:
+        """The same settings with no search state: what each `MetaTrainer` runs with, so
+        that two trainers given one ``CMAES(...)`` never share a search."""
+        return replace(self)
 
     def check_resume(self) -> None:
         raise RunDirectoryError(
@@ -308,6 +317,13 @@ def _is_positive(value) -> bool:
         and not isinstance(value, bool)
         and math.isfinite(value)
         and value > 0
+    )
+
+
+def _holds(weights: Params, values: Params) -> bool:
+    """Whether ``weights`` hold exactly ``values`` (same names)."""
+    return all(
+        torch.equal(weights[name], value.to(weights[name])) for name, value in values.items()
     )
 
 

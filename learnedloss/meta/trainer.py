@@ -227,6 +227,8 @@ class MetaTrainer:
         for family in (tasks, validation_tasks):
             check_kind(loss, family)
         self.meta_gradient = meta_gradient_from(meta_gradient)
+        if hasattr(self.meta_gradient, "fresh"):  # estimator state is this trainer's own
+            self.meta_gradient = self.meta_gradient.fresh()
         if inner_lr is None and not isinstance(
             inner_optimizer, torchopt.base.GradientTransformation
         ):
@@ -571,14 +573,14 @@ class MetaTrainer:
         ``total``, so that the ranks' shares sum to `_aggregate` of them all."""
         if loss_params is None:
             loss_params = self._meta_weights()
-        objectives = self._execution.objectives(batch, params, loss_params)
-        if total is None:
-            return self._aggregate(objectives)
-        terms = objectives.log() if self.aggregate == "log-mean" else objectives
-        return terms.sum() / total
+        return self._aggregate(self._execution.objectives(batch, params, loss_params), total)
 
-    def _aggregate(self, objectives: torch.Tensor) -> torch.Tensor:
-        return objectives.log().mean() if self.aggregate == "log-mean" else objectives.mean()
+    def _aggregate(self, objectives: torch.Tensor, total: int | None = None) -> torch.Tensor:
+        """The meta-objective of task objectives ``(..., T)`` (``aggregate``: their mean, or
+        the mean of their logarithms); with ``total``, this rank's share: the sum over its
+        tasks divided by ``total``."""
+        terms = objectives.log() if self.aggregate == "log-mean" else objectives
+        return terms.mean(dim=-1) if total is None else terms.sum(dim=-1) / total
 
     def _outer_step(self) -> dict:
         batch, params, total = self._step_tasks()
@@ -642,9 +644,9 @@ class MetaTrainer:
     def _population_objective(self, batch, params, population, total: int | None):
         """Every candidate's meta-objective, ``(C,)``, from one stacked engine run (with
         ``total``, this rank's share, as in `_objective`)."""
-        objectives = self._execution.population_objectives(batch, params, population)
-        terms = objectives.log() if self.aggregate == "log-mean" else objectives
-        return terms.mean(dim=1) if total is None else terms.sum(dim=1) / total
+        return self._aggregate(
+            self._execution.population_objectives(batch, params, population), total
+        )
 
     def _graphed_step(self, batch, params, total: int | None) -> float:
         """The backpropagated meta-step through `StaticMetaStep` (a CUDA graph on CUDA)."""

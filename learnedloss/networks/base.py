@@ -10,7 +10,7 @@ standard loss and the residual forms mean the same thing whatever computes ``h``
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import SimpleNamespace
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -110,14 +110,25 @@ class LossNetwork(nn.Module):
         return next(self.parameters()).dtype
 
 
-class _FirstLayerShim:
-    """``network.layers[0].weight.dtype`` for parameterizations without layers.
+class _FirstLayer(NamedTuple):
+    """What `_FirstLayerShim` puts in ``layers[0]``: the network's first parameter as ``weight``.
 
-    `learnedloss.LearnedLoss` reads the parameters' dtype that way (written when the MLP was
-    the only network); `LossNetwork.param_dtype` is the general spelling.
+    A named tuple rather than a ``types.SimpleNamespace``: ``torch.compile`` (dynamo) traces
+    building a named tuple but not a ``SimpleNamespace``, which would break the graph of a
+    compiled training step on every call of a frozen grid or Taylor loss.
+    """
+
+    weight: torch.Tensor
+
+
+class _FirstLayerShim:
+    """``network.layers[0].weight`` (its dtype and device) for parameterizations without layers.
+
+    `learnedloss.LearnedLoss` reads the parameters' device that way (written when the MLP was
+    the only network); `LossNetwork.param_dtype` is the general spelling of the dtype.
     """
 
     def __get__(self, network: LossNetwork, owner: type | None = None):
         if network is None:
             return self
-        return (SimpleNamespace(weight=next(network.parameters())),)
+        return (_FirstLayer(weight=next(network.parameters())),)

@@ -118,3 +118,40 @@ def test_a_cmaes_run_refuses_to_resume(tmp_path):
     again = grid_trainer(CMAES(population=4, sigma=0.3), run_dir=tmp_path, checkpoint_every=1)
     with pytest.raises(RunDirectoryError, match="CMA-ES run cannot resume"):
         again.fit(2, resume=True)
+
+
+def _small_cmaes_trainer(meta_gradient, **options) -> MetaTrainer:
+    return MetaTrainer(
+        LearnedLoss(grid_start_config("mse")),
+        SineTasks(n_train=10, n_query=10, hidden=(8,)),
+        meta_gradient=meta_gradient,
+        meta_batch_size=2,
+        validate_every=0,
+        progress=False,
+        **options,
+    )
+
+
+def test_a_generation_without_a_finite_score_leaves_the_loss_as_it_was(monkeypatch):
+    import learnedloss.meta.gradients as gradients
+    from learnedloss.errors import MetaTrainingDiverged
+
+    monkeypatch.setattr(
+        gradients, "evaluate_population", lambda objective, c: [float("nan")] * len(c)
+    )
+    trainer = _small_cmaes_trainer(CMAES(population=4), max_skips=2)
+    before = {k: v.clone() for k, v in trainer.loss.state_dict().items()}
+    with pytest.raises(MetaTrainingDiverged):
+        trainer.fit(3)
+    assert all(record["skipped"] for record in trainer.history)
+    assert all(torch.equal(before[k], v) for k, v in trainer.loss.state_dict().items())
+
+
+def test_trainers_given_one_cmaes_never_share_its_search():
+    shared = CMAES(population=4)
+    first, second = _small_cmaes_trainer(shared), _small_cmaes_trainer(shared)
+    first.fit(1)
+    second.fit(1)
+    assert shared._searches == {}
+    assert first.meta_gradient is not second.meta_gradient
+    assert len(first.meta_gradient._searches) == len(second.meta_gradient._searches) == 1
