@@ -5,6 +5,7 @@ nn.CrossEntropyLoss.
     python benchmarks/online_cost.py --kind classification --classes 10
     python benchmarks/online_cost.py --widths 64 256 1024 --adapt-every 1 5 10 --optimizer adam
     python benchmarks/online_cost.py --device cuda --widths 1024 4096 --batch 512
+    python benchmarks/online_cost.py --form sample-weights --val-batch 32 --adapt-every 1 5 10
 
 The model is an MLP ``in -> width -> width -> out`` (ReLU) on a random batch of ``--batch``
 rows. The plain step is the usual ``zero_grad(); loss_fn(model(x), y).backward();
@@ -14,6 +15,11 @@ steps adapts the loss (the look-ahead and the second-order meta-gradient) and th
 plain steps with the learned loss. Each cell is the median over ``--repeats`` such runs,
 after one untimed warm-up run. Ratios come from one run; absolute times drift on a shared
 machine.
+
+``--form`` and ``--lookahead-steps`` pick the online learner's form and horizon
+(`OnlineLossTrainer`); ``--val-batch`` the rows of its validation batch (default: as many
+as the training batch). Per-step cost leaves out what a whole run also pays (validation
+checks for early stopping); benchmarks/online_fair.py times whole runs.
 """
 
 from __future__ import annotations
@@ -80,7 +86,7 @@ def plain_step(kind, model, optimizer_name, lr, batch):
     return step
 
 
-def online_step(kind, model, optimizer_name, lr, adapt_every, batch, val_batch):
+def online_step(kind, model, optimizer_name, lr, adapt_every, batch, val_batch, **options):
     trainer = OnlineLossTrainer(
         model,
         "cross-entropy" if kind == "classification" else "mse",
@@ -88,6 +94,7 @@ def online_step(kind, model, optimizer_name, lr, adapt_every, batch, val_batch):
         lr=lr,
         meta_lr=1e-4,
         adapt_every=adapt_every,
+        **options,
     )
     x, y = batch
 
@@ -106,6 +113,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--adapt-every", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument("--form", choices=("loss", "shape", "sample-weights"), default="loss")
+    parser.add_argument("--lookahead-steps", type=int, default=1)
+    parser.add_argument("--val-batch", type=int, help="validation rows (default: --batch)")
     parser.add_argument("--steps", type=int, default=20, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
@@ -119,7 +129,8 @@ def main() -> None:
     print(
         f"{args.kind}, {args.optimizer}, batch {args.batch}, MLP {args.inputs}-w-w-{n_out}, "
         f"{device}, {args.threads} thread(s); median of {args.repeats} runs of {args.steps} "
-        "steps"
+        f"steps; form {args.form!r}, look-ahead {args.lookahead_steps}, validation batch "
+        f"{args.val_batch or args.batch}"
     )
     header = (
         "| width | parameters | plain step | "
@@ -129,7 +140,8 @@ def main() -> None:
     print(header)
     print("|" + "---|" * (3 + len(args.adapt_every)))
     batch = make_batch(args.kind, args.batch, args.inputs, n_out, device, 0)
-    val_batch = make_batch(args.kind, args.batch, args.inputs, n_out, device, 1)
+    val_batch = make_batch(args.kind, args.val_batch or args.batch, args.inputs, n_out, device, 1)
+    options = {"form": args.form, "lookahead_steps": args.lookahead_steps}
     for width in args.widths:
         model = make_model(args.inputs, width, n_out, device)
         n_params = sum(p.numel() for p in model.parameters())
@@ -144,7 +156,7 @@ def main() -> None:
             if args.steps % k:
                 raise SystemExit(f"--steps ({args.steps}) must be a multiple of {k}")
             model = make_model(args.inputs, width, n_out, device)
-            step = online_step(args.kind, model, args.optimizer, lr, k, batch, val_batch)
+            step = online_step(args.kind, model, args.optimizer, lr, k, batch, val_batch, **options)
             online = timed(step, args.steps, args.repeats, device)
             cells.append(f"{online * 1e3:.3f} ms ({online / plain:.1f}×)")
         print(f"| {width} | {n_params:,} | " + " | ".join(cells) + " |")

@@ -90,6 +90,9 @@ _METHOD = {
     "element's features (the fast grid form, docs/parameterizations.md)",
     "taylor": "The loss is a low-order Taylor polynomial of each element's features, after "
     "TaylorGLO (Gonzalez and Miikkulainen, GECCO 2021; docs/parameterizations.md)",
+    "monotone": "The loss is the integral of a non-negative learned influence over the error's "
+    "size in units of the call's robust scale, so it never decreases as the error grows "
+    "(docs/parameterizations.md)",
 }
 
 BATCH_DEPENDENCE = (

@@ -50,10 +50,23 @@ RESIDUAL_FORMS = ("add", "scale", "weight", "baseline")
 `LossConfig.residual_form`)."""
 
 
-PARAMETERIZATIONS = ("mlp", "grid", "taylor")
+PARAMETERIZATIONS = ("mlp", "grid", "taylor", "monotone")
 """What computes the network's per-element output (`learnedloss.networks`): ``mlp`` (ML3's
-MLP), ``grid`` (a spline on a fixed grid of knots, `learnedloss.networks.GridNetwork`) or
-``taylor`` (a low-order polynomial after TaylorGLO, `learnedloss.networks.TaylorNetwork`)."""
+MLP), ``grid`` (a spline on a fixed grid of knots, `learnedloss.networks.GridNetwork`),
+``taylor`` (a low-order polynomial after TaylorGLO, `learnedloss.networks.TaylorNetwork`) or
+``monotone`` (a loss non-decreasing in the error's size by construction,
+`learnedloss.networks.MonotoneNetwork`)."""
+
+GRID_PARAMETERIZATIONS = ("grid", "monotone")
+"""The parameterizations whose knots ``grid_knots`` and ``grid_range`` place."""
+
+MONOTONE_OUTPUTS = {"regression": "square", "classification": "identity"}
+"""The output activation a ``monotone`` loss of each kind has: it scales the squared error
+or the cross-entropy term (`learnedloss.networks.MonotoneNetwork`)."""
+
+MONOTONE_MAGNITUDES = {"regression": "scaled_residual", "classification": "scaled_nll"}
+"""The first input of a ``monotone`` loss of each kind: the error's magnitude over the call's
+robust scale, proportional to the standard term it scales."""
 
 GRID_DEFAULT_RANGES = {
     "residual": (-4.0, 4.0),
@@ -65,6 +78,9 @@ GRID_DEFAULT_RANGES = {
 }
 """The grid's range per feature when ``grid_range`` is not given (``(-4, 4)`` for others).
 Classification targets (one-hot or probabilities) use ``(0, 1)``."""
+
+MONOTONE_DEFAULT_RANGE = (0.0, 16.0)
+"""A monotone loss's magnitude axis when ``grid_range`` is not given: 16 robust scales."""
 
 GRID_DEFAULT_KNOTS = (33, 9)
 """Knots on the spline axis (the first input) and on the second axis, when ``grid_knots``
@@ -197,12 +213,15 @@ class LossConfig:
             ``hidden_sizes``, ``activation`` and ``bias``), ``"grid"`` (a cubic spline on a
             fixed grid of knots over one or two features, a few times ``nn.HuberLoss``'s cost
             when frozen) or ``"taylor"`` (a polynomial of degree ``taylor_order`` after
-            TaylorGLO). The MLP fields are ignored by the others. See docs/parameterizations.md.
-        grid_knots: ``"grid"`` only: knots per input, in ``inputs``' order (at least 3 on
-            the first, spline, axis and 2 on the second, linear, axis); default
+            TaylorGLO) or ``"monotone"`` (a loss that only grows with the error's size, by
+            construction). The MLP fields are ignored by the others. See
+            docs/parameterizations.md.
+        grid_knots: ``"grid"`` and ``"monotone"`` only: knots per input, in ``inputs``'
+            order (at least 3 on the first, spline, axis and 2 on the second, linear, axis); default
             `GRID_DEFAULT_KNOTS`.
-        grid_range: ``"grid"`` only: ``(low, high)`` of the knots per input, in ``inputs``'
-            order; default from `GRID_DEFAULT_RANGES`. Outside it the spline continues
+        grid_range: ``"grid"`` and ``"monotone"`` only: ``(low, high)`` of the knots per
+            input, in ``inputs``' order; default from `GRID_DEFAULT_RANGES` (a monotone
+            loss's magnitude axis: `MONOTONE_DEFAULT_RANGE`). Outside it the spline continues
             linearly and the second axis is clamped.
         taylor_order: ``"taylor"`` only: the polynomial's degree, 1 to 4 (default 3).
 
@@ -291,15 +310,22 @@ class LossConfig:
     def _check_parameterization(self) -> None:
         _check_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
         p = self.parameterization
-        owners = (("grid_knots", "grid"), ("grid_range", "grid"), ("taylor_order", "taylor"))
-        for name, owner in owners:
-            if p != owner and getattr(self, name) is not None:
+        owners = (
+            ("grid_knots", GRID_PARAMETERIZATIONS),
+            ("grid_range", GRID_PARAMETERIZATIONS),
+            ("taylor_order", ("taylor",)),
+        )
+        for name, owned_by in owners:
+            owner = " or ".join(repr(o) for o in owned_by)
+            if p not in owned_by and getattr(self, name) is not None:
                 raise ConfigError(
-                    f"{name} is a setting of the {owner!r} parameterization, got "
+                    f"{name} is a setting of the {owner} parameterization, got "
                     f"{name}={getattr(self, name)!r} with parameterization {p!r}"
                 )
-        if p == "grid":
+        if p in GRID_PARAMETERIZATIONS:
             self._check_grid()
+        if p == "monotone":
+            self._check_monotone()
         if p == "taylor":
             order = 3 if self.taylor_order is None else self.taylor_order
             if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= 4:
@@ -337,6 +363,8 @@ class LossConfig:
                 (0.0, 1.0) if class_target[i] else GRID_DEFAULT_RANGES.get(name, (-4.0, 4.0))
                 for i, name in enumerate(self.inputs)
             )
+            if self.parameterization == "monotone":
+                ranges = (MONOTONE_DEFAULT_RANGE, *ranges[1:])
         parsed = []
         if isinstance(ranges, (list, tuple)) and len(ranges) == n:
             for pair in ranges:
@@ -356,6 +384,30 @@ class LossConfig:
                 f"high, one per input {list(self.inputs)}, got {ranges!r}"
             )
         object.__setattr__(self, "grid_range", tuple(parsed))
+
+    def _check_monotone(self) -> None:
+        magnitude = MONOTONE_MAGNITUDES.get(self.kind)
+        output = MONOTONE_OUTPUTS.get(self.kind)
+        if (
+            magnitude is None
+            or self.inputs[0] != magnitude
+            or not self.residual
+            or self.residual_form != "scale"
+            or self.output_activation != output
+        ):
+            raise ConfigError(
+                "a monotone loss is a regression or classification loss with residual=True, "
+                "residual_form='scale', output_activation 'square' (regression) or 'identity' "
+                "(classification), whose first input is 'scaled_residual' (regression) or "
+                f"'scaled_nll' (classification); got kind={self.kind!r}, inputs="
+                f"{list(self.inputs)}, residual={self.residual!r}, residual_form="
+                f"{self.residual_form!r}, output_activation={self.output_activation!r}"
+            )
+        if self.grid_range[0][0] != 0.0:
+            raise ConfigError(
+                "a monotone loss's first axis is a magnitude: its grid_range must start at 0, "
+                f"got {list(self.grid_range[0])}"
+            )
 
     @property
     def loss_kind(self) -> Any:

@@ -3,6 +3,7 @@ tables: a header and one row per loss."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,10 @@ from learnedloss import LearnedLoss, bundled_names
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_benchmark(path: str, *args: str) -> list[str]:
+def run_benchmark(path: str, *args: str, timeout: float = 120) -> list[str]:
     """Run a benchmark script with ``--quick``; return its standard output's lines."""
     command = [sys.executable, str(ROOT / path), "--quick", *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.splitlines()
 
@@ -85,3 +86,45 @@ def test_call_profile_prints_a_table_per_loss_and_the_targets(bundled_by_kind):
         assert header[:2] == ["loss", "form"] and len(header) == 2 + shapes
         assert [row[0] for row in rows] == losses
         assert rows[0][2].endswith("(1.00×)")
+
+
+def test_adaptive_losses_prints_a_table_per_condition_with_every_group(tmp_path):
+    """Issue 27's result tables at the tiniest size: one table per condition, the learned
+    loss, the tuned and default baselines and the control as rows, and a JSON file."""
+    from learnedloss.evaluation.baselines import (
+        noisy_label_baselines,
+        noisy_label_defaults,
+        robust_regression_baselines,
+        robust_regression_defaults,
+    )
+
+    path = tmp_path / "tables.json"
+    lines = run_benchmark("benchmarks/adaptive_losses.py", "--json", str(path), timeout=300)
+    sides = [
+        (
+            "### regression: diabetes",
+            "robust-regression",
+            "ratio",
+            robust_regression_baselines(),
+            robust_regression_defaults(),
+        ),
+        (
+            "### classification: digits",
+            "noisy-labels",
+            "points",
+            noisy_label_baselines(),
+            noisy_label_defaults(),
+        ),
+    ]
+    for heading, learned, unit, tuned, defaults in sides:
+        header, rows = table_after(lines, heading)
+        assert header[:3] == ["loss", "group", "last step"]
+        assert f"vs best tuned ({unit})" in header and f"vs best default ({unit})" in header
+        expected = [learned, *(name for name in tuned if not name.startswith("1.5 x"))]
+        expected += [name for name in defaults if name not in tuned]
+        expected += [name for name in tuned if name.startswith("1.5 x")]
+        assert [row[0] for row in rows] == expected
+        assert all("±" in row[2] for row in rows)
+    results = json.loads(path.read_text())["results"]
+    assert [r["condition"]["kind"] for r in results] == ["regression", "classification"]
+    assert all(len(r["seeds"]) == 2 for r in results)

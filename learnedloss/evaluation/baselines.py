@@ -9,7 +9,9 @@ Two kinds need more than a learning rate to be at their best, and `evaluate` giv
 - a loss module marked ``trained_with_model = True`` (`AdaptiveRobustLoss`) has parameters
   that are trained together with each model, by the same optimizer at the same lr.
 
-`robust_regression_baselines` and `noisy_label_baselines` are the sets to claim wins against.
+`robust_regression_baselines` and `noisy_label_baselines` are the tuned sets to claim wins
+against; `robust_regression_defaults` and `noisy_label_defaults` are the same losses at their
+published defaults, as users run them untuned.
 """
 
 from __future__ import annotations
@@ -36,6 +38,33 @@ def huber(delta: float, scale: float = 1.0) -> LossFunction:
     """``scale`` times the Huber loss with threshold ``delta`` (Huber, 1964); a rescaled
     copy is the robust baselines' control, as c·MSE is MSE's."""
     return lambda prediction, target: scale * F.huber_loss(prediction, target, delta=delta)
+
+
+def cauchy(c: float) -> LossFunction:
+    """The Cauchy (Lorentzian) loss with scale ``c``: the mean of
+    :math:`\\tfrac{c^2}{2} \\log(1 + (r/c)^2)` over residuals :math:`r`.
+
+    It is :math:`\\tfrac12 r^2` near zero, like MSE and Huber, and grows only like
+    :math:`c^2 \\log |r|` beyond ``c``: a redescending M-estimator (its influence
+    :math:`r / (1 + (r/c)^2)` falls back to zero), the negative log-likelihood of a Cauchy
+    distribution of scale c. Holland and Welsch ("Robust regression using iteratively
+    reweighted least-squares", Communications in Statistics, 1977) list it among the
+    M-estimators; Black and Anandan ("The robust estimation of multiple motions", CVIU 1996)
+    call it the Lorentzian; it is c²/2 times Barron's general loss at α = 0 and scale c/√2.
+    ``c`` is in the units of the target.
+
+    Examples:
+        >>> import torch
+        >>> float(cauchy(1.0)(torch.tensor([1.0]), torch.tensor([0.0])))  # log(2) / 2
+        0.3465735912322998
+    """
+    if c <= 0:
+        raise ValueError(f"c must be positive (in the target's units), got {c}")
+
+    def loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (0.5 * c * c * torch.log1p(((prediction - target) / c) ** 2)).mean()
+
+    return loss
 
 
 def standard_losses(robust: bool = False) -> dict[str, LossLike]:
@@ -423,25 +452,76 @@ class Tuned:
 
 
 def robust_regression_baselines(
-    deltas: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0), control_scale: float = 1.5
+    deltas: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
+    control_scale: float = 1.5,
+    cs: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
+    units: float = 1.0,
 ) -> dict[str, LossLike | Tuned]:
     """The regression baselines to claim a robust win against: MSE, L1, Huber with δ tuned
-    over ``deltas``, Barron's `AdaptiveRobustLoss` (α and c trained with each model), and the
-    control: tuned Huber scaled by ``control_scale``, which is the same loss at another lr
-    (how far lr tuning alone moves the best fixed baseline).
+    over ``deltas``, Cauchy (`cauchy`) with c tuned over ``cs``, Barron's
+    `AdaptiveRobustLoss` (α and c trained with each model), and the control: tuned Huber
+    scaled by ``control_scale``, which is the same loss at another lr (how far lr tuning
+    alone moves the best fixed baseline).
+
+    ``units`` is the targets' unit in multiples of their robust spread: the δ and c grids
+    and Barron's starting scale are multiplied by it, as a user who tunes a robust loss on
+    their own data searches in their targets' units (labels keep the grid's values in units
+    of the spread: ``d=0.5`` is δ = 0.5·units). The untuned defaults are in
+    `robust_regression_defaults`.
 
     Examples:
-        >>> list(robust_regression_baselines())
-        ['MSE', 'L1', 'Huber (tuned d)', 'Adaptive robust', '1.5 x Huber (tuned d)']
+        >>> list(robust_regression_baselines())  # doctest: +NORMALIZE_WHITESPACE
+        ['MSE', 'L1', 'Huber (tuned d)', 'Cauchy (tuned c)', 'Adaptive robust',
+         '1.5 x Huber (tuned d)']
+    """
+    if units <= 0:
+        raise ValueError(f"units must be positive, got {units}")
+    return {
+        "MSE": nn.MSELoss(),
+        "L1": nn.L1Loss(),
+        "Huber (tuned d)": Tuned("Huber", {f"d={d:g}": huber(d * units) for d in deltas}),
+        "Cauchy (tuned c)": Tuned("Cauchy", {f"c={c:g}": cauchy(c * units) for c in cs}),
+        "Adaptive robust": AdaptiveRobustLoss(scale_init=units),
+        f"{control_scale:g} x Huber (tuned d)": Tuned(
+            f"{control_scale:g} x Huber",
+            {f"d={d:g}": huber(d * units, control_scale) for d in deltas},
+        ),
+    }
+
+
+def robust_regression_defaults() -> dict[str, LossLike]:
+    """The regression losses a user would reach for untuned, each at its published default
+    (no parameter tuned; `evaluate` still tunes each one's lr):
+
+    - ``"MSE"``: ``nn.MSELoss()``, least squares (Legendre, "Nouvelles méthodes pour la
+      détermination des orbites des comètes", 1805);
+    - ``"L1"``: ``nn.L1Loss()``, least absolute deviations (Boscovich, 1757; Laplace, 1789;
+      the median's loss);
+    - ``"Huber d=1"``: ``nn.HuberLoss()``, δ = 1 (Huber, "Robust Estimation of a Location
+      Parameter", Annals of Mathematical Statistics, 1964);
+    - ``"SmoothL1 b=1"``: ``nn.SmoothL1Loss()``, β = 1 (Girshick, "Fast R-CNN", ICCV 2015);
+      at β = 1 it is the same function as Huber at δ = 1, listed because users reach for
+      either name;
+    - ``"Cauchy c=1"``: `cauchy` at c = 1 (Holland and Welsch, 1977; see `cauchy`);
+    - ``"Adaptive robust (published)"``: `AdaptiveRobustLoss()` as Barron publishes it ("A
+      General and Adaptive Robust Loss Function", CVPR 2019, and its reference code): α in
+      (0.001, 1.999) starting at 1, c ≥ 1e-5 starting at 1, both trained with each model.
+
+    δ, c and Barron's starting scale are in the targets' units, whatever those are: that is
+    what a default costs on data in raw units.
+
+    Examples:
+        >>> list(robust_regression_defaults())  # doctest: +NORMALIZE_WHITESPACE
+        ['MSE', 'L1', 'Huber d=1', 'SmoothL1 b=1', 'Cauchy c=1',
+         'Adaptive robust (published)']
     """
     return {
         "MSE": nn.MSELoss(),
         "L1": nn.L1Loss(),
-        "Huber (tuned d)": Tuned("Huber", {f"d={d:g}": huber(d) for d in deltas}),
-        "Adaptive robust": AdaptiveRobustLoss(),
-        f"{control_scale:g} x Huber (tuned d)": Tuned(
-            f"{control_scale:g} x Huber", {f"d={d:g}": huber(d, control_scale) for d in deltas}
-        ),
+        "Huber d=1": nn.HuberLoss(),
+        "SmoothL1 b=1": nn.SmoothL1Loss(),
+        "Cauchy c=1": cauchy(1.0),
+        "Adaptive robust (published)": AdaptiveRobustLoss(),
     }
 
 
@@ -477,6 +557,35 @@ def noisy_label_baselines(
             "NCE+RCE", {f"a={a:g},b=1": nce_rce(a, 1.0) for a in nce_alphas}
         ),
         "1.5 x CE": scaled_cross_entropy(1.5),
+    }
+
+
+def noisy_label_defaults() -> dict[str, LossLike]:
+    """The classification losses at the settings their papers publish, untuned (`evaluate`
+    still tunes each one's lr):
+
+    - ``"CE"``: ``nn.CrossEntropyLoss()``;
+    - ``"Label smoothing 0.1"``: ε = 0.1 (Szegedy et al., "Rethinking the Inception
+      Architecture for Computer Vision", CVPR 2016);
+    - ``"GCE q=0.7"``: `generalized_cross_entropy` at q = 0.7 (Zhang and Sabuncu,
+      "Generalized Cross Entropy Loss for Training Deep Neural Networks with Noisy Labels",
+      NeurIPS 2018);
+    - ``"SCE a=0.1 b=1"``: `symmetric_cross_entropy` at α = 0.1, β = 1, A = -4 (Wang et
+      al., "Symmetric Cross Entropy for Robust Learning with Noisy Labels", ICCV 2019, their
+      CIFAR-10 setting);
+    - ``"NCE+RCE a=1 b=1"``: `nce_rce` at α = β = 1 (Ma et al., "Normalized Loss Functions
+      for Deep Learning with Noisy Labels", ICML 2020, their CIFAR-10 setting).
+
+    Examples:
+        >>> list(noisy_label_defaults())  # doctest: +NORMALIZE_WHITESPACE
+        ['CE', 'Label smoothing 0.1', 'GCE q=0.7', 'SCE a=0.1 b=1', 'NCE+RCE a=1 b=1']
+    """
+    return {
+        "CE": nn.CrossEntropyLoss(),
+        "Label smoothing 0.1": label_smoothing(0.1),
+        "GCE q=0.7": generalized_cross_entropy(0.7),
+        "SCE a=0.1 b=1": symmetric_cross_entropy(alpha=0.1, beta=1.0),
+        "NCE+RCE a=1 b=1": nce_rce(alpha=1.0, beta=1.0),
     }
 
 

@@ -14,13 +14,18 @@ The measuring stick (see docs/evaluation.md):
 - a baseline with a shape parameter (`Tuned`, e.g. Huber's δ) has it tuned jointly with the
   lr; a loss with parameters of its own that is not learned by meta-training
   (``trained_with_model = True``, e.g. `AdaptiveRobustLoss`) has them trained with each model
-  (`JointInnerLoop`).
+  (`JointInnerLoop`);
+- next to the last-step score, each run's early-stopped score: the query's test half at the
+  step where its validation half was best (`with_validation`);
+- ``path="engine"`` trains every run of a stage (tuning, then scoring) as one stacked call
+  of the batched engine (`learnedloss.evaluation.batched`), with the same results.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +34,13 @@ from torch import nn
 from torch.func import functional_call
 
 from learnedloss.evaluation.baselines import LossLike, Tuned
+from learnedloss.evaluation.batched import (
+    EngineRun,
+    engine_curves,
+    family_refusal,
+    loss_refusal,
+    trained_with_model,
+)
 from learnedloss.meta.inner import (
     InnerLoop,
     LossArguments,
@@ -44,6 +56,15 @@ from learnedloss.tasks.base import TaskBatch, TaskFamily, default_loss_arguments
 
 EVALUATION_SEED_OFFSET = 10_000
 TUNING_SEED_OFFSET = 20_000
+VALIDATION_SEED_OFFSET = 30_000
+"""The seed offset of the permutation that splits the query rows into validation and test
+halves for early stopping (`with_validation`)."""
+
+VMAP_PATH = "vmap"
+ENGINE_PATH = "engine"
+EVALUATION_PATHS = (VMAP_PATH, ENGINE_PATH)
+"""How `evaluate` trains: one `InnerLoop` (vmap over tasks) per loss and lr, the default, or
+all runs of a stage stacked on the batched engine (`learnedloss.evaluation.batched`)."""
 
 
 def lr_grid(low: float = 1e-4, high: float = 1.0, per_octave: int = 4) -> list[float]:
@@ -80,6 +101,17 @@ class LossScore:
             tuning tasks; None otherwise.
         variants: for a `Tuned` baseline, ``{variant: {lr: tuning-task score}}`` for every
             pair tried; empty otherwise.
+        early_stopped: geometric mean over runs of the objective on the query's test half
+            at the step where that run's validation half scored best (`with_validation`);
+            None when early stopping was not recorded.
+        early_stopped_metrics: each metric on the test half at those steps, per run.
+        last_on_test: geometric mean of the objective on the test half at the last step:
+            the same rows as ``early_stopped``, so the two show what stopping gains.
+        best_step: the step each run stopped at, ``(n_tasks * n_inits,)`` (a multiple of
+            ``every``; the first of equal validation scores).
+        path: ``"vmap"`` or ``"engine"``: how this loss's runs were trained.
+        path_reason: why the loss ran on the vmap path although ``path="engine"`` was
+            asked ("" otherwise).
     """
 
     name: str
@@ -95,6 +127,12 @@ class LossScore:
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
     variant: str | None = None
     variants: dict[str, dict[float, float]] = field(default_factory=dict)
+    early_stopped: float | None = None
+    early_stopped_metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    last_on_test: float | None = None
+    best_step: torch.Tensor | None = None
+    path: str = VMAP_PATH
+    path_reason: str = ""
 
 
 @dataclass
@@ -112,20 +150,26 @@ class Evaluation:
         return self.scores[name].score / self.scores[self.reference].score
 
     def table(self) -> str:
-        """A plain-text table: lr, score, ratio to the reference, the mean of each metric
-        and diverged runs; a `Tuned` baseline's chosen variant follows its label."""
+        """A plain-text table: lr, score, ratio to the reference, the mean of each metric,
+        and with early stopping the early-stopped score and the median step it stopped at,
+        then diverged runs; a `Tuned` baseline's chosen variant follows its label."""
         metric_names = list(next(iter(self.scores.values())).metrics)
         labels = {
             name: name if s.variant is None else f"{name} [{s.variant}]"
             for name, s in self.scores.items()
         }
         tuned = any(s.variant is not None for s in self.scores.values())
+        stopped = all(s.early_stopped is not None for s in self.scores.values())
         width = max(28, *map(len, labels.values())) if tuned else 28
         header = f"{'loss':{width}s} | {'lr':>9} | {'geo-mean':>9} | {'ratio':>6} | "
         header += "".join(f"{name:>9} | " for name in metric_names)
+        header += f"{'early-stop':>10} | {'at step':>7} | " if stopped else ""
         lines = [header + "diverged", "-" * (len(header) + 8)]
         for name, s in self.scores.items():
             metrics = "".join(f"{float(v.mean()):9.4f} | " for v in s.metrics.values())
+            if stopped:
+                step = int(s.best_step.float().median())
+                metrics += f"{s.early_stopped:10.4g} | {step:7d} | "
             lines.append(
                 f"{labels[name]:{width}s} | {s.lr:9.3g} | {s.score:9.4g} | "
                 f"{self.ratio(name):6.3f} | {metrics}{s.diverged}/{len(s.finals)}"
@@ -135,7 +179,10 @@ class Evaluation:
     def to_dict(self) -> dict:
         """JSON-ready summary for model cards and reports; each loss's ``curve`` is the
         geometric mean over runs of the objective every ``every`` steps; a `Tuned`
-        baseline's entry also has its chosen ``variant``."""
+        baseline's entry also has its chosen ``variant``; with early stopping, the numbers
+        ``early_stopped``, ``last_on_test``, ``stop_step`` (the median `LossScore.best_step`)
+        and ``early_stopped_<metric>`` (means over runs). Which path each loss ran on is in
+        the protocol (``path``, and ``fallbacks``: ``{label: reason}``)."""
         return {
             "protocol": self.protocol,
             "reference": self.reference,
@@ -149,10 +196,23 @@ class Evaluation:
                     **{metric: float(v.mean()) for metric, v in s.metrics.items()},
                     "curve": s.curve_log_mean.exp().tolist(),
                     **({} if s.variant is None else {"variant": s.variant}),
+                    **_early_stopping_record(s),
                 }
                 for name, s in self.scores.items()
             },
         }
+
+
+def _early_stopping_record(score: LossScore) -> dict[str, float]:
+    """The early-stopping numbers of one loss in `Evaluation.to_dict` (none without)."""
+    if score.early_stopped is None:
+        return {}
+    return {
+        "early_stopped": score.early_stopped,
+        "last_on_test": score.last_on_test,
+        "stop_step": float(score.best_step.float().median()),
+        **{f"early_stopped_{m}": float(v.mean()) for m, v in score.early_stopped_metrics.items()},
+    }
 
 
 def geometric_mean(values: torch.Tensor) -> float:
@@ -317,12 +377,6 @@ class JointInnerLoop(InnerLoop):
         return super().curves(self.joint(params, loss_params), {}, batch, n_steps, **kwargs)
 
 
-def trained_with_model(loss) -> bool:
-    """Whether ``loss`` has parameters to train with each model (its class says
-    ``trained_with_model = True``, as `AdaptiveRobustLoss` does)."""
-    return bool(getattr(loss, "trained_with_model", False)) and isinstance(loss, nn.Module)
-
-
 def inner_loop_for(
     loss: LossLike,
     tasks: TaskFamily,
@@ -407,6 +461,132 @@ def with_metrics(tasks: TaskFamily) -> Objective:
     return objective
 
 
+def with_validation(tasks: TaskFamily, n_rows: int, seed: int) -> Objective:
+    """`with_metrics` on all query rows, then on a validation half, then on a test half.
+
+    The halves are fixed by a permutation of the ``n_rows`` query rows drawn with seed
+    ``VALIDATION_SEED_OFFSET + seed``: its first ``n_rows // 2`` rows are the validation
+    half, the rest the test half (the same rows for every task). The query labels are clean,
+    so the validation half is a clean validation split, disjoint from the rows the
+    early-stopped score is taken on. Returns ``[*all, *validation, *test]``, each
+    ``[objective, *metrics]``.
+
+    Examples:
+        >>> import torch
+        >>> from learnedloss.families.sine import SineTasks
+        >>> objective = with_validation(SineTasks(), n_rows=10, seed=0)
+        >>> rows = torch.arange(10.0).view(10, 1)
+        >>> objective({}, rows, torch.zeros(10, 1), {}).shape  # MSE: all, validation, test
+        torch.Size([3])
+    """
+    generator = torch.Generator().manual_seed(VALIDATION_SEED_OFFSET + seed)
+    order = torch.randperm(n_rows, generator=generator)
+    halves = order[: n_rows // 2], order[n_rows // 2 :]
+    scored = with_metrics(tasks)
+
+    def objective(params, prediction, target, extra):
+        values = [scored(params, prediction, target, extra)]
+        for rows in halves:
+            rows = rows.to(prediction.device)
+            values.append(scored(params, prediction[rows], target[rows], extra))
+        return torch.cat(values)
+
+    return objective
+
+
+@dataclass
+class _Training:
+    """Trains lists of (loss, lr) runs on a draw, on the path `evaluate` was asked for, and
+    records why a loss fell back to the vmap path (``reasons``, by ``id`` of the loss)."""
+
+    tasks: TaskFamily
+    path: str
+    optimizer: str
+    steps: int
+    score_on: str
+    device: str | torch.device
+    objective: Objective
+    reasons: dict[int, str] = field(default_factory=dict)
+    family_reason: str | None = None
+
+    def curves(self, runs: Sequence[tuple[LossLike, float]], draw, every: int):
+        """Each run's ``(S, T, K)`` curves on ``draw`` (template, batch, params), in order."""
+        template, batch, params = draw
+        run = dict(score_on=self.score_on, device=self.device, objective=self.objective)
+        stacked = [i for i, (loss, _) in enumerate(runs) if self._on_engine(loss, draw)]
+        results: dict[int, torch.Tensor] = {}
+        if stacked:
+            engine_runs = [EngineRun(*runs[i]) for i in stacked]
+            trained = engine_curves(
+                engine_runs,
+                self.tasks,
+                template,
+                batch,
+                params,
+                steps=self.steps,
+                optimizer=self.optimizer,
+                every=every,
+                **run,
+            )
+            results = dict(zip(stacked, trained, strict=True))
+        for i, (loss, lr) in enumerate(runs):
+            if i not in results:
+                results[i] = train_curves(
+                    loss,
+                    self.tasks,
+                    template,
+                    batch,
+                    params,
+                    lr,
+                    self.steps,
+                    optimizer=self.optimizer,
+                    every=every,
+                    **run,
+                )
+        return [results[i] for i in range(len(runs))]
+
+    def _on_engine(self, loss: LossLike, draw) -> bool:
+        if self.path != ENGINE_PATH:
+            return False
+        template, batch, _ = draw
+        if self.family_reason is None:
+            self.family_reason = family_refusal(self.tasks, template, batch, self.optimizer) or ""
+        if id(loss) not in self.reasons:
+            self.reasons[id(loss)] = self.family_reason or loss_refusal(loss, template, batch) or ""
+        return not self.reasons[id(loss)]
+
+    def path_of(self, name: str, loss: LossLike) -> dict[str, str]:
+        """``{"path": ..., "path_reason": ...}`` for the loss labelled ``name`` (all variants
+        of a `Tuned` one); a fallback to the vmap path is warned about once per process."""
+        used = loss.variants.values() if isinstance(loss, Tuned) else [loss]
+        reason = next((self.reasons[id(v)] for v in used if self.reasons.get(id(v))), "")
+        if reason and (name, reason) not in _WARNED:
+            _WARNED.add((name, reason))
+            warnings.warn(
+                f"evaluate(path='engine'): {name!r} runs on the vmap path: {reason}", stacklevel=3
+            )
+        on_engine = self.path == ENGINE_PATH and not reason
+        return {"path": ENGINE_PATH if on_engine else VMAP_PATH, "path_reason": reason}
+
+
+_WARNED: set[tuple[str, str]] = set()
+"""The (loss label, reason) fallbacks already warned about in this process."""
+
+
+def _selection(tasks: TaskFamily, draw, select_by: str) -> tuple[list[str], int]:
+    """The family's metric names, and the column of ``[objective, *metrics]`` that
+    ``select_by`` tunes by (a clear error for an unknown metric)."""
+    template, batch, _ = draw
+    with torch.no_grad():  # the metric names, from one fresh model's query predictions
+        metric_names = list(tasks.metrics(template(batch.x_query[0]), batch.y_query[0]))
+    if select_by != "objective" and select_by not in metric_names:
+        raise ValueError(
+            f"select_by must be 'objective' or one of the family's metrics {metric_names}, "
+            f"got {select_by!r}"
+        )
+    return metric_names, 0 if select_by == "objective" else 1 + metric_names.index(select_by)
+
+
 def evaluate(
     losses: Mapping[str, LossLike],
     tasks: TaskFamily,
@@ -424,6 +604,8 @@ def evaluate(
     every: int = 1,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    path: str = VMAP_PATH,
+    early_stopping: bool = True,
 ) -> Evaluation:
     """Score losses by training fresh models on held-out tasks (see the module docstring).
 
@@ -446,61 +628,51 @@ def evaluate(
         select_by: what the tuning minimizes: ``"objective"`` (the geometric mean of the
             final task objective) or the name of one of the family's metrics (its mean), e.g.
             ``"error"`` for classifiers, so that losses whose models are accurate but not
-            calibrated are not tuned against.
+            calibrated are not tuned against. Early stopping picks its step by it too.
         reference: the label ratios are taken against (default: the first loss).
         score_on: ``"query"`` or ``"train"``.
         every: record the objective every this many steps.
         seed: offsets the task and initialization seeds.
         device: where the models train.
+        path: ``"vmap"`` (the default: one vmapped inner loop per loss and lr) or
+            ``"engine"``: every lr × task × init of every loss (and every variant of a
+            `Tuned` one) trained as one stacked call of the batched engine per stage, the
+            tuning and the scoring. A loss the engine cannot train runs on the vmap path;
+            its `LossScore.path_reason` says why, and a warning is printed once.
+        early_stopping: also record the early-stopped score (`LossScore.early_stopped`,
+            see `with_validation`); only with ``score_on="query"`` and 2 query rows or more.
     """
+    if path not in EVALUATION_PATHS:
+        raise ValueError(f"path must be one of {list(EVALUATION_PATHS)}, got {path!r}")
     reference = reference or next(iter(losses))
-    template, batch, params = held_out_draw(tasks, n_tasks, n_inits, EVALUATION_SEED_OFFSET + seed)
-    with torch.no_grad():  # the metric names, from one fresh model's query predictions
-        metric_names = list(tasks.metrics(template(batch.x_query[0]), batch.y_query[0]))
-    if select_by != "objective" and select_by not in metric_names:
-        raise ValueError(
-            f"select_by must be 'objective' or one of the family's metrics {metric_names}, "
-            f"got {select_by!r}"
-        )
-    column = 0 if select_by == "objective" else 1 + metric_names.index(select_by)
-    scored = with_metrics(tasks)
-    if lr is None:
-        grid = list(lrs) if lrs is not None else lr_grid()
+    draw = held_out_draw(tasks, n_tasks, n_inits, EVALUATION_SEED_OFFSET + seed)
+    metric_names, column = _selection(tasks, draw, select_by)
+    n_rows = draw[1].x_query.shape[1]
+    stopping = early_stopping and score_on == "query" and n_rows >= 2
+    scored = with_validation(tasks, n_rows, seed) if stopping else with_metrics(tasks)
+    training = _Training(tasks, path, optimizer, steps, score_on, device, scored)
+    grid = [lr] if lr is not None else list(lrs) if lrs is not None else lr_grid()
     tuned = any(isinstance(loss, Tuned) for loss in losses.values())
+    tuning = {}
     if lr is None or tuned:
         tune = held_out_draw(tasks, tune_tasks, 1, TUNING_SEED_OFFSET + seed)
-    run = dict(optimizer=optimizer, score_on=score_on, device=device, objective=scored)
-
-    def tuning_scores(loss: LossLike, candidates: Sequence[float]) -> dict[float, float]:
-        tuning = {}
-        for candidate in candidates:
-            finals = train_curves(loss, tasks, *tune, candidate, steps, every=steps, **run)
-            finals = finals[-1, :, column]
-            tuning[candidate] = geometric_mean(finals) if column == 0 else _mean_or_inf(finals)
-        return tuning
-
-    scores = {}
-    for name, loss in losses.items():
-        tuning: dict[float, float] = {}
-        variant, variants = None, {}
-        chosen = lr
-        if isinstance(loss, Tuned):
-            candidates = grid if lr is None else [lr]
-            variants = {label: tuning_scores(v, candidates) for label, v in loss.variants.items()}
-            variant, chosen = min(
-                ((label, c) for label in variants for c in candidates),
-                key=lambda pair: variants[pair[0]][pair[1]],
-            )
-            tuning, loss = variants[variant], loss.variants[variant]
-        elif chosen is None:
-            tuning = tuning_scores(loss, grid)
-            chosen = min(tuning, key=tuning.get)
-        curves = train_curves(
-            loss, tasks, template, batch, params, chosen, steps, every=every, **run
+        tuning = _tuning_scores(losses, training, tune, grid, column, fixed=lr is not None)
+    chosen = {name: _choose(loss, tuning.get(name), lr) for name, loss in losses.items()}
+    curves = training.curves([(loss, rate) for loss, rate, _ in chosen.values()], draw, every)
+    scores = {
+        name: _loss_score(
+            name,
+            curve,
+            metric_names,
+            rate,
+            stopping=(column, every) if stopping else None,
+            **training.path_of(name, loss),
+            **picked,
         )
-        scores[name] = _loss_score(
-            name, curves, metric_names, chosen, tuning=tuning, variant=variant, variants=variants
+        for (name, loss), (_, rate, picked), curve in zip(
+            losses.items(), chosen.values(), curves, strict=True
         )
+    }
     protocol = {
         "tasks": tasks.describe(),
         "n_tasks": n_tasks,
@@ -513,16 +685,71 @@ def evaluate(
         "select_by": select_by,
         "score_on": score_on,
         "seed": seed,
+        "path": path,
+        "fallbacks": {name: s.path_reason for name, s in scores.items() if s.path_reason},
+        "early_stopping": "query halves (validation, test)" if stopping else None,
     }
     return Evaluation(scores, reference, steps, every, protocol)
 
 
+def _tuning_scores(
+    losses: Mapping[str, LossLike], training: _Training, tune, grid, column: int, fixed: bool
+) -> dict[str, dict[str | None, dict[float, float]]]:
+    """``{name: {variant label: {lr: tuning score}}}`` for every loss to tune (a non-`Tuned`
+    loss has the one variant ``None``; with a ``fixed`` lr only `Tuned` losses are tuned),
+    all runs of all losses trained in one `_Training.curves` call."""
+    runs, owners = [], []
+    for name, loss in losses.items():
+        if fixed and not isinstance(loss, Tuned):
+            continue
+        variants = loss.variants if isinstance(loss, Tuned) else {None: loss}
+        for label, variant in variants.items():
+            runs += [(variant, candidate) for candidate in grid]
+            owners += [(name, label, candidate) for candidate in grid]
+    scores: dict[str, dict[str | None, dict[float, float]]] = {}
+    for (name, label, candidate), curves in zip(
+        owners, training.curves(runs, tune, training.steps), strict=True
+    ):
+        finals = curves[-1, :, column]
+        score = geometric_mean(finals) if column == 0 else _mean_or_inf(finals)
+        scores.setdefault(name, {}).setdefault(label, {})[candidate] = score
+    return scores
+
+
+def _choose(loss: LossLike, tuning: dict | None, lr: float | None):
+    """``(loss to score, lr, record)``: the loss (a `Tuned` one's chosen variant) and its lr
+    from its tuning scores, and the record's ``tuning``, ``variant`` and ``variants``."""
+    if isinstance(loss, Tuned):
+        candidates = list(next(iter(tuning.values())))
+        variant, chosen = min(
+            ((label, c) for label in tuning for c in candidates),
+            key=lambda pair: tuning[pair[0]][pair[1]],
+        )
+        record = dict(tuning=tuning[variant], variant=variant, variants=tuning)
+        return loss.variants[variant], chosen, record
+    if lr is not None:
+        return loss, lr, dict(tuning={}, variant=None, variants={})
+    scores = tuning[None]
+    return loss, min(scores, key=scores.get), dict(tuning=scores, variant=None, variants={})
+
+
 def _loss_score(
-    name: str, curves: torch.Tensor, metric_names: Sequence[str], lr: float, **tuning
+    name: str,
+    curves: torch.Tensor,
+    metric_names: Sequence[str],
+    lr: float,
+    stopping: tuple[int, int] | None = None,
+    **recorded,
 ) -> LossScore:
-    """The `LossScore` of one loss from its ``(S, T, 1 + metrics)`` curves of
-    ``[objective, *metrics]`` at ``lr``; ``tuning``: its ``tuning``, ``variant`` and
-    ``variants``."""
+    """The `LossScore` of one loss from its ``(S, T, K)`` curves at ``lr``: ``K = 1 +
+    metrics`` columns ``[objective, *metrics]``, or three such groups (all query rows,
+    validation half, test half; `with_validation`) when ``stopping`` is ``(column, every)``:
+    the column early stopping minimizes and the steps between records. ``recorded``: its
+    ``tuning``, ``variant``, ``variants``, ``path`` and ``path_reason``."""
+    width = 1 + len(metric_names)
+    if stopping is not None:
+        recorded.update(_early_stopped(curves[..., width:], metric_names, *stopping))
+    curves = curves[..., :width]
     metrics = {metric: curves[-1, :, 1 + i] for i, metric in enumerate(metric_names)}
     curves = curves[..., 0]
     finals = curves[-1]
@@ -538,7 +765,25 @@ def _loss_score(
         curve_log_std=_nanstd(finite.clamp_min(1e-30).log()),
         diverged=int((~torch.isfinite(finals)).sum()),
         metrics=metrics,
-        **tuning,
+        **recorded,
+    )
+
+
+def _early_stopped(halves: torch.Tensor, metric_names: Sequence[str], column: int, every: int):
+    """Each run stopped where its validation half scored best in ``column`` (the first such
+    record; a non-finite score never wins): the `LossScore` early-stopping fields, from the
+    ``(S, T, 2 * K)`` validation and test columns."""
+    validation, test = halves.chunk(2, dim=-1)
+    criterion = validation[..., column]
+    criterion = torch.where(torch.isfinite(criterion), criterion, torch.inf)
+    best = criterion.argmin(dim=0)
+    index = best.view(1, -1, 1).expand(1, *test.shape[1:])
+    at_best = test.gather(0, index).squeeze(0)
+    return dict(
+        early_stopped=geometric_mean(at_best[:, 0]),
+        early_stopped_metrics={m: at_best[:, 1 + i] for i, m in enumerate(metric_names)},
+        last_on_test=geometric_mean(test[-1, :, 0]),
+        best_step=best * every,
     )
 
 

@@ -36,6 +36,7 @@ from learnedloss.meta.settings import (
     unknown_setting_error,
 )
 from learnedloss.meta.trainer import MetaTrainer
+from learnedloss.starts import monotone_start_config
 from learnedloss.validators import positive_int
 
 R = TypeVar("R", bound="Recipe")
@@ -203,7 +204,11 @@ class HeldOutTransferRecipe(MetaGradientRecipe):
 
     settings: MetaTrainingSettings = HELD_OUT_TRANSFER_SETTINGS
     parameterization: str = setting(
-        "mlp", "the loss network: an MLP or a grid spline", choices=("mlp", "grid"), option=False
+        "mlp",
+        "the loss network: an MLP, a grid spline, or a monotone loss over the scaled error "
+        "(inputs: the magnitude, then optionally a call statistic such as contamination)",
+        choices=("mlp", "grid", "monotone"),
+        option=False,
     )
     grid_knots: tuple[int, ...] | None = setting(None, "grid knots per input", option=False)
     grid_range: tuple[tuple[float, float], ...] | None = setting(
@@ -212,7 +217,9 @@ class HeldOutTransferRecipe(MetaGradientRecipe):
 
     def initial_loss(self) -> LearnedLoss:
         config = self.start_config(self.hidden, self.inputs)
-        if self.parameterization != "mlp":
+        if self.parameterization == "monotone":
+            config = self._monotone_config(config.kind)
+        elif self.parameterization != "mlp":
             config = replace(
                 config,
                 parameterization=self.parameterization,
@@ -223,6 +230,20 @@ class HeldOutTransferRecipe(MetaGradientRecipe):
             )
         with seeded(self.seed):
             return LearnedLoss(config)
+
+    def _monotone_config(self, kind: str):
+        """The monotone start over ``inputs`` (the magnitude first, then an optional call
+        statistic), with this recipe's knots and ranges."""
+        knots = tuple(self.grid_knots or (17, 3))
+        ranges = tuple(tuple(bounds) for bounds in (self.grid_range or ((0.0, 16.0),)))
+        adapt_to = self.inputs[1] if len(self.inputs) > 1 else None
+        return monotone_start_config(
+            "mse" if kind == "regression" else "cross_entropy",
+            knots=knots[0],
+            max_magnitude=ranges[0][1],
+            adapt_to=adapt_to,
+            adapt_knots=knots[1] if adapt_to and len(knots) > 1 else 3,
+        )
 
 
 @contextmanager

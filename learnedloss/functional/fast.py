@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from learnedloss.config import LossConfig
 
 
-class _FastGrid(torch.autograd.Function):
+class FastGrid(torch.autograd.Function):
     """The loss, with its input gradient computed in the same pass; backward scales that
     gradient (or, under ``create_graph`` or a second backward, recomputes it through the
     general path)."""
@@ -64,7 +64,7 @@ class _FastGrid(torch.autograd.Function):
         return gradient, None, None, None
 
 
-def _plain(*tensors: Any) -> bool:
+def plain_call(*tensors: Any) -> bool:
     """Plain eager CPU tensors, outside transforms, compilation and tensor subclasses."""
     if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
         return False
@@ -77,7 +77,7 @@ def _plain(*tensors: Any) -> bool:
     return True
 
 
-def _within(bounds: list[float], limit: float) -> bool:
+def within(bounds: list[float], limit: float) -> bool:
     """All of ``[min, max, min, max, ...]`` in ``[-limit, limit]`` (False for NaN)."""
     return all(-limit <= b <= limit for b in bounds)
 
@@ -95,7 +95,7 @@ def grid_loss(
     must take the general path (see the module docstring). ``network`` must hold constants
     (a frozen loss's)."""
     form = plans.plan_for(config, check_finite)
-    if form is None or not plans.enabled() or not _plain(input, target):
+    if form is None or not plans.enabled() or not plain_call(input, target):
         return None
     if not input.is_floating_point() or input.numel() == 0 or target.requires_grad:
         return None
@@ -132,7 +132,7 @@ def _regression(
     # squared error; such calls take it. Inputs and targets within half the limit keep the
     # residual within it too.
     bounds = torch.stack([*torch.aminmax(input.detach()), *torch.aminmax(target)]).tolist()
-    if not _within(bounds, feature_limit(dtype) / 2):
+    if not within(bounds, feature_limit(dtype) / 2):
         return None
     plan = network.fast_plan("scaled-regression" if scaled else "regression", dtype)
     activation = network.output_activation
@@ -163,7 +163,7 @@ def _regression(
 
     if not want:
         return compute(input)[0]
-    return _FastGrid.apply(input, compute, recompute, None)
+    return FastGrid.apply(input, compute, recompute, None)
 
 
 def _classification(
@@ -186,7 +186,7 @@ def _classification(
         return None  # ignored samples or out-of-range indices: the general path checks them
     dtype = torch.promote_types(network.values.dtype, input.dtype)
     log_prob = F.log_softmax(input.to(dtype), dim=class_dim)
-    if not _within(torch.stack(torch.aminmax(log_prob.detach())).tolist(), feature_limit(dtype)):
+    if not within(torch.stack(torch.aminmax(log_prob.detach())).tolist(), feature_limit(dtype)):
         return None  # -inf (masked) or NaN logits: the general path handles them
     plan = network.fast_plan("classification", dtype)
     activation = network.output_activation
@@ -214,4 +214,4 @@ def _classification(
         return compute(log_prob)[0]
     # recompute runs the general path on log-probabilities as logits: log_softmax leaves them
     # as they are, so it is the same function of the logits (and its derivatives).
-    return _FastGrid.apply(log_prob, compute, recompute, None if reduction != "none" else class_dim)
+    return FastGrid.apply(log_prob, compute, recompute, None if reduction != "none" else class_dim)

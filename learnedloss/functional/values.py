@@ -12,6 +12,7 @@ from torch import nn
 
 from learnedloss.functional.fast import grid_loss
 from learnedloss.functional.general import general_loss
+from learnedloss.functional.monotone import monotone_loss
 
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
@@ -46,7 +47,8 @@ def learned_loss(
             `learnedloss.functional.per_sample_losses`).
         frozen: the network's weights are constants (a frozen loss): a grid network then
             computes plain eager CPU calls by its fast plan (`learnedloss.networks.fast`),
-            which changes nothing but the speed.
+            and a monotone regression network by its tables
+            (`learnedloss.functional.monotone`), which changes nothing but the speed.
 
     Examples:
         >>> import torch
@@ -59,7 +61,10 @@ def learned_loss(
         1.0
     """
     if frozen and parameters is None and not side_inputs:
-        value = grid_loss(config, network, input, target, reduction, ignore_index, check_finite)
+        if config.parameterization == "monotone":
+            value = monotone_loss(config, network, input, target, reduction, check_finite)
+        else:
+            value = grid_loss(config, network, input, target, reduction, ignore_index, check_finite)
         if value is not None:
             return value
     return general_loss(

@@ -31,7 +31,8 @@ class CheckReport:
     predictions lies at the target), ``gradient_sign`` (near the target the gradient pushes
     the prediction toward it), ``gradient_size`` (the gradient is neither collapsed nor
     exploded relative to MSE's or cross-entropy's), ``batch_independent`` (an element's loss
-    does not change when the other elements of the call do).
+    does not change when the other elements of the call do), ``monotone`` (over the whole
+    range, far beyond the training range, the loss never decreases as the error grows).
     """
 
     ranges: dict[str, Range]
@@ -145,13 +146,22 @@ def _call(loss, input: torch.Tensor, target: torch.Tensor, pin_scale: bool = Tru
     return unreduced(loss, input, target, **side)
 
 
+SCALE_PINNED_INPUTS = {
+    "classification": {"log_relative_ce", "scaled_nll", "contamination"},
+    "regression": {"scaled_residual", "contamination"},
+}
+"""Inputs relative to a call's robust scale that `_call` pins (by padding the call) so that
+each element's value is a function of its own error."""
+
+
 def _scale_pinned(config) -> bool:
     """Whether `_call` pins the call's robust scale for a loss of this config."""
     if config is not None and config.kind == "classification":
-        return "log_relative_ce" in config.inputs
+        return bool(set(config.inputs) & SCALE_PINNED_INPUTS["classification"])
     if config is None or config.kind != "regression" or config.side_inputs:
         return False
-    return set(config.inputs) & set(SCALE_FREE_FEATURES) == {"scaled_residual"}
+    scale_free = set(config.inputs) & set(SCALE_FREE_FEATURES)
+    return "scaled_residual" in scale_free and scale_free <= SCALE_PINNED_INPUTS["regression"]
 
 
 def check(
@@ -187,6 +197,12 @@ def check(
     - ``batch_independent``: the first element's loss stays the same when the other
       elements of the call change. The ``"weight"`` residual form fails this by design: its
       weights are normalized over the call (use it with whole batches and ``'mean'``).
+    - ``monotone``: over the whole range, ``WHOLE_RANGE_FACTOR`` times the training range's
+      extent on each side of the target (at least 64 robust scales for a loss over
+      ``scaled_residual``; labelled logits from -30 to 30 for classification), the loss
+      never decreases as the error grows (`monotonicity`), as an M-estimator's
+      :math:`\rho` never does; it may flatten. A loss that dips has minima away from the
+      target, where its gradient pushes predictions away from the data.
 
     Args:
         loss: a `learnedloss.LearnedLoss` (or any loss called as ``loss(input, target)``
@@ -236,6 +252,7 @@ def check(
         f"gradient size relative to {'cross-entropy' if kind == 'classification' else 'MSE'}",
     )
     criteria["batch_independent"] = _batch_dependence(loss, kind, ranges)
+    criteria["monotone"] = monotonicity(loss, ranges)
     return CheckReport(dict(ranges), criteria, notes)
 
 
@@ -326,3 +343,52 @@ def _batch_dependence(loss, kind: str, ranges) -> Criterion:
             "statistics (the other criteria pin that scale at 1)"
         )
     return Criterion(independent, {"change_of_first_element": change}, detail)
+
+
+WHOLE_RANGE_FACTOR = 4.0
+"""`monotonicity` probes this many times the training range's extent."""
+
+MONOTONE_TOLERANCE = 1e-6
+"""The largest decrease `monotonicity` forgives, relative to the largest value probed (float
+rounding of a flat stretch)."""
+
+
+def monotonicity(loss: Any, ranges: dict[str, Range], points: int = 2001) -> Criterion:
+    """The ``monotone`` criterion of `check`: the loss never decreases as the error grows.
+
+    Regression: for 3 targets across the target range (one call each), residuals from 0 out
+    to ``WHOLE_RANGE_FACTOR`` times the residual range's extent (at least 64 for a loss
+    whose scale `_call` pins at 1) on each side; the loss must not decrease as ``|r|``
+    grows on either side. Classification: 5 classes, the labelled class's logit from 30
+    down to -30 (the others at 0): the loss must not decrease as the labelled class's
+    probability falls.
+    """
+    config = getattr(loss, "config", None)
+    with torch.no_grad():
+        if config is not None and config.kind == "classification":
+            logits = torch.zeros(points, 5, dtype=torch.float64)
+            logits[:, 0] = torch.linspace(30.0, -30.0, points, dtype=torch.float64)
+            labels = torch.zeros(points, dtype=torch.long)
+            curves = [(_call(loss, logits, labels), logits[:, 0])]
+        else:
+            reach = WHOLE_RANGE_FACTOR * max(abs(v) for v in ranges["residual"])
+            if _scale_pinned(config):
+                reach = max(reach, 64.0)
+            size = torch.linspace(0.0, reach, points, dtype=torch.float64)
+            curves = []
+            for target in torch.linspace(*ranges["target"], 3, dtype=torch.float64).tolist():
+                for side in (1.0, -1.0):
+                    y = torch.full_like(size, target)
+                    curves.append((_call(loss, y + side * size, y), side * size))
+    worst, at = 0.0, float("nan")
+    for values, axis in curves:
+        height = float(values.abs().max()) if bool(torch.isfinite(values).all()) else 1.0
+        drops = (values[:-1] - values[1:]).clamp_min(0.0) / max(height, 1e-12)
+        drops = torch.nan_to_num(drops, nan=1.0)
+        if float(drops.max()) > worst:
+            worst, at = float(drops.max()), float(axis[int(drops.argmax()) + 1])
+    return Criterion(
+        worst <= MONOTONE_TOLERANCE,
+        {"worst_relative_drop": worst, "at": at},
+        "over the whole range the loss never decreases as the error grows",
+    )

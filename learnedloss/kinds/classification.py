@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from learnedloss.errors import LossInputError
 from learnedloss.kinds.base import LossKind, can_inspect_values, check_all_finite
-from learnedloss.kinds.regression import robust_scale
+from learnedloss.kinds.regression import contamination, robust_scale
 
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
@@ -56,7 +56,15 @@ class Classification(LossKind):
     """
 
     name = "classification"
-    features = ("log_prob", "prob", "target", "margin", "log_relative_ce")
+    features = (
+        "log_prob",
+        "prob",
+        "target",
+        "margin",
+        "log_relative_ce",
+        "scaled_nll",
+        "contamination",
+    )
     default_inputs = ("log_prob", "target")
     takes_side_inputs = False
     uses_ignore_index = True
@@ -98,12 +106,16 @@ class Classification(LossKind):
             named["log_relative_ce"] = log_relative_cross_entropy(
                 named["log_prob"], named["target"], valid
             )
+        wanted = [name for name in ("scaled_nll", "contamination") if name in config.inputs]
+        if wanted:
+            named.update(scaled_nll_features(named["log_prob"], named["target"], valid, wanted))
         return named, valid
 
     def batch_dependent(self, config: LossConfig) -> bool:
-        """The ``"weight"`` form, and ``log_relative_ce`` (relative to the call's median
-        cross-entropy), make a sample's value depend on the other samples of the call."""
-        return super().batch_dependent(config) or "log_relative_ce" in config.inputs
+        """The ``"weight"`` form, and the features relative to the call's median
+        cross-entropy, make a sample's value depend on the other samples of the call."""
+        relative = {"log_relative_ce", "scaled_nll", "contamination"} & set(config.inputs)
+        return super().batch_dependent(config) or bool(relative)
 
     def standard_term(
         self, features: dict[str, torch.Tensor]
@@ -250,6 +262,42 @@ def log_relative_cross_entropy(
     scale = robust_scale(counted)
     relative = (per_sample / scale).clamp_min(RELATIVE_CE_FLOOR).log()
     return relative.unsqueeze(-1).expand_as(log_prob)
+
+
+def scaled_nll_features(
+    log_prob: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor | None,
+    wanted: list[str],
+) -> dict[str, torch.Tensor]:
+    r"""Features of a classification call relative to its typical cross-entropy.
+
+    With :math:`s` the median over the call's counted samples of their cross-entropy
+    :math:`\ell_n` (detached, `learnedloss.kinds.regression.robust_scale`):
+
+    - ``scaled_nll``: each class's :math:`-\log p_{n,c} / s`; for the labelled class it is
+      the sample's cross-entropy in units of the batch's typical one. A monotone loss
+      (`learnedloss.networks.MonotoneNetwork`) reads it as its magnitude axis;
+    - ``contamination``: the fraction of counted samples with :math:`\ell_n > 3 s`
+      (`learnedloss.kinds.regression.contamination`), the same for every element: once a
+      model has fitted the clean labels, wrongly labelled samples stand out this way.
+
+    Both are free of the class count for class-index targets.
+
+    Shape:
+        - log_prob, target: ``(..., C)``, the class dimension last; valid: ``(...)`` or
+          None.
+        - Output: ``(..., C)`` tensors.
+    """
+    per_sample = cross_entropy_terms(log_prob, target).sum(dim=-1)
+    counted = per_sample if valid is None else torch.where(valid, per_sample, torch.nan)
+    scale = robust_scale(counted)
+    features = {}
+    if "scaled_nll" in wanted:
+        features["scaled_nll"] = -log_prob / scale
+    if "contamination" in wanted:
+        features["contamination"] = contamination(counted, scale).expand_as(log_prob)
+    return features
 
 
 def class_margin(log_prob: torch.Tensor) -> torch.Tensor:

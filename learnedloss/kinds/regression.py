@@ -11,7 +11,12 @@ from learnedloss.kinds.base import ElementwiseKind
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
 
-SCALE_FREE_FEATURES = ("scaled_residual", "standardized_target", "standardized_input")
+SCALE_FREE_FEATURES = (
+    "scaled_residual",
+    "standardized_target",
+    "standardized_input",
+    "contamination",
+)
 """Regression features that do not change when targets and predictions are rescaled or
 shifted together (``y -> a * y + b`` with ``a > 0``; a negative ``a`` mirrors them),
 computed by `scale_free_features`."""
@@ -121,6 +126,32 @@ def robust_scale(values: torch.Tensor, *, finite: bool = False) -> torch.Tensor:
     return torch.nan_to_num(scale, nan=1.0).clamp_min(floor)  # NaN: no finite value
 
 
+CONTAMINATION_THRESHOLD = 3.0
+"""`contamination` counts the elements beyond this many robust scales."""
+
+
+def contamination(magnitudes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    r"""The fraction of a call's elements beyond `CONTAMINATION_THRESHOLD` robust scales,
+    detached: :math:`\frac{1}{N} \#\{n : |e_n| > 3 s\}` over the finite :math:`e_n` (NaN
+    ones skipped; 0 when none is finite).
+
+    It estimates how much of the batch is far off: about 4% of errors drawn from a normal
+    distribution lie beyond 3 median absolute errors, and a batch with a fraction ``f`` of
+    gross outliers reads about ``f + 0.04 (1 - f)``. A loss that reads it can be shaped
+    like the squared error on clean batches and robust on contaminated ones. Like the
+    robust scale, it reads at most `ROBUST_SCALE_SAMPLE` evenly spaced elements, and it is
+    invariant to the errors' scale.
+
+    Shape:
+        - magnitudes: :math:`(*)`; scale: a scalar.
+        - Output: a scalar tensor.
+    """
+    sample = _finite_or_nan(evenly_spaced_sample(magnitudes.detach()).abs())
+    beyond = (sample > CONTAMINATION_THRESHOLD * scale).to(sample.dtype)
+    counted = sample.isfinite().to(sample.dtype)
+    return beyond.sum() / counted.sum().clamp_min(1.0)
+
+
 def _finite_or_nan(values: torch.Tensor) -> torch.Tensor:
     """``values`` with every non-finite entry NaN, for the NaN-skipping statistics: a NaN or
     infinite element must not make every other element's feature (and gradient) NaN."""
@@ -138,7 +169,9 @@ def scale_free_features(
 
     - ``scaled_residual``: :math:`r / s`, the error in units of the batch's typical error;
     - ``standardized_target``: :math:`(y - m) / t`;
-    - ``standardized_input``: :math:`(\hat y - m) / t`.
+    - ``standardized_input``: :math:`(\hat y - m) / t`;
+    - ``contamination``: the fraction of the call's elements with :math:`|r| > 3 s`
+      (`contamination`), the same for every element.
 
     A loss that reads only these and whose value is the squared error times a function of
     them (`learnedloss.starts.scale_free_mse_start_config`) changes by exactly :math:`a^2`
@@ -152,6 +185,8 @@ def scale_free_features(
     residual = input - target
     scale = robust_scale(residual)
     features = {"scaled_residual": residual / scale} if "scaled_residual" in wanted else {}
+    if "contamination" in wanted:
+        features["contamination"] = contamination(residual, scale).expand_as(residual)
     if "standardized_target" in wanted or "standardized_input" in wanted:
         sample = _finite_or_nan(evenly_spaced_sample(target.detach()))
         center = (

@@ -36,7 +36,10 @@ class TaskObjectives(Protocol):
       called with the weights ``loss_params`` (``{name: tensor}``, as in
       ``loss.named_parameters()``; possibly perturbed ones, for evolution strategies) for
       the configured number of inner steps. It returns the task objective of each trained
-      model, a tensor of shape ``(T,)``.
+      model, a tensor of shape ``(T,)``. An execution that can train each task at its own
+      learning rate (the engine's `learnedloss.meta.engine.EngineExecution`) also takes
+      ``lr=`` ``(T,)`` by keyword; `MetaTrainer` passes it only with ``inner_lr_range``,
+      which it allows on such an execution alone.
     - Under ``torch.is_grad_enabled()`` the result is differentiable in ``loss_params``
       (second order, through the inner steps; only the last ``truncate`` steps where
       truncation is configured). Under ``torch.no_grad()`` no graph is built.

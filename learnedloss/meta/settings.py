@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from learnedloss.errors import ConfigError
+from learnedloss.meta.arguments import CHOICES
 from learnedloss.meta.gradients import meta_gradient_from
+from learnedloss.meta.rates import learning_rate_range
 from learnedloss.validators import (
     count_or_all,
     non_negative_int,
@@ -159,6 +161,19 @@ class InnerLoop:
         None,
         "backpropagate through the last N inner steps only (0 or None: all)",
         parse=count_or_all,
+    )
+    inner_lr_range: tuple[float, float] | None = setting(
+        None,
+        "draw each task's inner learning rate log-uniformly from LOW HIGH, anew at every "
+        "outer step (None: every task trains at inner_lr; needs path engine)",
+        parse=positive_float,
+        check=learning_rate_range,
+    )
+    path: str = setting(
+        "auto",
+        "how the inner loops run: vmap (auto: vmap, falling back to a loop over tasks), "
+        "a loop over tasks, or the batched engine",
+        choices=CHOICES["path"],
     )
 
 
@@ -304,6 +319,8 @@ class MetaTrainingSettings:
             "inner_lr": inner.inner_lr,
             "inner_optimizer": inner.inner_optimizer,
             "truncate": inner.truncate,
+            "inner_lr_range": inner.inner_lr_range,
+            "path": inner.path,
             "meta_batch_size": schedule.meta_batch_size,
             "meta_lr": schedule.meta_lr,
             "validate_every": schedule.validate_every,

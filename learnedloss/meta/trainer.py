@@ -23,7 +23,7 @@ import torch
 import torchopt
 from tqdm.auto import tqdm
 
-from learnedloss.errors import MetaTrainingDiverged, MetaTrainingStalled
+from learnedloss.errors import ConfigError, MetaTrainingDiverged, MetaTrainingStalled
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.arguments import (
     check_choices,
@@ -42,6 +42,7 @@ from learnedloss.meta.gradients import MetaGradient, meta_gradient_from
 from learnedloss.meta.graphs import StaticMetaStep, flatten_inputs, unflatten_inputs
 from learnedloss.meta.inner import InnerOptimizer, initial_params, make_inner_optimizer
 from learnedloss.meta.population import PopulationObjective
+from learnedloss.meta.rates import VALIDATION_STEP, check_inner_lr_range, step_rates
 from learnedloss.meta.run_directory import RunDirectory
 from learnedloss.meta.validation import ValidationSet
 from learnedloss.tasks.base import TaskBatch, TaskFamily
@@ -81,6 +82,12 @@ class MetaTrainer:
             differentiated loop needs ``eps_root > 0``. A transformation's settings cannot be
             read back: the metadata records it as ``"torchopt.GradientTransformation"``, and
             a resumed run must be given the same one.
+        inner_lr_range: ``(low, high)``: each task of each meta-batch trains at its own
+            learning rate, drawn log-uniformly from the range anew at every outer step
+            (seeded by ``seed`` and the step, so a resumed run draws the same ones; the
+            meta-validation tasks keep one fixed draw); ``inner_lr`` is then unused. Only
+            ``path="engine"`` with ``"sgd"``/``"adam"`` runs it (`learnedloss.meta.rates`).
+            ``None`` (the default): every task trains at ``inner_lr``.
         meta_optimizer: ``params -> torch.optim.Optimizer``; default Adam at ``meta_lr``.
         meta_lr: the outer learning rate of the default meta-optimizer (finite, > 0).
         meta_batch_size: tasks per outer step (>= 1).
@@ -187,6 +194,7 @@ class MetaTrainer:
         inner_steps: int = 1,
         inner_lr: float | None = None,
         inner_optimizer: InnerOptimizer = "sgd",
+        inner_lr_range: tuple[float, float] | None = None,
         meta_optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
         | None = None,
         meta_lr: float = 1e-3,
@@ -262,6 +270,7 @@ class MetaTrainer:
         self.progress = progress
         self.cuda_graph = cuda_graph
         self.meta_parameters = check_meta_parameters(loss, meta_parameters)
+        self.inner_lr_range = check_inner_lr_range(inner_lr_range, path, inner_optimizer)
         self._build(meta_optimizer, validation_tasks or tasks, path)
         if self._ranks.active:  # every rank runs the same configuration from rank 0's weights
             self._ranks.check_same(self._identity(), "MetaTrainer settings")
@@ -317,6 +326,11 @@ class MetaTrainer:
             if not reason:
                 return EngineExecution(
                     family, self.loss, self.inner_optimizer, self.inner_lr, **settings
+                )
+            if self.inner_lr_range is not None:
+                raise ConfigError(
+                    f"inner_lr_range needs the batched engine, which cannot run "
+                    f"{type(family).__name__}'s inner loops: {reason}"
                 )
         execution = InnerExecution(
             family,
@@ -517,6 +531,7 @@ class MetaTrainer:
             else CUSTOM_INNER_OPTIMIZER,
             "inner_lr": self.inner_lr,
             "truncate": self.truncate,
+            **({"inner_lr_range": list(self.inner_lr_range)} if self.inner_lr_range else {}),
             "meta_optimizer": type(self.meta_optimizer).__name__,
             "meta_lr": self.meta_lr,
             "meta_batch_size": self.meta_batch_size,
@@ -552,7 +567,10 @@ class MetaTrainer:
         with torch.no_grad():
             loss_params = {k: v.detach() for k, v in self._meta_weights().items()}
             objectives = self._validation_execution.objectives(
-                self._validation.batch, self._validation.params, loss_params
+                self._validation.batch,
+                self._validation.params,
+                loss_params,
+                **self._rates(VALIDATION_STEP, self.validation_size),
             )
         return float(self._aggregate(objectives))
 
@@ -567,13 +585,17 @@ class MetaTrainer:
 
     # ------------------------------------------------------------------ one outer step
 
-    def _objective(self, batch, params, loss_params, total: int | None) -> torch.Tensor:
+    def _objective(
+        self, batch, params, loss_params, total: int | None, rates: dict | None = None
+    ) -> torch.Tensor:
         """The meta-objective with ``loss_params`` (default: the loss's own weights); with
         ``total``, this rank's share of ``total`` tasks: its tasks' sum divided by
-        ``total``, so that the ranks' shares sum to `_aggregate` of them all."""
+        ``total``, so that the ranks' shares sum to `_aggregate` of them all. ``rates``:
+        the tasks' own learning rates, as `_rates` gives them."""
         if loss_params is None:
             loss_params = self._meta_weights()
-        return self._aggregate(self._execution.objectives(batch, params, loss_params), total)
+        objectives = self._execution.objectives(batch, params, loss_params, **(rates or {}))
+        return self._aggregate(objectives, total)
 
     def _aggregate(self, objectives: torch.Tensor, total: int | None = None) -> torch.Tensor:
         """The meta-objective of task objectives ``(..., T)`` (``aggregate``: their mean, or
@@ -584,9 +606,10 @@ class MetaTrainer:
 
     def _outer_step(self) -> dict:
         batch, params, total = self._step_tasks()
+        rates = self._step_rates()
         weights = self._meta_weights()
         self.meta_optimizer.zero_grad(set_to_none=True)
-        objective = self._meta_gradient_step(batch, params, weights, total)
+        objective = self._meta_gradient_step(batch, params, weights, total, rates)
         # A parameter with no gradient (e.g. an output bias, which shifts the loss but not
         # its gradient, so the inner loop never feels it) simply is not updated.
         finite = _is_finite(objective, weights)
@@ -610,7 +633,7 @@ class MetaTrainer:
         params = {k: v.to(self.device) for k, v in params.items()}
         ranks = self._ranks
         ranks.step = self.step + 1
-        if not (ranks.active and self.meta_gradient.splits == "tasks"):
+        if not self._splits_tasks():
             return batch, params, None
         # every rank drew the whole meta-batch from the same generator; it keeps its share
         share = ranks.share(self.meta_batch_size)
@@ -620,20 +643,45 @@ class MetaTrainer:
             (self.meta_batch_size),
         )
 
-    def _meta_gradient_step(self, batch, params, weights, total: int | None) -> float:
-        """Set the weights' ``.grad`` to the meta-gradient; return the meta-objective."""
+    def _splits_tasks(self) -> bool:
+        """Whether the ranks of a data-parallel job split each meta-batch's tasks."""
+        return self._ranks.active and self.meta_gradient.splits == "tasks"
+
+    def _step_rates(self) -> dict[str, torch.Tensor]:
+        """The next outer step's tasks' own learning rates (`_rates`; this rank's share of
+        them in a job that splits the tasks)."""
+        rates = self._rates(self.step + 1, self.meta_batch_size)
+        if not self._splits_tasks():
+            return rates
+        share = self._ranks.share(self.meta_batch_size)
+        return {k: v[share] for k, v in rates.items()}
+
+    def _rates(self, step: int, count: int) -> dict[str, torch.Tensor]:
+        """``{"lr": (count,)}``, the tasks' own learning rates at outer step ``step`` (see
+        `learnedloss.meta.rates`), or ``{}`` without ``inner_lr_range``."""
+        rates = step_rates(self.inner_lr_range, self.seed, step, count)
+        return {} if rates is None else {"lr": rates.to(self.device)}
+
+    def _meta_gradient_step(
+        self, batch, params, weights, total: int | None, rates: dict | None = None
+    ) -> float:
+        """Set the weights' ``.grad`` to the meta-gradient; return the meta-objective (the
+        tasks train at their own learning rates ``rates``, `_step_rates`, if given)."""
         ranks = self._ranks
+        rates = rates or {}
         if self.cuda_graph:
             objective = self._graphed_step(batch, params, total)
             return ranks.sum_gradients(weights, objective) if ranks.active else objective
 
         def meta_objective(loss_params):
-            return self._objective(batch, params, loss_params, total)
+            return self._objective(batch, params, loss_params, total, rates)
 
         if hasattr(self._execution, "population_objectives"):  # the engine scores many at once
             meta_objective = PopulationObjective(
                 meta_objective,
-                lambda population: self._population_objective(batch, params, population, total),
+                lambda population: self._population_objective(
+                    batch, params, population, total, rates
+                ),
             )
         if ranks.active:
             return self.meta_gradient.backward_distributed(
@@ -641,11 +689,11 @@ class MetaTrainer:
             )
         return self.meta_gradient.backward(meta_objective, weights, self._generator)
 
-    def _population_objective(self, batch, params, population, total: int | None):
+    def _population_objective(self, batch, params, population, total: int | None, rates: dict):
         """Every candidate's meta-objective, ``(C,)``, from one stacked engine run (with
         ``total``, this rank's share, as in `_objective`)."""
         return self._aggregate(
-            self._execution.population_objectives(batch, params, population), total
+            self._execution.population_objectives(batch, params, population, **rates), total
         )
 
     def _graphed_step(self, batch, params, total: int | None) -> float:

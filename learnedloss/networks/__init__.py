@@ -2,7 +2,7 @@
 
 A loss network maps a per-element feature vector (for regression: prediction and target) to
 a per-element loss value. It knows nothing about reductions, shapes or validation; that is
-the job of `learnedloss.functional`, which `learnedloss.LearnedLoss` calls. Three
+the job of `learnedloss.functional`, which `learnedloss.LearnedLoss` calls. Four
 parameterizations, chosen by ``LossConfig.parameterization`` and built by `build_network`:
 
 - `PointwiseMLP` (``"mlp"``, the default): ML3's MLP.
@@ -11,10 +11,13 @@ parameterizations, chosen by ``LossConfig.parameterization`` and built by `build
   fast path (`learnedloss.networks.fast`) on eager CPU calls.
 - `TaylorNetwork` (``"taylor"``): a low-order multivariate polynomial around a learned
   center, after TaylorGLO (Gonzalez and Miikkulainen, GECCO 2021).
+- `MonotoneNetwork` (``"monotone"``): the integral of a non-negative influence over the
+  error's scaled size, so the loss never decreases as the error grows, by construction.
 
-All three produce one number ``h`` per element, which `combine` turns into the loss as the
-config's ``residual``, ``residual_form`` and ``output_activation`` say, so each can start as
-exactly MSE, Huber or cross-entropy (`learnedloss.starts`).
+The first three produce one number ``h`` per element, which `combine` turns into the loss as
+the config's ``residual``, ``residual_form`` and ``output_activation`` say, so each can start
+as exactly MSE, Huber or cross-entropy (`learnedloss.starts`); the monotone network scales
+the standard term itself and starts as exactly MSE or cross-entropy.
 
 Examples:
     >>> import torch
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING
 from learnedloss.networks.base import ACTIVATIONS, OUTPUT_ACTIVATIONS, LossNetwork, combine
 from learnedloss.networks.grid import GridNetwork
 from learnedloss.networks.mlp import PointwiseMLP
+from learnedloss.networks.monotone import MonotoneNetwork
 from learnedloss.networks.taylor import TaylorNetwork, taylor_exponents
 
 if TYPE_CHECKING:
@@ -42,6 +46,7 @@ NETWORKS: dict[str, type[LossNetwork]] = {
     "mlp": PointwiseMLP,
     "grid": GridNetwork,
     "taylor": TaylorNetwork,
+    "monotone": MonotoneNetwork,
 }
 """The network class of each ``LossConfig.parameterization``."""
 
@@ -64,6 +69,7 @@ __all__ = [
     "OUTPUT_ACTIVATIONS",
     "GridNetwork",
     "LossNetwork",
+    "MonotoneNetwork",
     "PointwiseMLP",
     "TaylorNetwork",
     "build_network",

@@ -8,10 +8,19 @@ optimizer step ahead. See docs/online.md.
 - `OnlineLossTrainer`: the trainer a training loop calls once per minibatch.
 - `learnedloss.online.lookahead`: the step as pure functions (look-ahead, validation
   objective, meta-gradient).
+- `learnedloss.online.forms`: how the loss enters the model's update (``form=``):
+  `ScaleNormalizedLoss` (the shape only) and `SampleWeightedLoss` (Meta-Weight-Net).
 - `loss_shape`, `ShapeRecorder`: the loss's shape over the residual, during training.
 """
 
+from learnedloss.online.forms import SampleWeightedLoss, ScaleNormalizedLoss
 from learnedloss.online.shapes import ShapeRecorder, loss_shape
 from learnedloss.online.trainer import OnlineLossTrainer
 
-__all__ = ["OnlineLossTrainer", "ShapeRecorder", "loss_shape"]
+__all__ = [
+    "OnlineLossTrainer",
+    "SampleWeightedLoss",
+    "ScaleNormalizedLoss",
+    "ShapeRecorder",
+    "loss_shape",
+]

@@ -15,10 +15,12 @@ import torch
 import torchopt
 from torch import nn
 
+from learnedloss.bundled import bundled_names
 from learnedloss.errors import ConfigError, LossInputError
 from learnedloss.kinds.base import check_pair
 from learnedloss.kinds.classification import class_features
 from learnedloss.loss import LearnedLoss
+from learnedloss.online.forms import FORMS
 from learnedloss.starts import cross_entropy_start_config, mse_start_config
 
 INNER_OPTIMIZERS = ("sgd", "adam")
@@ -68,6 +70,31 @@ def check_model(model: Any) -> dict[str, nn.Parameter]:
             "OnlineLossTrainer needs them on one device (the loss follows it)"
         )
     return params
+
+
+def bundled_start(loss: Any) -> Any:
+    """``loss`` itself, or the bundled loss it names (``"robust-regression"``,
+    ``"noisy-labels"``, ...; `learnedloss.bundled_names`) loaded as a frozen `LearnedLoss`."""
+    if not isinstance(loss, str) or loss in STARTS:
+        return loss
+    if loss not in bundled_names():
+        raise ValueError(
+            f"loss must be one of {list(STARTS)}, a bundled loss's name "
+            f"({', '.join(bundled_names())}) or a LearnedLoss, got {loss!r}"
+        )
+    return LearnedLoss.from_pretrained(loss)
+
+
+def form(value: Any, loss: Any) -> str:
+    """The ``form`` argument, checked against the ``loss`` argument."""
+    if value not in FORMS:
+        raise ValueError(f"form must be one of {list(FORMS)}, got {value!r}")
+    if value == "sample-weights" and loss not in STARTS:
+        raise ValueError(
+            "form='sample-weights' learns a weighting of the standard loss: pass loss='mse' or "
+            f"'cross-entropy' with it, got loss={loss!r}"
+        )
+    return value
 
 
 def loss_kind(loss: Any) -> str:

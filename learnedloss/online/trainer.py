@@ -15,6 +15,7 @@ from torchopt import pytree
 from learnedloss.loss import LearnedLoss, finite_check_disabled
 from learnedloss.online import lookahead as la
 from learnedloss.online import options
+from learnedloss.online.forms import SampleWeightedLoss, ScaleNormalizedLoss
 
 Callback = Callable[["OnlineLossTrainer", dict], Any]
 
@@ -55,9 +56,10 @@ class OnlineLossTrainer:
     Args:
         model: the model to train (``nn.Module``); its trainable parameters are updated.
         loss: where the loss starts: ``"mse"`` (exactly MSE, `mse_start_config`),
-            ``"cross-entropy"`` (exactly cross-entropy, `cross_entropy_start_config`) or a
-            `LearnedLoss` (copied and unfrozen; regression or classification, no side
-            inputs).
+            ``"cross-entropy"`` (exactly cross-entropy, `cross_entropy_start_config`), a
+            bundled loss's name (``"robust-regression"``, ``"noisy-labels"``, ...; its
+            pretrained weights, thawed) or a `LearnedLoss` (copied and unfrozen; regression
+            or classification, no side inputs).
         optimizer: the model's optimizer: ``"sgd"``, ``"adam"`` (torchopt, Adam with
             ``eps_root=1e-8``) or any torchopt ``GradientTransformation`` (then no ``lr``).
             Its state (Adam's moments) is carried from step to step.
@@ -70,6 +72,19 @@ class OnlineLossTrainer:
             regression loss, ``nn.CrossEntropyLoss()`` for a classification loss). Any
             differentiable metric works.
         adapt_every: adapt the loss every this many steps; the others are plain steps.
+            With ``lookahead_steps=k > 1``, a look-ahead window of ``k`` steps opens at the
+            first step at or after each multiple of ``adapt_every`` that no window covers.
+        lookahead_steps: how many of the model's steps the meta-gradient looks through
+            (truncated back-propagation through ``k`` optimizer steps, each committed to the
+            model as it is taken; the loss is updated at the window's last step, on that
+            step's validation batch). 1 (default): AdaLFL's one-step look-ahead.
+        form: how the loss enters the model's update: ``"loss"`` (default; the learned loss
+            as it is, scale included), ``"shape"`` (the learned loss rescaled on every batch
+            to the standard loss's gradient norm w.r.t. the predictions, so only its shape
+            is learned; `ScaleNormalizedLoss`) or ``"sample-weights"`` (Meta-Weight-Net: the
+            standard loss weighted per sample by a learned function of each sample's loss,
+            weights of mean 1; `SampleWeightedLoss`; needs ``loss="mse"`` or
+            ``"cross-entropy"``). See `learnedloss.online.forms`.
         validation: where validation batches come from when `step` is not given one: an
             iterable of ``(x_val, y_val)`` pairs (a DataLoader, a list); it is drawn from only
             on adapting steps and restarted when exhausted.
@@ -114,6 +129,8 @@ class OnlineLossTrainer:
         meta_lr: float = 1e-3,
         objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         adapt_every: int = 1,
+        lookahead_steps: int = 1,
+        form: str = "loss",
         validation: Iterable | None = None,
         autocast: torch.dtype | None = None,
         callbacks: Sequence[Callback] | Callback = (),
@@ -123,6 +140,10 @@ class OnlineLossTrainer:
         # every argument is checked before any tensor is built or copied
         params = options.check_model(model)
         self.adapt_every = options.positive_int("adapt_every", adapt_every)
+        self.lookahead_steps = options.positive_int("lookahead_steps", lookahead_steps)
+        self.form = options.form(form, loss)
+        bundled_name = loss if isinstance(loss, str) and loss not in options.STARTS else None
+        loss = options.bundled_start(loss)
         self._optimizer, self.optimizer_name = options.inner_optimizer(optimizer, lr)
         self.lr = None if lr is None else options.positive_number("lr", lr)  # a plain float
         make_meta, self.meta_optimizer_name = options.meta_optimizer(meta_optimizer, meta_lr)
@@ -133,14 +154,20 @@ class OnlineLossTrainer:
         self._validation = options.validation_source(validation)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {seed!r}")
-        self.objective = options.objective(objective, options.loss_kind(loss))
+        self.objective_kind = options.loss_kind(loss)
+        self.objective = options.objective(objective, self.objective_kind)
 
         self.model = model
         self._params = params
         first = next(iter(params.values()))
         self.device = first.device
-        self.loss, self.started_from = options.starting_loss(loss, seed)
+        self.loss, self.started_from = self._starting_loss(loss, seed)
+        if bundled_name is not None:
+            self.started_from = f"a copy of the bundled loss {bundled_name!r}"
         self.loss.to(device=self.device, dtype=first.dtype)
+        self._train_loss = self.loss
+        if self.form == "shape":
+            self._train_loss = ScaleNormalizedLoss(self.loss, self.objective_kind)
         self._loss_params = {n: p for n, p in self.loss.named_parameters() if p.requires_grad}
         self.meta_optimizer = make_meta(list(self._loss_params.values()))
         if not isinstance(self.meta_optimizer, torch.optim.Optimizer):
@@ -150,6 +177,7 @@ class OnlineLossTrainer:
             )
         self._state = self._optimizer.init(self._detached_params())
         self._validation_iter = None
+        self._window: dict | None = None  # the open look-ahead window's graph-carrying state
         self.steps = 0
         self.adapted = 0
         self.skipped = 0
@@ -182,7 +210,9 @@ class OnlineLossTrainer:
             meta-gradient).
         """
         options.batch_pair(x, y, "x, y")
-        adapt = self.steps % self.adapt_every == 0
+        differentiable = self._window is not None or self.steps % self.adapt_every == 0
+        taken = 0 if self._window is None else self._window["taken"]
+        adapt = differentiable and taken + 1 == self.lookahead_steps
         if adapt:
             x_val, y_val = self._validation_batch(x_val, y_val)
         elif (x_val is None) != (y_val is None):
@@ -191,6 +221,8 @@ class OnlineLossTrainer:
         with finite_check_disabled(self.loss):
             if adapt:
                 record = self._adapt(x, y, x_val.to(self.device), y_val.to(self.device))
+            elif differentiable:
+                record = self._look_ahead(x, y)
             else:
                 record = self._plain(x, y)
         self.steps += 1
@@ -199,9 +231,40 @@ class OnlineLossTrainer:
             callback(self, record)
         return record
 
-    def _adapt(self, x, y, x_val, y_val) -> dict:
+    def _look_ahead(self, x, y) -> dict:
+        """One differentiable step inside the look-ahead window (opened here if none is):
+        the model takes it, and the window keeps its graph back to the loss's parameters.
+        The window starts from copies of the parameters, which the model's own in-place
+        update would otherwise change under the graph."""
+        if self._window is None:
+            start = {n: p.detach().clone().requires_grad_(True) for n, p in self._params.items()}
+            self._window = {"params": start, "state": self._state, "taken": 0}
+        window = self._window
         new_params, new_state, train_loss = la.lookahead(
-            self.model, self._params, self.loss, self._optimizer, self._state, x, y, self.autocast
+            self.model,
+            window["params"],
+            self._train_loss,
+            self._optimizer,
+            window["state"],
+            x,
+            y,
+            self.autocast,
+        )
+        window.update(params=new_params, state=new_state, taken=window["taken"] + 1)
+        with torch.no_grad():
+            for name, p in self._params.items():
+                p.copy_(new_params[name])
+        self._state = la.detached(new_state)
+        return {"train_loss": float(train_loss.detach()), "objective": None, "skipped": False}
+
+    def _adapt(self, x, y, x_val, y_val) -> dict:
+        window, self._window = self._window, None
+        if window is None:
+            params, state = self._params, self._state
+        else:
+            params, state = window["params"], window["state"]
+        new_params, new_state, train_loss = la.lookahead(
+            self.model, params, self._train_loss, self._optimizer, state, x, y, self.autocast
         )
         value = la.validation_objective(
             self.model, new_params, self.objective, x_val, y_val, self.autocast
@@ -237,7 +300,7 @@ class OnlineLossTrainer:
 
     def _plain(self, x, y) -> dict:
         with la.forward_context(self.device, self.autocast):
-            train_loss = self.loss(self.model(x), y)
+            train_loss = self._train_loss(self.model(x), y)
         grads = la.gradients(train_loss, self._params, create_graph=False)
         with torch.no_grad():
             tree = dict(zip(self._params, grads, strict=True))
@@ -281,6 +344,14 @@ class OnlineLossTrainer:
                 "validation yielded no batches (it is empty, or a used-up iterator)"
             ) from None
 
+    def _starting_loss(self, loss, seed: int) -> tuple[nn.Module, str]:
+        if self.form != "sample-weights":
+            return options.starting_loss(loss, seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            weighted = SampleWeightedLoss(self.objective_kind)
+        return weighted, f"exactly {loss}, weighted per sample (Meta-Weight-Net form, seed {seed})"
+
     def _detached_params(self) -> dict[str, torch.Tensor]:
         return {name: p.detach() for name, p in self._params.items()}
 
@@ -296,6 +367,8 @@ class OnlineLossTrainer:
             "adapted_steps": self.adapted,
             "skipped_updates": self.skipped,
             "adapt_every": self.adapt_every,
+            "lookahead_steps": self.lookahead_steps,
+            "form": self.form,
             "optimizer": self.optimizer_name,
             "lr": self.lr,
             "meta_optimizer": self.meta_optimizer_name,
@@ -305,7 +378,21 @@ class OnlineLossTrainer:
 
     def learned_loss(self) -> LearnedLoss:
         """A frozen copy of the loss as it is now, with how it was learned in its metadata
-        (``metadata["training"]``; a warm start's own record moves to ``"warm_start"``)."""
+        (``metadata["training"]``; a warm start's own record moves to ``"warm_start"``).
+
+        With ``form="shape"`` this is the loss before the per-batch rescaling (the scale the
+        trainer never used is arbitrary: under SGD, tune the lr for it again).
+
+        Raises:
+            TypeError: with ``form="sample-weights"``, whose weighting is no `LearnedLoss`
+                (``trainer.loss`` is the live `SampleWeightedLoss`; save its ``state_dict``).
+        """
+        if self.form == "sample-weights":
+            raise TypeError(
+                "form='sample-weights' learns a per-sample weighting of the standard loss, not "
+                "a LearnedLoss; trainer.loss is that SampleWeightedLoss module: use it as the "
+                "loss, or save trainer.loss.state_dict()"
+            )
         copied = copy.deepcopy(self.loss)
         metadata = dict(self.loss.metadata)
         previous = metadata.pop("training", None)
@@ -376,14 +463,19 @@ class OnlineLossTrainer:
             spec, [s.to(t.device).clone() for s, t in zip(saved, leaves, strict=True)]
         )
         self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+        self._window = None
         self.steps, self.adapted, self.skipped = state["steps"], state["adapted"], state["skipped"]
 
     def _settings(self) -> dict:
-        return {
+        weighted = isinstance(self.loss, SampleWeightedLoss)
+        settings = {
             "optimizer": self.optimizer_name,
-            "loss_config": repr(self.loss.config),
+            "loss_config": self.loss.describe() if weighted else repr(self.loss.config),
             "meta_optimizer": self.meta_optimizer_name,
         }
+        if self.form != "loss" or self.lookahead_steps != 1:  # checkpoints of 0.1 stay loadable
+            settings.update(form=self.form, lookahead_steps=self.lookahead_steps)
+        return settings
 
 
 def _name(fn: Any) -> str:

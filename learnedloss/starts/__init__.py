@@ -8,6 +8,8 @@ and meta-training learns a correction of a loss that already works. One module p
 - `learnedloss.starts.grid` and `learnedloss.starts.taylor`: starts of the grid (spline) and
   Taylor-polynomial parameterizations, by the name of a standard loss
   (`learnedloss.starts.standard`).
+- `learnedloss.starts.monotone`: the start of the monotone parameterization, a loss that
+  never decreases as the error grows (`monotone_start_config`).
 - `learnedloss.starts.factors`: knot values that give a count-free grid loss the shape of a
   published robust loss (GCE, a soft small-loss selection).
 
@@ -39,6 +41,7 @@ from learnedloss.starts.mlp import (
     reinforce_start_config,
     scale_free_mse_start_config,
 )
+from learnedloss.starts.monotone import monotone_start_config
 from learnedloss.starts.taylor import taylor_start_config
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "generalized_cross_entropy_factor",
     "grid_start_config",
     "huber_start_config",
+    "monotone_start_config",
     "mse_start_config",
     "reinforce_start_config",
     "scale_free_mse_start_config",

@@ -13,14 +13,17 @@ from torch import nn
 from learnedloss.evaluation import JointInnerLoop, Tuned
 from learnedloss.evaluation.baselines import (
     AdaptiveRobustLoss,
+    cauchy,
     general_robust_loss,
     generalized_cross_entropy,
     huber,
     label_smoothing,
     nce_rce,
     noisy_label_baselines,
+    noisy_label_defaults,
     robust_log_partition,
     robust_regression_baselines,
+    robust_regression_defaults,
     scaled_mse,
     symmetric_cross_entropy,
 )
@@ -378,6 +381,7 @@ def test_ready_made_baseline_sets():
         "MSE",
         "L1",
         "Huber (tuned d)",
+        "Cauchy (tuned c)",
         "Adaptive robust",
         "1.5 x Huber (tuned d)",
     ]
@@ -411,3 +415,108 @@ def test_robust_baselines_run_through_evaluate():
     assert result.scores["Huber (tuned d)"].variant in ("d=0.5", "d=2")
     assert result.scores["MSE"].variant is None
     assert scaled_mse(1.0)(torch.ones(2), torch.zeros(2)) == 1.0
+
+
+# -- Cauchy and the published defaults (issue 27) ------------------------------------------
+
+
+def test_cauchy_at_known_points():
+    """c²/2 · log(1 + (r/c)²) by hand: r = 1, c = 1 gives log(2)/2; r = 2, c = 1 gives
+    log(5)/2; r = 3, c = 2 gives 2·log(13/4); its slope r / (1 + (r/c)²) is 1/2 at r = c = 1."""
+    r = torch.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+    zero = torch.zeros(2, dtype=F64)
+    value = cauchy(1.0)(r, zero)
+    expected = (math.log(2) / 2 + math.log(5) / 2) / 2
+    assert float(value.detach()) == pytest.approx(expected, abs=1e-14)
+    value.backward()
+    torch.testing.assert_close(r.grad, torch.tensor([0.5, 2 / 5], dtype=F64) / 2)
+    three = cauchy(2.0)(torch.tensor([3.0], dtype=F64), torch.zeros(1, dtype=F64))
+    assert float(three) == pytest.approx(2 * math.log(13 / 4), abs=1e-14)
+    with pytest.raises(ValueError, match="c must be positive"):
+        cauchy(0.0)
+
+
+def test_cauchy_is_half_squared_near_zero_and_barron_at_alpha_zero():
+    x = torch.linspace(-6, 6, 49, dtype=F64)
+    for c in (0.5, 1.0, 3.0):
+        per_element = [float(cauchy(c)(v.view(1), torch.zeros(1, dtype=F64))) for v in x]
+        barron = c * c / 2 * general_robust_loss(x, torch.tensor(0.0, dtype=F64), c / 2**0.5)
+        torch.testing.assert_close(torch.tensor(per_element, dtype=F64), barron)
+    small = torch.tensor([1e-3], dtype=F64)
+    assert float(cauchy(1.0)(small, torch.zeros(1, dtype=F64))) == pytest.approx(0.5e-6, rel=1e-5)
+
+
+def test_robust_regression_defaults_at_known_points():
+    defaults = robust_regression_defaults()
+    assert list(defaults) == [
+        "MSE",
+        "L1",
+        "Huber d=1",
+        "SmoothL1 b=1",
+        "Cauchy c=1",
+        "Adaptive robust (published)",
+    ]
+    r = torch.tensor([0.5, -3.0], dtype=F64)
+    zero = torch.zeros(2, dtype=F64)
+    by_hand = {
+        "MSE": (0.25 + 9.0) / 2,
+        "L1": (0.5 + 3.0) / 2,
+        "Huber d=1": (0.125 + 2.5) / 2,  # ½r² inside δ = 1, |r| - ½ beyond
+        "SmoothL1 b=1": (0.125 + 2.5) / 2,  # the same function at β = 1
+        "Cauchy c=1": (0.5 * math.log(1.25) + 0.5 * math.log(10.0)) / 2,
+    }
+    for name, expected in by_hand.items():
+        assert float(defaults[name](r, zero)) == pytest.approx(expected, abs=1e-14), name
+    barron = defaults["Adaptive robust (published)"]
+    assert float(barron.alpha.detach()) == pytest.approx(1.0, abs=1e-6)
+    assert float(barron.scale.detach()) == pytest.approx(1.0, abs=1e-6)
+    assert barron.alpha_range == (0.001, 1.999) and barron.scale_min == 1e-5
+    # α = 1, c = 1: pseudo-Huber √(r² + 1) - 1, plus log c = 0, plus log Z(1) = log(2e·K₁(1))
+    log_z = math.log(2 * math.e * 0.6019072301972346)
+    expected = sum(math.sqrt(v * v + 1) - 1 for v in (0.5, 3.0)) / 2 + log_z
+    assert float(barron.double()(r, zero).detach()) == pytest.approx(expected, abs=1e-6)
+
+
+def test_noisy_label_defaults_at_known_points():
+    """Two classes, logits (0, log 3): p = (1/4, 3/4). For label 1: CE = log(4/3); label
+    smoothing 0.1 mixes in ε/C = 0.05 of each class; GCE (1 - (3/4)^0.7)/0.7; SCE
+    0.1·CE + 4·(1/4); NCE log(3/4) / (log(1/4) + log(3/4)), plus RCE 4·(1/4)."""
+    defaults = noisy_label_defaults()
+    assert list(defaults) == [
+        "CE",
+        "Label smoothing 0.1",
+        "GCE q=0.7",
+        "SCE a=0.1 b=1",
+        "NCE+RCE a=1 b=1",
+    ]
+    logits = torch.tensor([[0.0, math.log(3.0)]], dtype=F64)
+    label = torch.tensor([1])
+    ce = math.log(4 / 3)
+    by_hand = {
+        "CE": ce,
+        "Label smoothing 0.1": -(0.95 * math.log(3 / 4) + 0.05 * math.log(1 / 4)),
+        "GCE q=0.7": (1 - 0.75**0.7) / 0.7,
+        "SCE a=0.1 b=1": 0.1 * ce + 4 * 0.25,
+        "NCE+RCE a=1 b=1": math.log(3 / 4) / (math.log(1 / 4) + math.log(3 / 4)) + 4 * 0.25,
+    }
+    for name, expected in by_hand.items():
+        assert float(defaults[name](logits, label)) == pytest.approx(expected, abs=1e-12), name
+
+
+def test_tuned_regression_grids_follow_the_target_units():
+    """With units = 100, the δ and c grids and Barron's starting scale are 100 times larger;
+    the labels stay in units of the spread."""
+    plain, raw = robust_regression_baselines(), robust_regression_baselines(units=100.0)
+    assert list(plain) == list(raw)
+    assert list(raw["Huber (tuned d)"].variants) == list(plain["Huber (tuned d)"].variants)
+    x, y = torch.randn(9, dtype=F64) * 100, torch.zeros(9, dtype=F64)
+    torch.testing.assert_close(
+        raw["Huber (tuned d)"].variants["d=0.5"](x, y), F.huber_loss(x, y, delta=50.0)
+    )
+    torch.testing.assert_close(raw["Cauchy (tuned c)"].variants["c=2"](x, y), cauchy(200.0)(x, y))
+    torch.testing.assert_close(
+        raw["1.5 x Huber (tuned d)"].variants["d=1"](x, y), 1.5 * F.huber_loss(x, y, delta=100.0)
+    )
+    assert float(raw["Adaptive robust"].scale.detach()) == pytest.approx(100.0, rel=1e-6)
+    with pytest.raises(ValueError, match="units must be positive"):
+        robust_regression_baselines(units=0.0)

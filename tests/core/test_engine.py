@@ -39,14 +39,18 @@ def _sine_batch(n_tasks: int, generator: torch.Generator) -> TaskBatch:
     return TaskBatch(x[:, :20], y[:, :20], x[:, 20:], y[:, 20:])
 
 
-@pytest.fixture
-def setup():
+def _sine_setup():
     generator = torch.Generator().manual_seed(0)
     batch = _sine_batch(4, generator)
     template, params = initial_params(lambda: mlp((1, 16, 8, 1)), 4, generator)
     torch.manual_seed(0)
     loss = LearnedLoss(LossConfig(hidden_sizes=(8, 8), bias=True))
     return plain_objective(mse_objective), batch, template, params, loss
+
+
+@pytest.fixture
+def setup():
+    return _sine_setup()
 
 
 def _meta_gradient(run, loss):
@@ -410,3 +414,58 @@ def test_the_robust_regression_recipe_s_loss_meta_trains_on_the_engine(estimator
     assert len(trainer.history) == 2
     after = list(trainer.loss.parameters())
     assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+
+
+class _WriteRecorder:
+    """Records every attribute set on one module while installed."""
+
+    def __init__(self, monkeypatch, module: nn.Module):
+        self.names: list[str] = []
+        original = type(module).__setattr__
+
+        def recording(obj, name, value):
+            if obj is module:
+                self.names.append(name)
+            original(obj, name, value)
+
+        monkeypatch.setattr(type(module), "__setattr__", recording)
+
+
+@pytest.mark.parametrize("kind", ["learned", "learned-frozen", "mse"])
+def test_the_engine_computes_the_loss_without_changing_the_loss_module(monkeypatch, kind):
+    objective, batch, template, params, loss = _sine_setup()
+    if kind == "mse":
+        loss = nn.MSELoss(reduction="sum")
+    else:
+        loss = LearnedLoss(loss.config, reduction="sum", check_finite=True)
+        loss.load_state_dict(_sine_setup()[-1].state_dict())
+        if kind == "learned-frozen":
+            loss.freeze()
+    loss_params = {k: v.detach() for k, v in loss.named_parameters()}
+    engine = BatchedInnerLoop(template, loss, objective, "adam", lr=LR)
+    recorder = _WriteRecorder(monkeypatch, loss)
+    with torch.no_grad():
+        got = engine.run(params, loss_params, batch, STEPS)
+    assert recorder.names == []  # no reduction='none' and back, no check_finite toggled
+    assert loss.reduction == "sum"
+    monkeypatch.undo()
+    twin = nn.MSELoss() if kind == "mse" else LearnedLoss(loss.config)
+    if kind != "mse":
+        twin.load_state_dict(loss.state_dict())
+        if kind == "learned-frozen":
+            twin.freeze()
+    twin_params = {k: v.detach() for k, v in twin.named_parameters()}
+    with torch.no_grad():  # the per-task mean, whatever the module's own reduction
+        expected = BatchedInnerLoop(template, twin, objective, "adam", lr=LR).run(
+            params, twin_params, batch, STEPS
+        )
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_a_loss_with_weights_outside_its_network_is_refused():
+    from learnedloss.meta.engine.losses import stacked_loss_apply
+
+    loss = LearnedLoss(LossConfig())
+    loss.temperature = nn.Parameter(torch.ones(()))
+    with pytest.raises(EngineUnsupported, match="outside its network"):
+        stacked_loss_apply(loss)

@@ -46,10 +46,19 @@ def test_each_kind_exposes_its_features_defaults_and_forms():
         "scaled_residual",
         "standardized_target",
         "standardized_input",
+        "contamination",
     )
     assert Regression.default_inputs == ("input", "target")
     assert Regression.residual_forms == ("add", "scale", "weight")
-    assert Classification.features == ("log_prob", "prob", "target", "margin", "log_relative_ce")
+    assert Classification.features == (
+        "log_prob",
+        "prob",
+        "target",
+        "margin",
+        "log_relative_ce",
+        "scaled_nll",
+        "contamination",
+    )
     assert Classification.default_inputs == ("log_prob", "target")
     assert Classification.residual_forms == ("add", "scale")
     assert not Classification.takes_side_inputs and Classification.uses_ignore_index

@@ -75,8 +75,16 @@ class EngineExecution:
             raise ValueError(f"an engine execution runs on path 'engine', not {path!r}")
         self.path_reason = reason
 
-    def objectives(self, batch: TaskBatch, params: Params, loss_params: Params) -> torch.Tensor:
-        """Each task's objective after its inner loop, shape ``(T,)`` (`TaskObjectives`)."""
+    def objectives(
+        self,
+        batch: TaskBatch,
+        params: Params,
+        loss_params: Params,
+        *,
+        lr: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Each task's objective after its inner loop, shape ``(T,)`` (`TaskObjectives`);
+        ``lr``, ``(T,)``, trains each task at its own learning rate."""
         return self.engine.run(
             params,
             loss_params,
@@ -85,16 +93,23 @@ class EngineExecution:
             score_on=self.score_on,
             truncate=self.truncate,
             checkpointed=self.checkpoint_inner and torch.is_grad_enabled(),
+            lr=lr,
         )
 
     def population_objectives(
-        self, batch: TaskBatch, params: Params, population: list[Params]
+        self,
+        batch: TaskBatch,
+        params: Params,
+        population: list[Params],
+        *,
+        lr: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Every candidate's task objectives, ``(C, T)``, from one stacked training run of
-        ``C * T`` models with no graph (the loss is called once per candidate per step).
+        ``C * T`` models with no graph (one loss call per step, vmapped over the candidates).
 
-        Every candidate trains on the same tasks from the same initial models (common random
-        numbers), as evaluating the candidates one by one would.
+        Every candidate trains on the same tasks from the same initial models, at the same
+        per-task learning rates ``lr`` if given (common random numbers), as evaluating the
+        candidates one by one would.
         """
         count = len(population)
         with torch.no_grad():
@@ -105,6 +120,7 @@ class EngineExecution:
                 tile_batch(batch, count),
                 self.inner_steps,
                 score_on=self.score_on,
+                lr=None if lr is None else _tile(lr, count),
             )
         return values.view(count, len(batch))
 

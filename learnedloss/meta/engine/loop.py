@@ -168,7 +168,7 @@ class BatchedInnerLoop:
             loss_params: the loss's parameters (perturbed ones for ES), by name; or a
                 population, a list of ``C`` of them, with no graph: the tasks are ``C``
                 equal consecutive blocks, block ``c`` trained with ``loss_params[c]`` (the
-                models train as one stacked call; the loss is called once per block).
+                models train as one stacked call; the loss, one call vmapped over the blocks).
             batch: the tasks.
             n_steps: inner steps.
             score_on: ``"query"`` or ``"train"``.
@@ -294,12 +294,23 @@ class BatchedInnerLoop:
         return self.optimizer.update(flat, grad, state, step + 1, run.lr, inplace)
 
     def _losses(self, loss_params, prediction, x, y) -> torch.Tensor:
-        if isinstance(loss_params, list):  # a population: one loss per block of tasks
+        """Every task's mean loss ``(T,)``; for a population (a list of ``C`` weight dicts),
+        block ``c`` of the tasks with weights ``c``, all blocks in one ``vmap`` over the
+        candidates (one loss call per step, not ``C``: a loss's per-call cost dominates at
+        small sizes)."""
+        if isinstance(loss_params, list) and loss_params[0]:
             blocks = len(loss_params)
-            chunks = zip(prediction.chunk(blocks), x.chunk(blocks), y.chunk(blocks), strict=True)
-            return torch.cat(
-                [self._losses(own, *chunk) for own, chunk in zip(loss_params, chunks, strict=True)]
-            )
+            stacked = {
+                name: torch.stack([own[name] for own in loss_params]) for name in loss_params[0]
+            }
+
+            def block(own, prediction, x, y):
+                return self._losses(own, prediction, x, y)
+
+            split = [t.unflatten(0, (blocks, -1)) for t in (prediction, x, y)]
+            return vmap(block)(stacked, *split).flatten()
+        if isinstance(loss_params, list):  # a population of weightless losses: the same loss
+            loss_params = loss_params[0]
         input, target, offered = default_loss_arguments(prediction, y, x)
         return self._loss_apply(loss_params, input, target, offered)
 

@@ -1,0 +1,185 @@
+"""The monotone parameterization: a loss that can only grow with the size of the error."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+from torch import nn
+
+from learnedloss.networks.base import LossNetwork, _FirstLayerShim
+
+if TYPE_CHECKING:
+    from learnedloss.config import LossConfig
+
+POWERS = {"square": 2, "identity": 1}
+"""The power ``p`` of the standard term each output activation stands for: the squared error
+(regression) grows as the error squared, a cross-entropy term (classification) linearly."""
+
+SMALLEST_MAGNITUDE = 1e-6
+"""Magnitudes below this (in the feature's units) are evaluated at it: on the first interval
+the ratio `MonotoneNetwork` computes is a constant (``p = 2``) or affine (``p = 1``), so this
+changes the loss by far less than its rounding."""
+
+
+class MonotoneTables(NamedTuple):
+    r"""A frozen monotone loss as polynomial coefficients, for the fast path: on each knot
+    interval ``k`` (and on the tail beyond the last knot, ``k = K - 1``) the shape is
+    :math:`R(z) = a_k + b_k z + c_k z^2` and its influence :math:`\psi(z) = b_k + 2 c_k z`.
+
+    ``coefficients`` is ``(K1, K, 3)``: ``(a, b, c)`` per curve of the second axis and
+    interval; ``boundaries`` the ``K - 1`` inner knots that `torch.bucketize` locates a
+    magnitude among."""
+
+    coefficients: torch.Tensor
+    boundaries: torch.Tensor
+
+
+class MonotoneNetwork(LossNetwork):
+    r"""A loss that is non-decreasing in the size of the error by construction.
+
+    The first input is a scaled error magnitude :math:`z \ge 0` (its absolute value is taken),
+    for example ``scaled_residual`` (:math:`r / s`, :math:`s` the call's robust scale of the
+    residuals) or ``scaled_nll`` (:math:`-\log p / s`). The network holds an *influence*
+    :math:`\psi(z) \ge 0` (the derivative of the loss in :math:`z`, as in M-estimation) at
+    ``grid_knots[0]`` equally spaced knots over ``grid_range[0] = (0, Z)``, interpolated
+    linearly between them and continued beyond :math:`Z` along the last interval's slope when
+    that slope is positive (flat otherwise). The loss shape is its integral,
+
+    .. math::
+        R(z) = \int_0^{z} \psi(u)\, du,
+
+    computed exactly (it is piecewise quadratic) from cumulative sums of the knots'
+    trapezoids. Since :math:`\psi \ge 0` everywhere, :math:`R` never decreases: the loss can
+    flatten (redescend) but never dips, whatever the parameters. Each knot's influence is the
+    standard loss's times :math:`\exp(\theta_k)` (``log_influence``, starting at 0), so that
+    the search moves it by factors, and the parameterization starts as exactly the standard
+    loss: :math:`\psi(z) = 2z` (``output_activation="square"``, MSE: :math:`R = z^2`, with
+    :math:`\psi(0) = 0` fixed) or :math:`\psi = 1` (``"identity"``, cross-entropy:
+    :math:`R = z`).
+
+    The value is the standard term ``skip`` (the residual :math:`r = s z`, or the
+    cross-entropy term) times :math:`R(z) / z^p`: :math:`s^2 R(r / s)` for regression and
+    :math:`s R(u / s)` for a labelled class of cross-entropy :math:`u`, in the data's own
+    units. An optional second input (a statistic of the call, such as ``contamination``) picks
+    the shape: one influence curve per knot of ``grid_knots[1]`` over ``grid_range[1]``,
+    interpolated linearly between them (so still non-negative) and clamped beyond the ends.
+
+    Shape:
+        - Input: ``(*, in_features)`` with ``in_features`` 1 or 2, and the standard term
+          ``skip`` of shape ``(*)``.
+        - Output: ``(*)``.
+    """
+
+    layers = _FirstLayerShim()
+
+    def __init__(self, config: LossConfig) -> None:
+        super().__init__(config)
+        if config.grid_knots is None or config.grid_range is None:
+            raise ValueError("a MonotoneNetwork needs a config with parameterization='monotone'")
+        self.knots = tuple(config.grid_knots)
+        self.grid_range = tuple(config.grid_range)
+        self.power = POWERS[config.output_activation]
+        k0 = self.knots[0]
+        k1 = self.knots[1] if len(self.knots) == 2 else 1
+        first = 1 if self.power == 2 else 0  # MSE's influence is 0 at z = 0: fixed there
+        self.log_influence = nn.Parameter(torch.zeros(k1, k0 - first))
+
+    @property
+    def spacing(self) -> float:
+        """The distance between two knots of the magnitude axis."""
+        return self.grid_range[0][1] / (self.knots[0] - 1)
+
+    def extra_repr(self) -> str:
+        return f"knots={self.knots}, range={self.grid_range}, power={self.power}"
+
+    def influence(self) -> torch.Tensor:
+        r"""The influence :math:`\psi` at every knot, ``(K1, K0)``: the standard loss's times
+        ``exp(log_influence)`` (0 at :math:`z = 0` for a squared error)."""
+        theta = self.log_influence
+        k0 = self.knots[0]
+        z = torch.arange(k0, dtype=theta.dtype, device=theta.device) * self.spacing
+        if self.power == 2:
+            return torch.cat([theta.new_zeros(theta.shape[0], 1), 2 * z[1:] * theta.exp()], dim=1)
+        return theta.exp().expand(theta.shape[0], k0)
+
+    def shape_at(self, z: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        r"""The loss shape :math:`R(z)` at magnitudes ``z`` (absolute values are taken).
+
+        Args:
+            z: ``(*)`` magnitudes in the feature's units.
+            rows: ``(*)`` positions on the second axis (None: the only curve).
+        """
+        psi = self.influence()
+        delta = self.spacing
+        k0 = self.knots[0]
+        area = delta * (psi[:, 1:] + psi[:, :-1]) / 2  # trapezoids between knots
+        start = torch.cat([psi.new_zeros(psi.shape[0], 1), area.cumsum(dim=1)], dim=1)
+        tail_slope = ((psi[:, -1] - psi[:, -2]) / delta).clamp_min(0.0)
+        z = z.abs()
+        index = (z / delta).floor().clamp(0, k0 - 2).long()
+        t = (z - index.to(z.dtype) * delta).clamp_max(delta)
+        beyond = (z - (k0 - 1) * delta).clamp_min(0.0)
+        if rows is None:
+            lower, upper, base = psi[0][index], psi[0][index + 1], start[0][index]
+            tail = psi[0, -1] * beyond + tail_slope[0] * beyond.square() / 2
+            return base + lower * t + (upper - lower) * t.square() / (2 * delta) + tail
+        return self._blended_shape(psi, start, tail_slope, index, t, beyond, rows)
+
+    def _blended_shape(self, psi, start, tail_slope, index, t, beyond, rows) -> torch.Tensor:
+        """`shape_at` with one curve per knot of the second axis, blended linearly."""
+        lo, hi = self.grid_range[1]
+        k1 = self.knots[1]
+        position = ((rows - lo) / (hi - lo) * (k1 - 1)).clamp(0, k1 - 1)
+        row = position.floor().clamp_max(k1 - 2).long()
+        weight = position - row.to(position.dtype)
+        delta = self.spacing
+        shapes = []
+        for r in (row, row + 1):
+            lower, upper, base = psi[r, index], psi[r, index + 1], start[r, index]
+            tail = psi[r, -1] * beyond + tail_slope[r] * beyond.square() / 2
+            shapes.append(base + lower * t + (upper - lower) * t.square() / (2 * delta) + tail)
+        return shapes[0] + weight * (shapes[1] - shapes[0])
+
+    def fast_tables(self, dtype: torch.dtype) -> MonotoneTables:
+        """The frozen loss's `MonotoneTables` in ``dtype`` (computed in float64), rebuilt
+        only when the weights change."""
+        theta = self.log_influence
+        key = (theta._version, theta.data_ptr(), theta.device, dtype)
+        cached = getattr(self, "_tables", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                tables = self._build_tables(dtype)
+            self._tables = cached = (key, tables)
+        return cached[1]
+
+    def _build_tables(self, dtype: torch.dtype) -> MonotoneTables:
+        psi = self.influence().to(torch.float64)
+        delta = self.spacing
+        k0 = self.knots[0]
+        knots = torch.arange(k0, dtype=torch.float64) * delta
+        area = delta * (psi[:, 1:] + psi[:, :-1]) / 2
+        start = torch.cat([psi.new_zeros(psi.shape[0], 1), area.cumsum(dim=1)], dim=1)
+        tail = ((psi[:, -1] - psi[:, -2]) / delta).clamp_min(0.0)
+        # per interval: R = start_k + psi_k (z - z_k) + m_k (z - z_k)^2, expanded in z
+        curvature = torch.cat([(psi[:, 1:] - psi[:, :-1]) / (2 * delta), tail[:, None] / 2], 1)
+        a = start - psi * knots + curvature * knots.square()
+        b = psi - 2 * curvature * knots
+        coefficients = torch.stack([a, b, curvature], dim=-1)
+        return MonotoneTables(coefficients.to(dtype), knots[1:].to(dtype))
+
+    def correction(self, features: torch.Tensor) -> torch.Tensor:
+        r"""The ratio :math:`R(z) / z^p` of the loss to the standard term's power."""
+        z = features[..., 0].abs().clamp_min(SMALLEST_MAGNITUDE)
+        rows = features[..., 1] if features.shape[-1] == 2 else None
+        return self.shape_at(z, rows) / z**self.power
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        skip: torch.Tensor | None = None,
+        multiplier: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        ratio = self.correction(features)
+        standard = skip.square() if self.power == 2 else skip
+        return standard * ratio
