@@ -58,7 +58,8 @@ class BundledEntry:
         vs_best_tuned: its measured verdict against the best tuned alternative loss.
         form: how it computes (``grid``, ``MLP 16-16``, ``Taylor``) and its residual form.
         cost: its cost per call relative to the standard loss, or `NOT_MEASURED`.
-        experimental: True where its per-call cost is far above the standard loss's.
+        experimental: True where its per-call cost is far above the standard loss's, or it
+            fails `check`'s whole-range ``monotone`` criterion (it dips somewhere).
         experimental_reason: why it is experimental (empty otherwise).
     """
 

@@ -502,7 +502,7 @@ class LearnedLoss(nn.Module):
 
         Examples:
             >>> from learnedloss import LearnedLoss
-            >>> LearnedLoss.from_pretrained("sine-regression").check().passed
+            >>> LearnedLoss.from_pretrained("mse-fit").check().passed
             True
         """
         from learnedloss.inspection.check import check

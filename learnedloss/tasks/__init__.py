@@ -4,6 +4,7 @@ The families the library ships live in `learnedloss.families`, one folder each.
 """
 
 from learnedloss.tasks.base import TaskBatch, TaskFamily, mse_objective
+from learnedloss.tasks.mixed import MixedTasks
 from learnedloss.tasks.models import mlp
 
-__all__ = ["TaskBatch", "TaskFamily", "mlp", "mse_objective"]
+__all__ = ["MixedTasks", "TaskBatch", "TaskFamily", "mlp", "mse_objective"]

@@ -81,7 +81,7 @@ def test_list_reads_its_figures_from_the_cards_metadata(capsys):
         if line.startswith("robust-regression ")
     )
     assert f"{catalog['cost_per_call']['ratio']:g}x" in row
-    assert catalog["replaces"] in row and "grid" in row
+    assert catalog["replaces"] in row and config["parameterization"] in row
 
 
 def test_console_script_is_installed():

@@ -349,11 +349,9 @@ def test_bundled_losses_compute_what_their_formulas_say(name):
             torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_bundled_grid_regression_losses_pass_through_their_knots():
+def test_bundled_regression_losses_pass_through_their_knots():
     """A cubic Hermite spline takes its knot values at the knots: at residual r_k and target
-    t_j, sine-regression's loss is (r_k + v[j, k])^2, and at scaled residual s_k (the call's
-    scale pinned to 1 by elements whose residual is exactly 1) robust-regression's is
-    ((1 + v[k]) * s_k)^2."""
+    t_j, sine-regression's loss is (r_k + v[j, k])^2."""
     sine = LearnedLoss.from_pretrained("sine-regression", reduction="none").double()
     (r_lo, r_hi), (t_lo, t_hi) = sine.config.grid_range
     k0, k1 = sine.config.grid_knots
@@ -363,13 +361,22 @@ def test_bundled_grid_regression_losses_pass_through_their_knots():
         target = torch.full_like(r, t)
         expected = (r + values[8 * j]) ** 2
         torch.testing.assert_close(sine(target + r, target), expected, rtol=1e-9, atol=1e-9)
+    # robust-regression (monotone): at scaled residual z_k (the call's scale pinned to 1) the
+    # loss is the integral of its influence up to z_k, the cumulative trapezoids of the knots'
+    # influences blended at the call's contamination
     robust = LearnedLoss.from_pretrained("robust-regression", reduction="none").double()
-    ((lo, hi),) = robust.config.grid_range
-    s = torch.linspace(lo, hi, robust.config.grid_knots[0], dtype=torch.float64)
-    pad = torch.ones(2 * s.numel() + 1, dtype=torch.float64)  # residual 1: the median
-    got = robust(torch.cat([s, pad]), torch.zeros(3 * s.numel() + 1, dtype=torch.float64))
-    expected = ((1 + robust.network.values.double()[0]) * s) ** 2
-    torch.testing.assert_close(got[: s.numel()], expected, rtol=1e-9, atol=1e-9)
+    (lo, hi), _ = robust.config.grid_range
+    k = robust.config.grid_knots[0]
+    z = torch.linspace(lo, hi, k, dtype=torch.float64)
+    pad = torch.ones(2 * k + 1, dtype=torch.float64)  # residual 1: the median
+    got = robust(torch.cat([z, pad]), torch.zeros(3 * k + 1, dtype=torch.float64))
+    contamination = float((z > 3).sum()) / (3 * k + 1)
+    psi = robust.network.influence().double().detach()
+    blended = torch.lerp(psi[0], psi[1], contamination)
+    step = (hi - lo) / (k - 1)
+    trapezoids = step * (blended[1:] + blended[:-1]) / 2
+    expected = torch.cat([torch.zeros(1, dtype=torch.float64), trapezoids.cumsum(0)])
+    torch.testing.assert_close(got[:k], expected, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", bundled_names())

@@ -101,7 +101,8 @@ def test_scale_free_grid_loss_rescales_by_a_squared(frozen):
 
 def test_bundled_robust_regression_is_the_same_loss_in_any_units():
     loss = LearnedLoss.from_pretrained("robust-regression")
-    assert loss.config.inputs == ("scaled_residual",) and loss.config.residual_form == "scale"
+    assert loss.config.inputs == ("scaled_residual", "contamination")
+    assert loss.config.parameterization == "monotone"
     assert loss.batch_dependent
     generator = torch.Generator().manual_seed(3)
     y = torch.randn(256, generator=generator, dtype=torch.float64)

@@ -111,11 +111,24 @@ def test_the_demo_scores_the_bundled_loss_on_the_held_out_table(tmp_path, capsys
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "3", "--n-tasks", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "robust-regression-20" in printed and "diabetes" in printed
+    assert "robust-regression" in printed and "diabetes" in printed
+    assert "/ best tuned" in printed and "/ best default" in printed
     results = json.loads((out / "results.json").read_text())
     for optimizer in ("sgd", "adam"):
         scores = results[optimizer]["losses"]
-        assert {"MSE", "L1", "Huber (tuned d)", "Adaptive robust", "robust-regression-20"} <= set(
-            scores
-        )
+        tuned = {"MSE", "L1", "Huber (tuned d)", "Cauchy (tuned c)", "Adaptive robust"}
+        defaults = {"Huber d=1", "Cauchy c=1"}
+        assert tuned | defaults | {"robust-regression"} <= set(scores)
         assert (out / f"demo-{optimizer}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_lr_range_in_raw_units_covers_squared_and_absolute_losses():
+    """Targets 100x larger need an L1 loss's lr 100x larger and a squared loss's 100x smaller:
+    the tuned range widens both ways, so neither kind is tuned against the grid's edge."""
+    from learnedloss.families.robust_regression.transfer import LR_RANGES, lr_range
+
+    low, high = LR_RANGES["sgd"]
+    for scale in (100.0, 0.01):
+        wide_low, wide_high = lr_range("sgd", scale)
+        assert wide_low == pytest.approx(low / 100) and wide_high == pytest.approx(high * 100)
+    assert lr_range("adam", 1.0) == LR_RANGES["adam"]

@@ -44,11 +44,14 @@ LR_RANGES = {"sgd": (1e-3, 0.5), "adam": (1e-4, 0.25)}
 
 def lr_range(optimizer: str, target_scale: float = 1.0) -> tuple[float, float]:
     """The lr range tuned over for ``optimizer`` (`LR_RANGES`), widened for targets in other
-    units: by ``target_scale`` above when it is over 1, below when it is under 1. A loss whose
-    gradient does not grow with the residual (L1, Huber beyond δ) needs an lr in proportion
-    to the targets' scale to reach them in as many steps."""
+    units by ``target_scale`` in both directions. A loss whose gradient does not grow with the
+    residual (L1, Huber beyond δ) needs an lr in proportion to the targets' scale to reach
+    them in as many steps; a loss whose gradient grows with it (MSE, and every scale-free
+    learned loss, whose value scales as the square of the units) needs an lr in inverse
+    proportion. The range covers both."""
     low, high = LR_RANGES[optimizer]
-    return low * min(1.0, target_scale), high * max(1.0, target_scale)
+    spread = max(target_scale, 1.0 / target_scale)
+    return low / spread, high * spread
 
 
 def held_out_tasks(
