@@ -278,7 +278,8 @@ def robust_log_partition(alpha: torch.Tensor) -> torch.Tensor:
     slope = slope.to(device=alpha.device, dtype=alpha.dtype)
     h = _ALPHA_TABLE_MAX / _ALPHA_TABLE_STEPS
     u = alpha.clamp(0.0, _ALPHA_TABLE_MAX) / h
-    index = u.detach().floor().clamp(0, _ALPHA_TABLE_STEPS - 1).long()
+    # a NaN α (a diverged run) reads knot 0 and gives NaN through t, never a bad index
+    index = torch.nan_to_num(u.detach(), nan=0.0).floor().clamp(0, _ALPHA_TABLE_STEPS - 1).long()
     t = u - index.to(u.dtype)
     t2, t3 = t * t, t * t * t
 

@@ -325,6 +325,9 @@ def _batch_dependence(loss, kind: str, ranges) -> Criterion:
         r_lo, r_hi = ranges["residual"]
         y = torch.rand(16, generator=generator, dtype=torch.float64) * (t_hi - t_lo) + t_lo
         x = y + torch.rand(16, generator=generator, dtype=torch.float64) * (r_hi - r_lo) + r_lo
+        x[0] = y[0] + 0.75 * r_hi  # a large residual: a loss relative to the batch's scale
+        # reads it far from the target, where its shape is not a multiple of r² (near zero
+        # a monotone loss is c·r² whatever the scale)
         x2 = x.clone()
         x2[1:] = y[1:] + (
             torch.rand(15, generator=generator, dtype=torch.float64) * (r_hi - r_lo) + r_lo

@@ -520,3 +520,16 @@ def test_tuned_regression_grids_follow_the_target_units():
     assert float(raw["Adaptive robust"].scale.detach()) == pytest.approx(100.0, rel=1e-6)
     with pytest.raises(ValueError, match="units must be positive"):
         robust_regression_baselines(units=0.0)
+
+
+def test_a_diverged_adaptive_loss_gives_nan_not_an_index_error():
+    """Barron's α can become NaN when a run diverges at a high lr: the loss must be NaN (a
+    diverged run), not crash the evaluation on a table lookup."""
+    import math
+
+    import torch
+
+    from learnedloss.evaluation.baselines import robust_log_partition
+
+    value = robust_log_partition(torch.tensor([math.nan, 1.0], dtype=torch.float64))
+    assert math.isnan(float(value[0])) and math.isfinite(float(value[1]))
