@@ -18,7 +18,7 @@ import torch
 import torchopt
 
 from learnedloss.meta.inner import InnerLoop, Params, learned_loss_apply
-from learnedloss.tasks.base import TaskBatch, TaskFamily
+from learnedloss.tasks.base import TaskBatch, TaskFamily, template_model
 
 PATHS = ("auto", "vmap", "loop")
 """The paths `InnerExecution` runs on: ``"auto"`` is vmap until the model fails under it."""
@@ -117,8 +117,7 @@ class InnerExecution:
     ) -> None:
         if path not in PATHS:
             raise ValueError(f"path must be 'auto', 'vmap' or 'loop', got {path!r}")
-        with torch.random.fork_rng(devices=[]):  # the template's weights are never used
-            template = family.make_model().to(device)
+        template = template_model(family, device)
         self.inner_steps = inner_steps
         self.score_on = score_on
         self.truncate = truncate

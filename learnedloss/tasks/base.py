@@ -161,3 +161,10 @@ class TaskFamily(ABC):
     def describe(self) -> dict:
         """The family's settings, JSON-ready, for configs and model cards."""
         return {"family": type(self).__name__}
+
+
+def template_model(family: TaskFamily, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """A model of ``family`` whose architecture the inner loops copy, built on ``device``
+    without drawing from the caller's random number generator (its weights are never used)."""
+    with torch.random.fork_rng(devices=[]):
+        return family.make_model().to(device)

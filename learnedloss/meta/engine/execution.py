@@ -14,7 +14,7 @@ import dataclasses
 import torch
 
 from learnedloss.meta.engine.loop import BatchedInnerLoop, Params
-from learnedloss.tasks.base import TaskBatch, TaskFamily
+from learnedloss.tasks.base import TaskBatch, TaskFamily, template_model
 
 ENGINE_PATH = "engine"
 """The ``path`` an `EngineExecution` reports."""
@@ -53,8 +53,7 @@ class EngineExecution:
         truncate: int | None = None,
         checkpoint_inner: bool = False,
     ) -> None:
-        with torch.random.fork_rng(devices=[]):  # the template's weights are never used
-            template = family.make_model().to(device)
+        template = template_model(family, device)
         self.inner_steps = inner_steps
         self.score_on = score_on
         self.truncate = truncate
