@@ -55,8 +55,9 @@ def monotone_loss(
     scale = _robust_scale(magnitude, dtype)
     if sum(abs(b) for b in bounds) / scale > feature_limit(dtype) / 2:
         return None
-    coefficients = _coefficients(network, dtype, magnitude, scale, len(config.inputs) == 2)
-    boundaries = network.fast_tables(dtype).boundaries
+    tables = network.fast_tables(dtype)
+    coefficients = _coefficients(network, tables, magnitude, scale, len(config.inputs) == 2)
+    boundaries = tables.boundaries
     want = input.requires_grad and torch.is_grad_enabled()
     factor = scale / mean_divisor(reduction, input.numel())
 
@@ -107,10 +108,10 @@ def _robust_scale(magnitude: torch.Tensor, dtype: torch.dtype) -> float:
     return max(median, 1e-3 * mean, torch.finfo(dtype).tiny)
 
 
-def _coefficients(network, dtype, magnitude, scale: float, adaptive: bool) -> torch.Tensor:
+def _coefficients(network, tables, magnitude, scale: float, adaptive: bool) -> torch.Tensor:
     """The call's ``(K, 3)`` coefficients: the network's one curve, or its curves blended at
-    the call's contamination as `MonotoneNetwork` blends them."""
-    coefficients = network.fast_tables(dtype).coefficients
+    the call's contamination as `MonotoneNetwork.shape_at` blends them."""
+    coefficients = tables.coefficients
     if not adaptive:
         return coefficients[0]
     sample = evenly_spaced_sample(magnitude)

@@ -103,6 +103,23 @@ class MonotoneNetwork(LossNetwork):
             return torch.cat([theta.new_zeros(theta.shape[0], 1), 2 * z[1:] * theta.exp()], dim=1)
         return theta.exp().expand(theta.shape[0], k0)
 
+    def coefficients(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        r"""The shape as a quadratic per interval, ``(K1, K, 3)``: on knot interval ``k``
+        (``k = K - 1``: the tail beyond the last knot) :math:`R(z) = a_k + b_k z + c_k z^2`,
+        from the influence's trapezoids (computed in ``dtype``; default the weights')."""
+        psi = self.influence()
+        psi = psi if dtype is None else psi.to(dtype)
+        delta = self.spacing
+        knots = torch.arange(self.knots[0], dtype=psi.dtype, device=psi.device) * delta
+        area = delta * (psi[:, 1:] + psi[:, :-1]) / 2
+        start = torch.cat([psi.new_zeros(psi.shape[0], 1), area.cumsum(dim=1)], dim=1)
+        tail = ((psi[:, -1] - psi[:, -2]) / delta).clamp_min(0.0)
+        # R = start_k + psi_k (z - z_k) + m_k (z - z_k)^2 on interval k, expanded in z
+        curvature = torch.cat([(psi[:, 1:] - psi[:, :-1]) / (2 * delta), tail[:, None] / 2], 1)
+        a = start - psi * knots + curvature * knots.square()
+        b = psi - 2 * curvature * knots
+        return torch.stack([a, b, curvature], dim=-1)
+
     def shape_at(self, z: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         r"""The loss shape :math:`R(z)` at magnitudes ``z`` (absolute values are taken).
 
@@ -110,36 +127,21 @@ class MonotoneNetwork(LossNetwork):
             z: ``(*)`` magnitudes in the feature's units.
             rows: ``(*)`` positions on the second axis (None: the only curve).
         """
-        psi = self.influence()
-        delta = self.spacing
-        k0 = self.knots[0]
-        area = delta * (psi[:, 1:] + psi[:, :-1]) / 2  # trapezoids between knots
-        start = torch.cat([psi.new_zeros(psi.shape[0], 1), area.cumsum(dim=1)], dim=1)
-        tail_slope = ((psi[:, -1] - psi[:, -2]) / delta).clamp_min(0.0)
+        table = self.coefficients()
         z = z.abs()
-        index = (z / delta).floor().clamp(0, k0 - 2).long()
-        t = (z - index.to(z.dtype) * delta).clamp_max(delta)
-        beyond = (z - (k0 - 1) * delta).clamp_min(0.0)
+        index = (z / self.spacing).floor().clamp(0, self.knots[0] - 1).long()
         if rows is None:
-            lower, upper, base = psi[0][index], psi[0][index + 1], start[0][index]
-            tail = psi[0, -1] * beyond + tail_slope[0] * beyond.square() / 2
-            return base + lower * t + (upper - lower) * t.square() / (2 * delta) + tail
-        return self._blended_shape(psi, start, tail_slope, index, t, beyond, rows)
-
-    def _blended_shape(self, psi, start, tail_slope, index, t, beyond, rows) -> torch.Tensor:
-        """`shape_at` with one curve per knot of the second axis, blended linearly."""
-        lo, hi = self.grid_range[1]
-        k1 = self.knots[1]
-        position = ((rows - lo) / (hi - lo) * (k1 - 1)).clamp(0, k1 - 1)
-        row = position.floor().clamp_max(k1 - 2).long()
-        weight = position - row.to(position.dtype)
-        delta = self.spacing
-        shapes = []
-        for r in (row, row + 1):
-            lower, upper, base = psi[r, index], psi[r, index + 1], start[r, index]
-            tail = psi[r, -1] * beyond + tail_slope[r] * beyond.square() / 2
-            shapes.append(base + lower * t + (upper - lower) * t.square() / (2 * delta) + tail)
-        return shapes[0] + weight * (shapes[1] - shapes[0])
+            coefficients = table[0][index]
+        else:  # one curve per knot of the second axis, blended linearly
+            lo, hi = self.grid_range[1]
+            k1 = self.knots[1]
+            position = ((rows - lo) / (hi - lo) * (k1 - 1)).clamp(0, k1 - 1)
+            row = position.floor().clamp_max(k1 - 2).long()
+            weight = (position - row.to(position.dtype)).unsqueeze(-1)
+            lower = table[row, index]
+            coefficients = lower + weight * (table[row + 1, index] - lower)
+        a, b, c = coefficients.unbind(-1)
+        return a + z * (b + c * z)
 
     def fast_tables(self, dtype: torch.dtype) -> MonotoneTables:
         """The frozen loss's `MonotoneTables` in ``dtype`` (computed in float64), rebuilt
@@ -149,24 +151,11 @@ class MonotoneNetwork(LossNetwork):
         cached = getattr(self, "_tables", None)
         if cached is None or cached[0] != key:
             with torch.no_grad():
-                tables = self._build_tables(dtype)
+                coefficients = self.coefficients(torch.float64)
+                knots = torch.arange(1, self.knots[0], dtype=torch.float64) * self.spacing
+                tables = MonotoneTables(coefficients.to(dtype), knots.to(dtype))
             self._tables = cached = (key, tables)
         return cached[1]
-
-    def _build_tables(self, dtype: torch.dtype) -> MonotoneTables:
-        psi = self.influence().to(torch.float64)
-        delta = self.spacing
-        k0 = self.knots[0]
-        knots = torch.arange(k0, dtype=torch.float64) * delta
-        area = delta * (psi[:, 1:] + psi[:, :-1]) / 2
-        start = torch.cat([psi.new_zeros(psi.shape[0], 1), area.cumsum(dim=1)], dim=1)
-        tail = ((psi[:, -1] - psi[:, -2]) / delta).clamp_min(0.0)
-        # per interval: R = start_k + psi_k (z - z_k) + m_k (z - z_k)^2, expanded in z
-        curvature = torch.cat([(psi[:, 1:] - psi[:, :-1]) / (2 * delta), tail[:, None] / 2], 1)
-        a = start - psi * knots + curvature * knots.square()
-        b = psi - 2 * curvature * knots
-        coefficients = torch.stack([a, b, curvature], dim=-1)
-        return MonotoneTables(coefficients.to(dtype), knots[1:].to(dtype))
 
     def correction(self, features: torch.Tensor) -> torch.Tensor:
         r"""The ratio :math:`R(z) / z^p` of the loss to the standard term's power."""
