@@ -23,7 +23,11 @@ from torch import nn
 from learnedloss.functional.fast import FastGrid, plain_call, within
 from learnedloss.functional.general import feature_limit, general_loss
 from learnedloss.functional.reduction import mean_divisor, reduce
-from learnedloss.kinds.regression import CONTAMINATION_THRESHOLD, evenly_spaced_sample
+from learnedloss.kinds.regression import (
+    CONTAMINATION_THRESHOLD,
+    evenly_spaced_sample,
+    robust_scale,
+)
 from learnedloss.networks import fast as plans
 
 if TYPE_CHECKING:
@@ -52,7 +56,7 @@ def monotone_loss(
         return None
     residual = torch.sub(input.detach().reshape(-1).to(dtype), target.reshape(-1).to(dtype))
     magnitude = residual.abs()
-    scale = _robust_scale(magnitude, dtype)
+    scale = robust_scale(magnitude, finite=True).item()
     if sum(abs(b) for b in bounds) / scale > feature_limit(dtype) / 2:
         return None
     tables = network.fast_tables(dtype)
@@ -99,13 +103,6 @@ def _eligible(config, network, input, target, check_finite: bool) -> bool:
     if target.shape != input.shape or input.numel() == 0 or target.requires_grad:
         return False
     return network.log_influence.device.type == "cpu"
-
-
-def _robust_scale(magnitude: torch.Tensor, dtype: torch.dtype) -> float:
-    """`learnedloss.kinds.regression.robust_scale` of finite magnitudes, as a float."""
-    sample = evenly_spaced_sample(magnitude)
-    median, mean = torch.stack([sample.median(), sample.mean()]).tolist()
-    return max(median, 1e-3 * mean, torch.finfo(dtype).tiny)
 
 
 def _coefficients(network, tables, magnitude, scale: float, adaptive: bool) -> torch.Tensor:
