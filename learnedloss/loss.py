@@ -326,7 +326,7 @@ class LearnedLoss(nn.Module):
             >>> sorted(model.state_dict()), len(list(model.parameters()))
             (['bias', 'weight'], 2)
         """
-        self.__dict__.pop("_constants_on", None)
+        self._forget_constants()
         network = self.network
         network.requires_grad_(False)
         if "network" in self._modules:
@@ -387,7 +387,12 @@ class LearnedLoss(nn.Module):
         finally:
             del self._modules["network"]
             network.requires_grad_(False)
-            self.__dict__.pop("_constants_on", None)
+            self._forget_constants()
+
+    def _forget_constants(self) -> None:
+        """Drop what `_constants_for` keeps (the network moved, froze or was reloaded)."""
+        self.__dict__.pop("_constants_on", None)
+        self.__dict__.pop("_first_constant", None)
 
     def _constants_for(self, device: torch.device | None) -> dict[str, torch.Tensor] | None:
         """A frozen network's constants on ``device`` when they live elsewhere (copied there
@@ -395,7 +400,15 @@ class LearnedLoss(nn.Module):
         such as ``nn.MSELoss`` does, the ``meta`` device included; None when the network's
         own tensors serve."""
         network = self.network
-        if device is None or not self.frozen or network.layers[0].weight.device == device:
+        if device is None or not self.frozen:
+            return None
+        # the network's first parameter, kept (moving the network in place moves it, and
+        # `_apply` forgets it): reading it per call through ``parameters()`` costs more than
+        # a small loss call
+        first = self.__dict__.get("_first_constant")
+        if first is None:
+            first = self.__dict__["_first_constant"] = network.layers[0].weight
+        if first.device == device:
             return None
         copies = self.__dict__.setdefault("_constants_on", {})
         if device not in copies:
@@ -407,7 +420,7 @@ class LearnedLoss(nn.Module):
         """``.to()``, ``.cuda()``, ``.half()``, ``.to_empty()`` ... reach a frozen network too,
         and keep its values (``to_empty`` included: they are constants, not state to load)."""
         super()._apply(fn, recurse=recurse)
-        self.__dict__.pop("_constants_on", None)
+        self._forget_constants()
         network = self.__dict__.get("_frozen_network")
         if network is not None and recurse:
             before = [t.detach() for t in itertools.chain(network.parameters(), network.buffers())]
@@ -600,7 +613,7 @@ class LearnedLoss(nn.Module):
         frozen or not. Floating-point tensors are cast to this module's dtype.
         """
         self._check_weights(tensors, source)
-        self.__dict__.pop("_constants_on", None)
+        self._forget_constants()
         network = {name.removeprefix("network."): t for name, t in tensors.items()}
         self.network.load_state_dict(network, strict=True)
 

@@ -4,6 +4,8 @@ Subcommands:
 
 - ``learnedloss list``: the losses bundled with this installation.
 - ``learnedloss info NAME_OR_PATH``: a loss's config and model-card summary.
+- ``learnedloss build-kernels``: compile the fused CPU kernels ahead of first use
+  (`learnedloss.kernels`).
 - ``learnedloss meta-train FAMILY ...``: meta-train a loss on a task family.
 - ``learnedloss evaluate FAMILY LOSS [LOSS ...]``: score losses on the family's held-out tasks
   against its baselines.

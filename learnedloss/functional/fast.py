@@ -82,6 +82,26 @@ def within(bounds: list[float], limit: float) -> bool:
     return all(-limit <= b <= limit for b in bounds)
 
 
+def general_gradient(
+    config: LossConfig,
+    network: nn.Module,
+    target: torch.Tensor,
+    reduction: str,
+    ignore_index: int = -100,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """`FastGrid`'s ``recompute``: a call's input gradient through the general path, as a
+    differentiable function of the input and the incoming gradient (double backward)."""
+
+    def general(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            value = general_loss(
+                config, network, x, target, reduction=reduction, ignore_index=ignore_index
+            )
+            return torch.autograd.grad(value, x, grad, create_graph=True)[0]
+
+    return general
+
+
 def grid_loss(
     config: LossConfig,
     network: nn.Module,
@@ -102,14 +122,7 @@ def grid_loss(
     if network.values.device.type != "cpu":
         return None
 
-    def general(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """The input gradient through the general path, differentiable (double backward)."""
-        with torch.enable_grad():
-            value = general_loss(
-                config, network, x, target, reduction=reduction, ignore_index=ignore_index
-            )
-            return torch.autograd.grad(value, x, grad, create_graph=True)[0]
-
+    general = general_gradient(config, network, target, reduction, ignore_index)
     if form == "classification":
         return _classification(network, input, target, reduction, ignore_index, general)
     return _regression(network, input, target, reduction, general, form == "scaled-regression")

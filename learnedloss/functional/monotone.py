@@ -15,14 +15,16 @@ path; values and input gradients agree with it to float rounding
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from learnedloss.functional.fast import FastGrid, plain_call, within
-from learnedloss.functional.general import feature_limit, general_loss
-from learnedloss.functional.reduction import mean_divisor, reduce
+from learnedloss import kernels
+from learnedloss.functional.fast import FastGrid, general_gradient, plain_call, within
+from learnedloss.functional.general import feature_limit
+from learnedloss.functional.reduction import REDUCTION_CODES, mean_divisor, reduce
 from learnedloss.kinds.regression import (
     CONTAMINATION_THRESHOLD,
     evenly_spaced_sample,
@@ -51,6 +53,42 @@ def monotone_loss(
         return None
     theta = network.log_influence
     dtype = torch.promote_types(torch.promote_types(theta.dtype, input.dtype), target.dtype)
+    tables = network.fast_tables(dtype)
+    adaptive = len(config.inputs) == 2
+    want = input.requires_grad and torch.is_grad_enabled()
+    if kernels.active():  # the kernel's own autograd node
+        return _fused(network, tables, input, target, reduction, adaptive)
+    outcome = _eager(network, tables, input, target, reduction, want, adaptive)
+    if outcome is None:
+        return None
+    if not want:
+        return outcome[0]
+    general = general_gradient(config, network, target, reduction)
+    return FastGrid.apply(input, lambda _input: outcome, general, None)
+
+
+def _fused(network, tables, input, target, reduction: str, adaptive: bool):
+    """The loss by the fused kernel (``torch.ops.learnedloss.monotone_regression_loss``,
+    whose backward scales the gradient its forward computed), or None when the call's values
+    need the general path."""
+    lo, hi = network.grid_range[1] if adaptive else (0.0, 1.0)
+    value, usable = torch.ops.learnedloss.monotone_regression_loss(
+        input,
+        target,
+        tables.coefficients,
+        tables.boundaries,
+        lo,
+        hi,
+        feature_limit(tables.coefficients.dtype) / 2,
+        REDUCTION_CODES[reduction],
+    )
+    return value if usable.item() else None
+
+
+def _eager(network, tables, input, target, reduction: str, want: bool, adaptive: bool):
+    """``(value, gradient)`` by eager kernels (the fused kernel's reference), or None when
+    the call's values need the general path."""
+    dtype = tables.coefficients.dtype
     bounds = torch.stack([*torch.aminmax(input.detach()), *torch.aminmax(target)]).tolist()
     if not within(bounds, feature_limit(dtype) / 2):
         return None
@@ -59,44 +97,36 @@ def monotone_loss(
     scale = robust_scale(magnitude, finite=True).item()
     if sum(abs(b) for b in bounds) / scale > feature_limit(dtype) / 2:
         return None
-    tables = network.fast_tables(dtype)
-    coefficients = _coefficients(network, tables, magnitude, scale, len(config.inputs) == 2)
-    boundaries = tables.boundaries
-    want = input.requires_grad and torch.is_grad_enabled()
-    factor = scale / mean_divisor(reduction, input.numel())
+    coefficients = _coefficients(network, tables, magnitude, scale, adaptive)
+    z = magnitude.mul_(1.0 / scale)
+    a, b, c = coefficients[torch.bucketize(z, tables.boundaries, right=True)].unbind(-1)
+    shape = torch.addcmul(a, z, torch.addcmul(b, c, z))
+    if reduction == "none":
+        value = shape.mul_(scale * scale).view(input.shape)
+    else:
+        value = reduce(shape, reduction).mul_(scale * scale)
+    gradient = None
+    if want:
+        factor = scale / mean_divisor(reduction, input.numel())
+        influence = torch.addcmul(b, c, z, value=2.0)
+        gradient = influence.mul_(residual.sign_()).mul_(factor).view(input.shape)
+        gradient = gradient.to(input.dtype)
+    return value.to(input.dtype), gradient
 
-    def compute(_input: torch.Tensor):
-        z = magnitude.mul_(1.0 / scale)
-        a, b, c = coefficients[torch.bucketize(z, boundaries, right=True)].unbind(-1)
-        shape = torch.addcmul(a, z, torch.addcmul(b, c, z))
-        if reduction == "none":
-            value = shape.mul_(scale * scale).view(input.shape)
-        else:
-            value = reduce(shape, reduction).mul_(scale * scale)
-        gradient = None
-        if want:
-            influence = torch.addcmul(b, c, z, value=2.0)
-            gradient = influence.mul_(residual.sign_()).mul_(factor).view(input.shape)
-            gradient = gradient.to(input.dtype)
-        return value.to(input.dtype), gradient
 
-    if not want:
-        return compute(input)[0]
-
-    def general(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """The input gradient through the general path, differentiable (double backward)."""
-        with torch.enable_grad():
-            value = general_loss(config, network, x, target, reduction=reduction)
-            return torch.autograd.grad(value, x, grad, create_graph=True)[0]
-
-    return FastGrid.apply(input, compute, general, None)
+@functools.cache
+def _config_fits(config: LossConfig) -> bool:
+    """A monotone regression loss over the inputs the fast path computes (kept per config:
+    a small call must not pay for reading it again)."""
+    return config.kind == "regression" and tuple(config.inputs) in FAST_INPUTS
 
 
 def _eligible(config, network, input, target, check_finite: bool) -> bool:
     """Whether the call is one the fast path computes (before looking at its values)."""
-    if config.kind != "regression" or tuple(config.inputs) not in FAST_INPUTS or check_finite:
+    # plain_call first: under torch.compile it is False before the cached check is traced
+    if check_finite or not plans.enabled() or not plain_call(input, target):
         return False
-    if not plans.enabled() or not plain_call(input, target):
+    if not _config_fits(config):
         return False
     if not input.is_floating_point() or not target.is_floating_point():
         return False

@@ -20,6 +20,10 @@ def check_reduction(reduction: object) -> str:
     return reduction
 
 
+REDUCTION_CODES = {"none": 0, "mean": 1, "sum": 2}
+"""Each reduction's code in the fused kernels' calls (`learnedloss.kernels`)."""
+
+
 def mean_divisor(reduction: str, count: int) -> int:
     """What the reduced loss divides the sum of ``count`` samples' losses by: ``count`` for
     ``'mean'``, 1 otherwise (so also the scale of each sample's gradient)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from learnedloss.functional.classification import fused_classification
 from learnedloss.functional.fast import grid_loss
 from learnedloss.functional.general import general_loss
 from learnedloss.functional.monotone import monotone_loss
@@ -64,7 +65,13 @@ def learned_loss(
         if config.parameterization == "monotone":
             value = monotone_loss(config, network, input, target, reduction, check_finite)
         else:
-            value = grid_loss(config, network, input, target, reduction, ignore_index, check_finite)
+            value = fused_classification(
+                config, network, input, target, reduction, ignore_index, check_finite
+            )
+            if value is None:
+                value = grid_loss(
+                    config, network, input, target, reduction, ignore_index, check_finite
+                )
         if value is not None:
             return value
     return general_loss(

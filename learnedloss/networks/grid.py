@@ -190,7 +190,8 @@ class GridNetwork(LossNetwork):
         excess = t.sub_(tc)
         if self._mask_infinite:
             excess = torch.where(excess.isfinite(), excess, torch.zeros_like(excess))
-        a, b, c, d = (self._columns(dtype)[k].index_select(0, i).view(tc.shape) for k in range(4))
+        columns = self.coefficient_columns(dtype)
+        a, b, c, d = (columns[k].index_select(0, i).view(tc.shape) for k in range(4))
         value = torch.addcmul(c, tc, d)
         value.mul_(tc).add_(b).mul_(tc).add_(a)
         slope = torch.addcmul(c, tc, d, value=1.5)
@@ -198,8 +199,11 @@ class GridNetwork(LossNetwork):
         value = torch.addcmul(value, excess, slope)
         return value, slope.mul_(scale)
 
-    def _columns(self, dtype: torch.dtype) -> torch.Tensor:
-        """The table's 4 polynomial coefficients as contiguous rows, ``(4, intervals)``."""
+    def coefficient_columns(self, dtype: torch.dtype) -> torch.Tensor:
+        """The table's 4 polynomial coefficients as contiguous rows, ``(4, intervals)``:
+        ``a, b, c, d`` of ``a + b t + c t^2 + d t^3`` in each interval's local coordinate
+        ``t``, the intervals of each knot of the second axis in turn (the fused kernels read
+        them, `learnedloss.kernels`)."""
         table = self.table(dtype)
         cached = getattr(self, "_columns_cache", None)
         if cached is not None and cached[0] is table:
