@@ -152,7 +152,7 @@ template <typename T>
 Outcome monotone_typed(
     const at::Tensor& input, const at::Tensor& target, const at::Tensor& coefficients,
     const at::Tensor& boundaries, double lo, double hi, double limit, int64_t reduction,
-    bool want_gradient) {
+    bool want_gradient, bool want_table) {
   const auto dtype = coefficients.scalar_type();
   const at::Tensor x = input.to(dtype).contiguous();
   const at::Tensor t = target.to(dtype).contiguous();
@@ -190,26 +190,34 @@ Outcome monotone_typed(
   if (reduction == 0) {
     value = values.view(input.sizes()).to(input.scalar_type());
   } else {
-    // made in double and cast, so that a value beyond the dtype's range becomes inf
+    // a value beyond the dtype's range becomes inf (a plain cast would be undefined)
     const double reduced = total / divisor * stats.scale * stats.scale;
-    value = at::scalar_tensor(reduced, x.options().dtype(at::kDouble)).to(input.scalar_type());
+    const double largest = double(std::numeric_limits<T>::max());
+    const T saturated = std::abs(reduced) <= largest ? static_cast<T>(reduced)
+                                                     : std::copysign(
+                                                           std::numeric_limits<T>::infinity(),
+                                                           static_cast<T>(reduced > 0 ? 1 : -1));
+    value = at::scalar_tensor(saturated, x.options()).to(input.scalar_type());
   }
   at::Tensor grad_out = want_gradient ? gradient.view(input.sizes()).to(input.scalar_type())
                                       : at::zeros({0}, input.options());
-  const int64_t rows = static_cast<int64_t>(table.a.size());
-  at::Tensor columns = at::empty({rows, 3}, x.options());
-  T* column_data = columns.data_ptr<T>();
-  for (int64_t k = 0; k < rows; ++k) {
-    column_data[3 * k] = table.a[k];
-    column_data[3 * k + 1] = table.b[k];
-    column_data[3 * k + 2] = table.c[k];
+  at::Tensor columns;
+  if (want_table) {
+    const int64_t rows = static_cast<int64_t>(table.a.size());
+    columns = at::empty({rows, 3}, x.options());
+    T* column_data = columns.data_ptr<T>();
+    for (int64_t k = 0; k < rows; ++k) {
+      column_data[3 * k] = table.a[k];
+      column_data[3 * k + 1] = table.b[k];
+      column_data[3 * k + 2] = table.c[k];
+    }
   }
   return {value, grad_out, true, stats.scale, stats.scale / divisor, columns};
 }
 
 Outcome compute(const at::Tensor& input, const at::Tensor& target, const at::Tensor& coefficients,
                 const at::Tensor& boundaries, double contamination_lo, double contamination_hi,
-                double limit, int64_t reduction, bool want_gradient) {
+                double limit, int64_t reduction, bool want_gradient, bool want_table = false) {
   TORCH_CHECK(input.numel() > 0 && input.numel() == target.numel(),
               "monotone_regression: input and target need the same, nonzero number of elements");
   TORCH_CHECK(coefficients.dim() == 3 && coefficients.size(2) == 3,
@@ -221,12 +229,12 @@ Outcome compute(const at::Tensor& input, const at::Tensor& target, const at::Ten
   TORCH_CHECK(reduction >= 0 && reduction <= 2, "monotone_regression: reduction is 0, 1 or 2");
   if (coefficients.scalar_type() == at::kDouble) {
     return monotone_typed<double>(input, target, coefficients, boundaries, contamination_lo,
-                                  contamination_hi, limit, reduction, want_gradient);
+                                  contamination_hi, limit, reduction, want_gradient, want_table);
   }
   TORCH_CHECK(coefficients.scalar_type() == at::kFloat,
               "monotone_regression: coefficients are float32 or float64");
   return monotone_typed<float>(input, target, coefficients, boundaries, contamination_lo,
-                               contamination_hi, limit, reduction, want_gradient);
+                               contamination_hi, limit, reduction, want_gradient, want_table);
 }
 
 // The value, the input gradient and the usable flag, for callers with their own autograd.
@@ -271,7 +279,11 @@ class MonotoneLoss : public torch::autograd::Function<MonotoneLoss> {
                                  contamination_hi, limit, reduction, want);
     ctx->mark_non_differentiable({usable});
     if (want) {
-      ctx->save_for_backward({input, target, gradient, coefficients, boundaries});
+      // the gradient is held outside the saved variables, so that the first backward can
+      // hand it on without a copy (it becomes input.grad); a second backward through a
+      // retained graph recomputes it
+      ctx->saved_data["gradient"] = gradient;
+      ctx->save_for_backward({input, target, coefficients, boundaries});
       ctx->saved_data["lo"] = contamination_lo;
       ctx->saved_data["hi"] = contamination_hi;
       ctx->saved_data["limit"] = limit;
@@ -286,17 +298,20 @@ class MonotoneLoss : public torch::autograd::Function<MonotoneLoss> {
     torch::autograd::variable_list out(8);
     if (saved.empty()) return out;
     const at::Tensor& grad = grads[0];
-    if (!at::GradMode::is_enabled()) {
-      out[0] = saved[2] * grad;
+    if (!at::GradMode::is_enabled() && ctx->saved_data.find("gradient") != ctx->saved_data.end()) {
+      at::Tensor gradient = ctx->saved_data["gradient"].toTensor();
+      ctx->saved_data.erase("gradient");
+      if (grad.dim() != 0 || grad.item<double>() != 1.0) gradient.mul_(grad);
+      out[0] = std::move(gradient);
       return out;
     }
-    // create_graph: the call's scale and blended coefficients again (held fixed), then the
-    // gradient from differentiable operations of the input
+    // create_graph or a second backward: the call's scale and blended coefficients again
+    // (held fixed), then the gradient from differentiable operations of the input
     const at::Tensor& input = saved[0];
     const Outcome fixed = compute(
-        input.detach(), saved[1], saved[3], saved[4], ctx->saved_data["lo"].toDouble(),
+        input.detach(), saved[1], saved[2], saved[3], ctx->saved_data["lo"].toDouble(),
         ctx->saved_data["hi"].toDouble(), ctx->saved_data["limit"].toDouble(),
-        ctx->saved_data["reduction"].toInt(), false);
+        ctx->saved_data["reduction"].toInt(), false, /*want_table=*/true);
     const at::Tensor& table = fixed.table;
     const at::Tensor residual =
         input.to(table.scalar_type()) - saved[1].to(table.scalar_type());
@@ -304,7 +319,7 @@ class MonotoneLoss : public torch::autograd::Function<MonotoneLoss> {
     // division, then the floor in knot spacings, so that an element exactly at a knot (the
     // median one sits at 1) gets the same one-sided second derivative
     const at::Tensor z = residual.abs() / fixed.scale;
-    const double spacing = saved[4].to(at::kDouble).reshape(-1)[0].item<double>();
+    const double spacing = saved[3].to(at::kDouble).reshape(-1)[0].item<double>();
     const at::Tensor interval =
         (z.detach() / spacing).floor().clamp(0, table.size(0) - 1).to(at::kLong).reshape(-1);
     const at::Tensor b = table.select(1, 1).index_select(0, interval).view(z.sizes());
