@@ -579,3 +579,29 @@ def test_a_fresh_build_is_loaded_by_the_next_process(tmp_path):
     assert report == {"kernel_ops": kernel_ops, "loaded": True}
     assert not [line for line in stderr if line.startswith("learnedloss:")], stderr
     _assert_general_values(results)
+
+
+@pytest.mark.parametrize("name", (REGRESSION, *CLASSIFICATION))
+def test_a_call_under_inference_mode_leaves_the_loss_ready_to_train(name):
+    """A frozen loss's first call under ``torch.inference_mode`` caches its coefficient tables
+    as inference tensors, and targets made there are inference tensors too; a training call
+    afterwards must still give the general path's gradient, first and second derivatives
+    (autograd refuses to save inference tensors for backward)."""
+    loss = LearnedLoss.from_pretrained(name)
+    if name == REGRESSION:
+        input, _ = _regression_data((64,), torch.float64)
+    else:
+        input, _ = _classification_data((16, 10), torch.float64)
+    with torch.inference_mode():
+        made = (
+            _regression_data((64,), torch.float64)
+            if name == REGRESSION
+            else _classification_data((16, 10), torch.float64)
+        )
+        target = made[1].clone()
+        loss(*made)  # caches the tables
+    assert target.is_inference()
+    direction = torch.randn(input.shape, generator=torch.Generator().manual_seed(3)).double()
+    fused = _second_derivative(lambda x: loss(x, target), input, direction)
+    general = _second_derivative(_general(loss, target), input, direction)
+    _assert_same(fused, general, 1e-6)

@@ -283,7 +283,12 @@ class MonotoneLoss : public torch::autograd::Function<MonotoneLoss> {
       // hand it on without a copy (it becomes input.grad); a second backward through a
       // retained graph recomputes it
       ctx->saved_data["gradient"] = gradient;
-      ctx->save_for_backward({input, target, coefficients, boundaries});
+      // the constants are held as plain references: they may be inference tensors (tables
+      // cached under torch.inference_mode, targets made there), which autograd refuses to save
+      ctx->saved_data["target"] = target;
+      ctx->saved_data["coefficients"] = coefficients;
+      ctx->saved_data["boundaries"] = boundaries;
+      ctx->save_for_backward({input});
       ctx->saved_data["lo"] = contamination_lo;
       ctx->saved_data["hi"] = contamination_hi;
       ctx->saved_data["limit"] = limit;
@@ -308,18 +313,21 @@ class MonotoneLoss : public torch::autograd::Function<MonotoneLoss> {
     // create_graph or a second backward: the call's scale and blended coefficients again
     // (held fixed), then the gradient from differentiable operations of the input
     const at::Tensor& input = saved[0];
+    const at::Tensor target = ctx->saved_data["target"].toTensor();
+    const at::Tensor boundaries = ctx->saved_data["boundaries"].toTensor();
     const Outcome fixed = compute(
-        input.detach(), saved[1], saved[2], saved[3], ctx->saved_data["lo"].toDouble(),
+        input.detach(), target, ctx->saved_data["coefficients"].toTensor(), boundaries,
+        ctx->saved_data["lo"].toDouble(),
         ctx->saved_data["hi"].toDouble(), ctx->saved_data["limit"].toDouble(),
         ctx->saved_data["reduction"].toInt(), false, /*want_table=*/true);
     const at::Tensor& table = fixed.table;
     const at::Tensor residual =
-        input.to(table.scalar_type()) - saved[1].to(table.scalar_type());
+        input.to(table.scalar_type()) - target.to(table.scalar_type());
     // z and its interval as the general path takes them (MonotoneNetwork.shape_at): a
     // division, then the floor in knot spacings, so that an element exactly at a knot (the
     // median one sits at 1) gets the same one-sided second derivative
     const at::Tensor z = residual.abs() / fixed.scale;
-    const double spacing = saved[3].to(at::kDouble).reshape(-1)[0].item<double>();
+    const double spacing = boundaries.to(at::kDouble).reshape(-1)[0].item<double>();
     const at::Tensor interval =
         (z.detach() / spacing).floor().clamp(0, table.size(0) - 1).to(at::kLong).reshape(-1);
     const at::Tensor b = table.select(1, 1).index_select(0, interval).view(z.sizes());
