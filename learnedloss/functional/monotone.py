@@ -3,7 +3,9 @@
 A frozen `learnedloss.networks.MonotoneNetwork` over ``scaled_residual`` (and optionally
 ``contamination``) is :math:`s^2 R(|r| / s)` per element, with :math:`R` a quadratic on each
 knot interval (`learnedloss.networks.monotone.MonotoneTables`). `monotone_loss` computes a
-plain eager CPU call with a few kernels: the residual, its robust scale and contamination (the
+plain eager CPU call by the fused kernel ``torch.ops.learnedloss.monotone_regression_loss``
+(`learnedloss.kernels`, with its own C++ autograd node) where it is built, and otherwise by a
+few eager kernels, its reference: the residual, its robust scale and contamination (the
 general path's statistics), one search and one gather for the interval's coefficients, two
 fused multiply-adds for the value and one for the gradient
 :math:`s \\psi(|r| / s) \\operatorname{sign} r`, which the backward only scales. Calls the
