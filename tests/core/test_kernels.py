@@ -605,3 +605,18 @@ def test_a_call_under_inference_mode_leaves_the_loss_ready_to_train(name):
     fused = _second_derivative(lambda x: loss(x, target), input, direction)
     general = _second_derivative(_general(loss, target), input, direction)
     _assert_same(fused, general, 1e-6)
+
+
+@pytest.mark.parametrize("reduction", [0, 1, 2])
+def test_opcheck_monotone_regression_loss(reduction):
+    """The regression loss's autograd-carrying op: schema, autograd registration and fake
+    tensors. Its C++ backward reads values (the incoming gradient, the knot spacing), so
+    AOT dispatch cannot trace it; compiled calls never reach it (they take the general path,
+    test_compiled_calls_take_the_general_path)."""
+    arguments = list(_monotone_arguments(torch.float32, torch.float32, reduction, True))[:8]
+    arguments[0] = arguments[0].clone().requires_grad_(True)
+    torch.library.opcheck(
+        torch.ops.learnedloss.monotone_regression_loss.default,
+        tuple(arguments),
+        test_utils=("test_schema", "test_autograd_registration", "test_faketensor"),
+    )
