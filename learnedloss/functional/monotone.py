@@ -57,9 +57,9 @@ def monotone_loss(
     dtype = torch.promote_types(torch.promote_types(theta.dtype, input.dtype), target.dtype)
     tables = network.fast_tables(dtype)
     adaptive = len(config.inputs) == 2
-    want = input.requires_grad and torch.is_grad_enabled()
     if kernels.active():  # the kernel's own autograd node
         return _fused(network, tables, input, target, reduction, adaptive)
+    want = input.requires_grad and torch.is_grad_enabled()
     outcome = _eager(network, tables, input, target, reduction, want, adaptive)
     if outcome is None:
         return None

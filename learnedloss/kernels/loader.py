@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -52,9 +53,10 @@ def kernels_enabled() -> bool:
     return os.environ.get(KERNELS_SETTING, "auto").strip().lower() != "off"
 
 
+@functools.cache
 def library_name() -> str:
     """The library's name: its sources, flags and torch version hashed, so that a changed
-    source or another torch builds a library of its own."""
+    source or another torch builds a library of its own (read once per process)."""
     digest = hashlib.sha256()
     for source in SOURCES:
         digest.update(source.name.encode())
