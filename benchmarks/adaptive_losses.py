@@ -5,7 +5,9 @@ For every condition, optimizer and evaluation seed, fresh models train on held-o
 families' `held_out_tasks`) with each loss at its own lr, tuned on separate tasks
 (`learnedloss.evaluate`). One markdown table per condition and optimizer, one row per loss:
 
-- the learned loss;
+- the learned loss; one that reads training progress (docs/progress.md) trains with the
+  schedule (the inner loops set it every step), and a second row, ``(unscheduled)``, trains
+  it without the one line, at its default progress (`Unscheduled`);
 - the tuned baselines: each shape parameter tuned jointly with the lr per data set, best
   picked in hindsight (`robust_regression_baselines`, `noisy_label_baselines`); the regression
   grids are in the targets' units (``units`` below);
@@ -74,6 +76,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
+from torch import nn
 
 from learnedloss import LearnedLoss
 from learnedloss.evaluation import evaluate, lr_grid, mean_and_std
@@ -85,6 +88,7 @@ from learnedloss.evaluation.baselines import (
 )
 from learnedloss.families.noisy_labels import transfer as noisy_transfer
 from learnedloss.families.robust_regression import transfer as regression_transfer
+from learnedloss.functional import reduce
 
 REGRESSION_CONDITIONS = [
     *(f"table={t},outliers={f}" for t in ("diabetes", "star98") for f in (0.0, 0.2, 0.4)),
@@ -418,6 +422,36 @@ def run_condition(condition: Condition, setup: Setup, args) -> list[dict]:
     return results
 
 
+class Unscheduled(nn.Module):
+    """A frozen loss that reads progress, trained as a user who never calls
+    ``loss.progress(...)`` would: at its default progress. The inner loops give a loss each
+    step's progress through its own progress buffer; this wrapper has none, so they cannot."""
+
+    def __init__(self, loss: LearnedLoss) -> None:
+        super().__init__()
+        self.inner = loss
+        self.reduction = "mean"
+
+    @property
+    def batch_dependent(self) -> bool:
+        return self.inner.batch_dependent
+
+    def per_element(self, input, target):
+        return self.inner.per_element(input, target)
+
+    def forward(self, input, target):
+        return reduce(self.inner.per_element(input, target), self.reduction).to(input.dtype)
+
+
+def learned_rows(name: str) -> dict[str, nn.Module]:
+    """The learned loss's rows: the loss, and for one that reads progress, `Unscheduled`."""
+    loss = LearnedLoss.from_pretrained(name)
+    rows: dict[str, nn.Module] = {name: loss}
+    if loss.config.reads_progress:
+        rows[f"{name} (unscheduled)"] = Unscheduled(LearnedLoss.from_pretrained(name))
+    return rows
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The script's options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -478,12 +512,10 @@ def main(argv=None) -> None:
     results = []
     for condition in conditions:
         if condition.kind == "regression":
-            learned = {args.regression_loss: LearnedLoss.from_pretrained(args.regression_loss)}
+            learned = learned_rows(args.regression_loss)
             setup = regression_setup(condition, learned, tuple(args.deltas))
         else:
-            learned = {
-                args.classification_loss: LearnedLoss.from_pretrained(args.classification_loss)
-            }
+            learned = learned_rows(args.classification_loss)
             setup = classification_setup(condition, learned, args.per_class)
         results += run_condition(condition, setup, args)
     if args.json:

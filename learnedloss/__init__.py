@@ -16,6 +16,7 @@ from learnedloss.errors import (
     LossNotFoundError,
     MetaTrainingStalled,
     RunDirectoryError,
+    ScheduleError,
     TaskModelError,
 )
 from learnedloss.evaluation.plots import plot
@@ -38,6 +39,7 @@ __all__ = [
     "MetaTrainingDiverged",
     "MetaTrainingStalled",
     "RunDirectoryError",
+    "ScheduleError",
     "TaskModelError",
     "__version__",
     "bundled_names",

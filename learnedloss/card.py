@@ -45,6 +45,14 @@ INSTALL_COMMAND = "pip install learnedloss"
 _DOCS_PATH = re.compile(r"(?<![\w./:-])docs/([A-Za-z0-9_-]+)\.md(#[A-Za-z0-9_-]+)?")
 
 
+PROGRESS_USAGE = (
+    "# optional: the training schedule, once per step before the loss (without it the loss\n"
+    "# keeps the shape it ends training with)\n"
+    "loss_fn.progress(step, total_steps)\n"
+)
+"""The model card's usage lines for a loss that reads training progress (docs/progress.md)."""
+
+
 def docs_url(page: str = "") -> str:
     """The published address of a documentation page, given as ``"sine.md"``,
     ``"docs/sine.md"`` or ``"sine.md#anchor"`` (``""``: the front page).
@@ -172,7 +180,8 @@ def render_model_card(
         "# frozen: no trainable parameters\n"
         f'loss_fn = LearnedLoss.from_pretrained("{name}")\n'
         f"{kind.usage_line(config.side_inputs)}\n"
-        "```",
+        + (PROGRESS_USAGE if config.reads_progress else "")
+        + "```",
         f"How losses are saved, loaded and shared: [checkpoints]({docs_url('checkpoints.md')}).",
         "## Architecture",
         _table(

@@ -68,6 +68,18 @@ MONOTONE_MAGNITUDES = {"regression": "scaled_residual", "classification": "scale
 """The first input of a ``monotone`` loss of each kind: the error's magnitude over the call's
 robust scale, proportional to the standard term it scales."""
 
+PROGRESS_INPUT = "progress"
+"""The input any kind's loss may read that is not computed from the call: how far training
+has come, from 0 at the first step to 1 at the end, the same for every element. A
+`learnedloss.LearnedLoss` holds it and ``loss.progress(step, total)`` sets it; the inner
+loops of meta-training and evaluation set it at every step (docs/progress.md). It is never a
+side input: nothing passes it per call."""
+
+UNSCHEDULED_PROGRESS = 1.0
+"""The progress a loss reads until ``loss.progress(step, total)`` is first called (and that a
+direct functional call reads unless given one): the shape a scheduled training run ends
+with. docs/progress.md reports each bundled progress loss both ways, scheduled and not."""
+
 GRID_DEFAULT_RANGES = {
     "residual": (-4.0, 4.0),
     "input": (-4.0, 4.0),
@@ -75,6 +87,7 @@ GRID_DEFAULT_RANGES = {
     "log_prob": (-16.0, 0.0),
     "prob": (0.0, 1.0),
     "advantage": (-4.0, 4.0),
+    PROGRESS_INPUT: (0.0, 1.0),
 }
 """The grid's range per feature when ``grid_range`` is not given (``(-4, 4)`` for others).
 Classification targets (one-hot or probabilities) use ``(0, 1)``."""
@@ -186,7 +199,8 @@ class LossConfig:
             regression, (log_prob, target) for classification). Adding ``"residual"`` makes
             shapes that depend on input - target (robust losses) easy to learn. Regression
             and policy-gradient losses may also name side inputs (see the module's
-            ``FEATURES_BY_KIND``).
+            ``FEATURES_BY_KIND``). Any kind may read ``"progress"`` (`PROGRESS_INPUT`),
+            training progress from 0 to 1, which ``loss.progress(step, total)`` sets.
         residual: add the standard loss's own term to the network's last pre-activation and
             start the last layer at zero, so the loss starts as exactly the standard loss and
             the network learns a correction (e.g. a clipped residual, a robust loss). The
@@ -279,7 +293,7 @@ class LossConfig:
                 f"residual_form {self.residual_form!r} is for {_and(allowing)} "
                 f"losses, got kind {self.kind!r}"
             )
-        allowed = kind.features
+        allowed = (*kind.features, PROGRESS_INPUT)
         if self.inputs is None:
             object.__setattr__(self, "inputs", kind.default_inputs)
         inputs = tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else None
@@ -429,8 +443,13 @@ class LossConfig:
     @property
     def side_inputs(self) -> tuple[str, ...]:
         """The inputs the caller passes by keyword (those the loss does not compute)."""
-        features = self.loss_kind.features
+        features = (*self.loss_kind.features, PROGRESS_INPUT)
         return tuple(name for name in self.inputs if name not in features)
+
+    @property
+    def reads_progress(self) -> bool:
+        """Whether the loss reads training progress (`PROGRESS_INPUT`)."""
+        return PROGRESS_INPUT in self.inputs
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready architecture fields (without schema version or metadata).

@@ -17,6 +17,12 @@ class LossInputError(ValueError, TypeError):
     ``except`` clauses keep working. Nothing is computed when it is raised."""
 
 
+class ScheduleError(ValueError, TypeError):
+    """``loss.progress(step, total)`` was given a step or total it cannot take (not a finite
+    number, a negative step, a total that is not positive). The loss's progress is left as it
+    was. Both a `ValueError` and a `TypeError`, as `LossInputError` is."""
+
+
 class LossNotFoundError(FileNotFoundError):
     """``from_pretrained`` found no loss under a name: not a directory, not a bundled loss,
     not a readable Hub repo (or revision), or not in the local Hub cache when offline."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import sys
 import tempfile
@@ -18,13 +19,19 @@ from torch import nn
 
 from learnedloss import hub
 from learnedloss._version import __version__
-from learnedloss.config import LossConfig, check_metadata
+from learnedloss.config import UNSCHEDULED_PROGRESS, LossConfig, check_metadata
+from learnedloss.errors import ScheduleError
 from learnedloss.functional import REDUCTIONS, check_reduction, learned_loss
 from learnedloss.functional.grid import fit_grid
 from learnedloss.kinds import KINDS, loss_kind
 from learnedloss.networks import build_network
 
-__all__ = ["REDUCTIONS", "LearnedLoss", "finite_check_disabled"]
+__all__ = ["REDUCTIONS", "LearnedLoss", "finite_check_disabled", "progress_for_calls"]
+
+PROGRESS_ATTRIBUTE = "_training_progress"
+"""The attribute in which a loss that reads ``"progress"`` holds it: a 0-dim tensor that is
+neither a parameter nor a buffer, so no framework saves, broadcasts or re-initializes it
+(transformers, for one, refills every non-persistent buffer of a model it loads)."""
 
 
 class LearnedLoss(nn.Module):
@@ -90,6 +97,11 @@ class LearnedLoss(nn.Module):
     other elements of the call: ``reduction='none'`` gives each element's share of this call's
     loss, and per-sample gradients (``torch.func.vmap`` over samples) are those of the loss
     evaluated on each sample alone. See docs/swap.md.
+
+    A loss whose ``config.inputs`` name ``"progress"`` changes its shape over training. It
+    works with no extra line, at `learnedloss.config.UNSCHEDULED_PROGRESS`; one line in the
+    training loop, ``loss_fn.progress(step, total)`` as with an lr scheduler, gives it the
+    schedule (docs/progress.md). Other losses accept the call and ignore it.
 
     Args:
         config: the network architecture of a new, untrained loss, e.g. ``LossConfig()``,
@@ -206,6 +218,11 @@ class LearnedLoss(nn.Module):
             with torch.device("cpu"):  # real weights, whatever device context the caller is in
                 self.network = build_network(self.config)
             self._load_pretrained(checkpoint.tensors, source=str(checkpoint.directory))
+        if self.config.reads_progress:
+            # on the CPU whatever the device context (a model built on the meta device still
+            # holds a real value); `.to()` moves it, and a call reads it on its own device
+            initial = torch.tensor(UNSCHEDULED_PROGRESS, dtype=torch.float64, device="cpu")
+            self.__dict__[PROGRESS_ATTRIBUTE] = initial
 
     @property
     def reduction(self) -> str:
@@ -254,6 +271,46 @@ class LearnedLoss(nn.Module):
         """
         return loss_kind(self.config.kind).batch_dependent(self.config)
 
+    @property
+    def training_progress(self) -> float | None:
+        """The progress the loss reads, from 0 to 1 (`progress` sets it; until then
+        `learnedloss.config.UNSCHEDULED_PROGRESS`), or None for a loss that does not read
+        progress."""
+        held = self.__dict__.get(PROGRESS_ATTRIBUTE)
+        return None if held is None else float(held)
+
+    def progress(self, step: float, total: float) -> LearnedLoss:
+        """Tell the loss how far training has come: ``step`` of ``total`` steps (or epochs),
+        so progress ``min(step / total, 1)``. Call it once per step before the loss, as with
+        an lr scheduler::
+
+            for step in range(total):
+                loss_fn.progress(step, total)
+                loss = loss_fn(model(x), y)
+
+        Progress is 0 at the first step; ``step`` past ``total`` holds it at 1. A loss that
+        does not read progress (``"progress"`` not in ``config.inputs``) ignores the call, so
+        a training script may call it for any loss. The value is state of the run, not of the
+        loss: it is not a parameter or a buffer, is never saved with the weights, and moves
+        and casts with ``.to()``. Returns ``self``.
+
+        Raises:
+            ScheduleError: ``step`` or ``total`` is not a finite real number, ``step`` is
+                negative or ``total`` is not positive. The loss's progress is then unchanged.
+
+        Examples:
+            >>> from learnedloss import LearnedLoss, LossConfig
+            >>> config = LossConfig(inputs=("input", "target", "progress"))
+            >>> LearnedLoss(config).progress(25, 100).training_progress
+            0.25
+        """
+        fraction = _progress_fraction(step, total)
+        held = self.__dict__.get(PROGRESS_ATTRIBUTE)
+        if held is not None:
+            with torch.no_grad():
+                held.fill_(fraction)
+        return self
+
     def forward(
         self, input: torch.Tensor, target: torch.Tensor, **side_inputs: torch.Tensor
     ) -> torch.Tensor:
@@ -291,6 +348,7 @@ class LearnedLoss(nn.Module):
             check_finite=self.check_finite,
             parameters=self._constants_for(getattr(input, "device", None)),
             frozen=self.frozen,
+            progress=self.__dict__.get(PROGRESS_ATTRIBUTE),
         )
 
     def extra_repr(self) -> str:
@@ -418,8 +476,16 @@ class LearnedLoss(nn.Module):
 
     def _apply(self, fn, recurse=True):
         """``.to()``, ``.cuda()``, ``.half()``, ``.to_empty()`` ... reach a frozen network too,
-        and keep its values (``to_empty`` included: they are constants, not state to load)."""
+        and keep its values (``to_empty`` included: they are constants, not state to load),
+        as does the training progress (`progress`)."""
         super()._apply(fn, recurse=recurse)
+        held = self.__dict__.get(PROGRESS_ATTRIBUTE)
+        if held is not None:
+            moved = fn(held)
+            if not moved.is_meta:  # to_empty: the same value, where it can be held
+                with torch.no_grad():
+                    moved.fill_(float(held))
+                self.__dict__[PROGRESS_ATTRIBUTE] = moved
         self._forget_constants()
         network = self.__dict__.get("_frozen_network")
         if network is not None and recurse:
@@ -697,6 +763,36 @@ class LearnedLoss(nn.Module):
                 create_pr=create_pr,
                 delete_stale=delete_stale,
             )
+
+
+@contextlib.contextmanager
+def progress_for_calls(loss: nn.Module, progress: torch.Tensor | float | None) -> Iterator[None]:
+    """Calls of ``loss`` in this block read ``progress`` (a number or a 0-dim tensor) instead
+    of the loss's own; afterwards the loss reads its own again, unchanged. Nothing changes
+    for None, or for a loss that does not read progress. The inner loops of meta-training and
+    evaluation give each step's progress this way (`learnedloss.meta.inner`)."""
+    own = getattr(loss, "__dict__", {}).get(PROGRESS_ATTRIBUTE)
+    if own is None or progress is None:
+        yield
+        return
+    loss.__dict__[PROGRESS_ATTRIBUTE] = torch.as_tensor(progress)
+    try:
+        yield
+    finally:
+        loss.__dict__[PROGRESS_ATTRIBUTE] = own
+
+
+def _progress_fraction(step: Any, total: Any) -> float:
+    """``min(step / total, 1)``, after checking both (`LearnedLoss.progress`)."""
+    for name, value in (("step", step), ("total", total)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise ScheduleError(f"progress needs a finite number for {name}, got {value!r}")
+    if step < 0 or total <= 0:
+        raise ScheduleError(
+            f"progress needs step >= 0 and total > 0 (step {step} of total {total} steps)"
+        )
+    return min(step / total, 1.0)
 
 
 @contextlib.contextmanager

@@ -193,6 +193,26 @@ def test_robust_sine_es_example_meta_trains_and_scores_against_huber():
     assert "best meta-validation" in stdout
 
 
+def test_progress_schedule_example_meta_trains_and_trains_with_and_without_the_line():
+    stdout = run_script(
+        "examples/progress_schedule.py", "--outer-steps", "1", "--seeds", "2", "--steps", "20"
+    )
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        if len(cells) == 2 and "±" in cells[1]:
+            rows[cells[0]] = float(cells[1].split("±")[0])
+    assert list(rows) == [
+        "nn.MSELoss()",
+        "nn.HuberLoss()",
+        "learned, no extra line",
+        "learned, loss_fn.progress(step, total)",
+    ]
+    assert all(0 < value < float("inf") for value in rows.values())
+    # the schedule changes training: the two learned rows train differently
+    assert rows["learned, no extra line"] != rows["learned, loss_fn.progress(step, total)"]
+
+
 @pytest.mark.slow
 def test_es_cost_benchmark_prints_its_table():
     stdout = run_script(

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from learnedloss.config import PROGRESS_INPUT
 from learnedloss.evaluation.baselines import LossLike, Tuned
 from learnedloss.evaluation.batched import (
     EngineRun,
@@ -41,6 +42,7 @@ from learnedloss.evaluation.batched import (
     loss_refusal,
     trained_with_model,
 )
+from learnedloss.loss import progress_for_calls
 from learnedloss.meta.inner import (
     InnerLoop,
     LossArguments,
@@ -334,7 +336,8 @@ class JointInnerLoop(InnerLoop):
     # the loss's parameters and buffers, read from the joint ones
     def _joint_loss_apply(self, tensors: Params, input, target, offered):
         side = {name: offered[name] for name in self._side}
-        return functional_call(self.model.loss, tensors, (input, target), side)
+        with progress_for_calls(self.model.loss, offered.get(PROGRESS_INPUT)):
+            return functional_call(self.model.loss, tensors, (input, target), side)
 
     def joint(self, params: Params, loss_params: Params) -> Params:
         """The joint parameters: the models' ``params`` (batched over tasks) under
@@ -355,8 +358,9 @@ class JointInnerLoop(InnerLoop):
             parts[owner == "loss"][name] = value
         return parts
 
-    def _train_loss(self, params, loss_params, buffers, x, y):
+    def _train_loss(self, params, loss_params, buffers, x, y, progress):
         input, target, offered = self.loss_arguments(self._predict(params, buffers, x), y, x)
+        offered = {**offered, PROGRESS_INPUT: progress}
         own = {k: v for k, v in {**params, **buffers}.items() if k.startswith("loss.")}
         return self.loss_apply(
             {k[len("loss.") :]: v for k, v in own.items()}, input, target, offered

@@ -2,16 +2,17 @@
 (``torch.ops.learnedloss.grid_classification``, `learnedloss.kernels`) computes the
 log-softmax, the loss and its gradient with respect to the logits.
 
-It takes the bundled classification drop-ins' architectures: a grid network over each class's
-log-probability (and optionally whether the class is the labelled one), corrected by the
-cross-entropy term in the ``add`` form (``CE + h``) or the ``scale`` form (``(1 + h) CE``),
-with the identity output. A call qualifies when `fused_classification`'s checks pass: class
-indices of shape ``(N)`` for ``(N, C)`` logits (or ``()`` for ``(C)``), no ``ignore_index``
-among the classes, a plain eager CPU call (`learnedloss.functional.fast.plain_call`) and
-``check_finite`` off. The kernel itself hands back to the general path any call with an
-out-of-range class index or a non-finite log-probability (``-inf`` masks, NaN), so the values
-and gradients are the general path's (`tests/core/test_kernels.py`). Where the kernels are not
-built, calls take the eager grid path (`learnedloss.functional.fast`).
+It takes the bundled classification drop-ins' architectures: a grid network over each
+class's log-probability (and optionally whether the class is the labelled one, or the
+training progress), corrected by the cross-entropy term in the ``add`` form (``CE + h``) or
+the ``scale`` form (``(1 + h) CE``), with the identity output. A call qualifies when
+`fused_classification`'s checks pass: class indices of shape ``(N)`` for ``(N, C)`` logits
+(or ``()`` for ``(C)``), no ``ignore_index`` among the classes, a plain eager CPU call
+(`learnedloss.functional.fast.plain_call`) and ``check_finite`` off. The kernel itself hands
+back to the general path any call with an out-of-range class index or a non-finite
+log-probability (``-inf`` masks, NaN), so the values and gradients are the general path's
+(`tests/core/test_kernels.py`). Where the kernels are not built, calls take the eager grid
+path (`learnedloss.functional.fast`).
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ import torch
 from torch import nn
 
 from learnedloss import kernels
+from learnedloss.config import PROGRESS_INPUT, UNSCHEDULED_PROGRESS
 from learnedloss.functional.fast import FastGrid, general_gradient, plain_call
-from learnedloss.functional.general import feature_limit
+from learnedloss.functional.general import Progress, feature_limit
 from learnedloss.functional.reduction import REDUCTION_CODES
 from learnedloss.networks import fast as plans
 
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
 
-FUSED_INPUTS = (("log_prob",), ("log_prob", "target"))
+FUSED_INPUTS = (("log_prob",), ("log_prob", "target"), ("log_prob", PROGRESS_INPUT))
 """The inputs of the grid classification losses the fused kernel computes."""
 
 FUSED_FORMS = ("add", "scale")
@@ -45,9 +47,12 @@ def fused_classification(
     reduction: str,
     ignore_index: int,
     check_finite: bool,
+    progress: Progress = None,
 ) -> torch.Tensor | None:
     """The reduced loss of a call by the fused kernel, or None when the call must take
-    another path (see the module docstring)."""
+    another path (see the module docstring). A loss over ``progress`` blends its splines at
+    ``progress`` first (the general path interpolates the second axis linearly, and a
+    spline is linear in its coefficients), and is then a one-axis loss."""
     if not _architecture_fits(config, network) or check_finite:
         return None
     if not _call_fits(input, target, ignore_index) or not kernels.active():
@@ -55,14 +60,17 @@ def fused_classification(
     dtype = torch.promote_types(network.values.dtype, input.dtype)
     lo, hi = network.grid_range[0]
     want = input.requires_grad and torch.is_grad_enabled()
+    columns = network.coefficient_columns(dtype)
+    if config.reads_progress:
+        columns = _columns_at_progress(network, columns, progress)
     value, gradient, usable = torch.ops.learnedloss.grid_classification(
         input.detach(),
         target,
-        network.coefficient_columns(dtype),
+        columns,
         lo,
         hi,
         feature_limit(dtype),
-        len(config.inputs) == 2,
+        tuple(config.inputs) == FUSED_INPUTS[1],
         config.residual_form == "scale",
         REDUCTION_CODES[reduction],
         want,
@@ -71,7 +79,7 @@ def fused_classification(
         return None
     if not want:
         return value
-    general = general_gradient(config, network, target, reduction, ignore_index)
+    general = general_gradient(config, network, target, reduction, ignore_index, progress)
     class_dim = None if reduction != "none" else input.dim() - 1
     return FastGrid.apply(input, lambda _input: (value, gradient), general, class_dim)
 
@@ -86,10 +94,23 @@ def _architecture_fits(config: LossConfig, network: nn.Module) -> bool:
     inputs = tuple(config.inputs)
     if config.output_activation != "identity" or inputs not in FUSED_INPUTS:
         return False
-    if len(inputs) == 2:  # the target axis: one set of knots per target value, 0 and 1
+    if inputs == FUSED_INPUTS[1]:  # the target axis: one set of knots per target value, 0 and 1
         knots_fit = len(network.knots) == 2 and network.knots[1] == 2
         return knots_fit and tuple(network.grid_range[1]) == (0.0, 1.0)
-    return len(network.knots) == 1
+    return len(network.knots) == len(inputs)
+
+
+def _columns_at_progress(network: nn.Module, columns: torch.Tensor, progress: Progress):
+    """One spline's ``(4, intervals)`` coefficient columns: the network's splines over the
+    progress axis blended at ``progress`` as the general path interpolates them (clamped to
+    the axis's range)."""
+    value = float(UNSCHEDULED_PROGRESS if progress is None else progress)
+    lo, hi = network.grid_range[1]
+    k1 = network.knots[1]
+    position = min(max((value - lo) / (hi - lo), 0.0), 1.0) * (k1 - 1)
+    row = min(int(position), k1 - 2)
+    per_row = columns.unflatten(1, (k1, -1))
+    return torch.lerp(per_row[:, row], per_row[:, row + 1], position - row).contiguous()
 
 
 def _call_fits(input, target, ignore_index: int) -> bool:

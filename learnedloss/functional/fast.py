@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learnedloss.functional.general import feature_limit, general_loss
+from learnedloss.functional.general import Progress, feature_limit, general_loss
 from learnedloss.functional.reduction import mean_divisor, reduce
 from learnedloss.kinds.regression import robust_scale
 from learnedloss.networks import fast as plans
@@ -88,6 +88,7 @@ def general_gradient(
     target: torch.Tensor,
     reduction: str,
     ignore_index: int = -100,
+    progress: Progress = None,
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """`FastGrid`'s ``recompute``: a call's input gradient through the general path, as a
     differentiable function of the input and the incoming gradient (double backward)."""
@@ -95,7 +96,13 @@ def general_gradient(
     def general(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
             value = general_loss(
-                config, network, x, target, reduction=reduction, ignore_index=ignore_index
+                config,
+                network,
+                x,
+                target,
+                reduction=reduction,
+                ignore_index=ignore_index,
+                progress=progress,
             )
             return torch.autograd.grad(value, x, grad, create_graph=True)[0]
 

@@ -9,11 +9,16 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from learnedloss.config import PROGRESS_INPUT, UNSCHEDULED_PROGRESS
 from learnedloss.functional.reduction import reduce
 from learnedloss.kinds import loss_kind
 
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
+
+Progress = float | torch.Tensor | None
+"""Training progress from 0 to 1 for a loss that reads it (a number or a 0-dim tensor; None:
+`learnedloss.config.UNSCHEDULED_PROGRESS`)."""
 
 FEATURE_LIMIT = {torch.float64: 1e150}
 """The largest feature magnitude a network evaluates, by dtype (default `DEFAULT_FEATURE_LIMIT`):
@@ -46,6 +51,7 @@ def per_sample_losses(
     ignore_index: int = -100,
     check_finite: bool = False,
     parameters: Mapping[str, torch.Tensor] | None = None,
+    progress: Progress = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Each sample's loss, unreduced, and the mask of samples that count.
 
@@ -64,6 +70,8 @@ def per_sample_losses(
         check_finite: raise on non-finite arguments (see `learnedloss.LearnedLoss`).
         parameters: tensors to run ``network`` with instead of its own, by name (through
             ``torch.func.functional_call``).
+        progress: training progress, read by a loss whose inputs name ``"progress"``
+            (`progress_feature`; ignored otherwise).
 
     Returns:
         ``(values, valid)``: the per-sample losses (``reduction='none'``'s shape) in the
@@ -79,6 +87,8 @@ def per_sample_losses(
         ignore_index=ignore_index,
         check_finite=check_finite,
     )
+    if config.reads_progress:
+        named[PROGRESS_INPUT] = progress_feature(progress, next(iter(named.values())))
     skip = multiplier = None
     if config.residual:  # the standard loss's own term, which the network corrects
         skip, multiplier = kind.standard_term(named)
@@ -97,6 +107,17 @@ def per_sample_losses(
     return kind.per_sample(per_element), valid
 
 
+def progress_feature(progress: Progress, like: torch.Tensor) -> torch.Tensor:
+    """Training progress as a feature: ``progress`` (None: `UNSCHEDULED_PROGRESS`) in
+    ``like``'s dtype and device, the same for every element.
+
+    Shape:
+        - Output: ``like``'s shape (an expanded view).
+    """
+    value = UNSCHEDULED_PROGRESS if progress is None else progress
+    return torch.as_tensor(value).to(like.device, like.dtype).expand(like.shape)
+
+
 def general_loss(
     config: LossConfig,
     network: nn.Module,
@@ -108,6 +129,7 @@ def general_loss(
     ignore_index: int = -100,
     check_finite: bool = False,
     parameters: Mapping[str, torch.Tensor] | None = None,
+    progress: Progress = None,
 ) -> torch.Tensor:
     """`per_sample_losses`, reduced (`reduce`), in the input's dtype."""
     values, valid = per_sample_losses(
@@ -119,5 +141,6 @@ def general_loss(
         ignore_index=ignore_index,
         check_finite=check_finite,
         parameters=parameters,
+        progress=progress,
     )
     return reduce(values, reduction, valid).to(input.dtype)

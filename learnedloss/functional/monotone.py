@@ -1,17 +1,17 @@
 """The fast path of frozen monotone regression losses: value and input gradient in one pass.
 
 A frozen `learnedloss.networks.MonotoneNetwork` over ``scaled_residual`` (and optionally
-``contamination``) is :math:`s^2 R(|r| / s)` per element, with :math:`R` a quadratic on each
-knot interval (`learnedloss.networks.monotone.MonotoneTables`). `monotone_loss` computes a
-plain eager CPU call by the fused kernel ``torch.ops.learnedloss.monotone_regression_loss``
-(`learnedloss.kernels`, with its own C++ autograd node) where it is built, and otherwise by a
-few eager kernels, its reference: the residual, its robust scale and contamination (the
-general path's statistics), one search and one gather for the interval's coefficients, two
-fused multiply-adds for the value and one for the gradient
-:math:`s \\psi(|r| / s) \\operatorname{sign} r`, which the backward only scales. Calls the
-general path treats specially (non-finite or beyond-limit values, side inputs, targets that
-require gradients, transforms, compilation, other devices) return None and take the general
-path; values and input gradients agree with it to float rounding
+``contamination`` or ``progress``) is :math:`s^2 R(|r| / s)` per element, with :math:`R` a
+quadratic on each knot interval (`learnedloss.networks.monotone.MonotoneTables`).
+`monotone_loss` computes a plain eager CPU call by the fused kernel
+``torch.ops.learnedloss.monotone_regression_loss`` (`learnedloss.kernels`, with its own C++
+autograd node) where it is built, and otherwise by a few eager kernels, its reference: the
+residual, its robust scale and contamination (the general path's statistics), one search and
+one gather for the interval's coefficients, two fused multiply-adds for the value and one
+for the gradient :math:`s \\psi(|r| / s) \\operatorname{sign} r`, which the backward only
+scales. Calls the general path treats specially (non-finite or beyond-limit values, side
+inputs, targets that require gradients, transforms, compilation, other devices) return None
+and take the general path; values and input gradients agree with it to float rounding
 (`tests/core/test_monotone.py`).
 """
 
@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from learnedloss import kernels
+from learnedloss.config import PROGRESS_INPUT, UNSCHEDULED_PROGRESS
 from learnedloss.functional.fast import FastGrid, general_gradient, plain_call, within
-from learnedloss.functional.general import feature_limit
+from learnedloss.functional.general import Progress, feature_limit
 from learnedloss.functional.reduction import REDUCTION_CODES, mean_divisor, reduce
 from learnedloss.kinds.regression import (
     CONTAMINATION_THRESHOLD,
@@ -33,11 +34,16 @@ from learnedloss.kinds.regression import (
     robust_scale,
 )
 from learnedloss.networks import fast as plans
+from learnedloss.networks.monotone import MonotoneTables
 
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
 
-FAST_INPUTS = (("scaled_residual",), ("scaled_residual", "contamination"))
+FAST_INPUTS = (
+    ("scaled_residual",),
+    ("scaled_residual", "contamination"),
+    ("scaled_residual", PROGRESS_INPUT),
+)
 """The inputs of the monotone regression losses the fast path computes."""
 
 
@@ -48,15 +54,20 @@ def monotone_loss(
     target: torch.Tensor,
     reduction: str,
     check_finite: bool,
+    progress: Progress = None,
 ) -> torch.Tensor | None:
     """The reduced loss of a call by a frozen monotone regression loss's tables, or None
-    when the call must take the general path (see the module docstring)."""
+    when the call must take the general path (see the module docstring). A loss over
+    ``progress`` blends its curves at ``progress`` first, and is then a one-curve loss."""
     if not _eligible(config, network, input, target, check_finite):
         return None
     theta = network.log_influence
     dtype = torch.promote_types(torch.promote_types(theta.dtype, input.dtype), target.dtype)
     tables = network.fast_tables(dtype)
     adaptive = len(config.inputs) == 2
+    if config.reads_progress:
+        tables = _tables_at_progress(network, tables, progress)
+        adaptive = False
     if kernels.active():  # the kernel's own autograd node
         return _fused(network, tables, input, target, reduction, adaptive)
     want = input.requires_grad and torch.is_grad_enabled()
@@ -65,7 +76,7 @@ def monotone_loss(
         return None
     if not want:
         return outcome[0]
-    general = general_gradient(config, network, target, reduction)
+    general = general_gradient(config, network, target, reduction, progress=progress)
     return FastGrid.apply(input, lambda _input: outcome, general, None)
 
 
@@ -135,6 +146,19 @@ def _eligible(config, network, input, target, check_finite: bool) -> bool:
     if target.shape != input.shape or input.numel() == 0 or target.requires_grad:
         return False
     return network.log_influence.device.type == "cpu"
+
+
+def _tables_at_progress(network, tables, progress: Progress):
+    """One curve's tables: the network's curves blended at ``progress`` as
+    `MonotoneNetwork.shape_at` blends its second axis."""
+    value = float(UNSCHEDULED_PROGRESS if progress is None else progress)
+    lo, hi = network.grid_range[1]
+    k1 = network.knots[1]
+    position = min(max((value - lo) / (hi - lo), 0.0), 1.0) * (k1 - 1)
+    row = min(int(position), k1 - 2)
+    coefficients = tables.coefficients
+    blended = torch.lerp(coefficients[row], coefficients[row + 1], position - row)
+    return MonotoneTables(blended[None], tables.boundaries)
 
 
 def _coefficients(network, tables, magnitude, scale: float, adaptive: bool) -> torch.Tensor:

@@ -12,7 +12,7 @@ from torch import nn
 
 from learnedloss.functional.classification import fused_classification
 from learnedloss.functional.fast import grid_loss
-from learnedloss.functional.general import general_loss
+from learnedloss.functional.general import Progress, general_loss
 from learnedloss.functional.monotone import monotone_loss
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def learned_loss(
     check_finite: bool = False,
     parameters: Mapping[str, torch.Tensor] | None = None,
     frozen: bool = False,
+    progress: Progress = None,
 ) -> torch.Tensor:
     """The loss of a call, reduced, in the input's dtype: what `learnedloss.LearnedLoss`
     returns (see it for the arguments' shapes and the kinds' semantics).
@@ -50,6 +51,8 @@ def learned_loss(
             computes plain eager CPU calls by its fast plan (`learnedloss.networks.fast`),
             and a monotone regression network by its tables
             (`learnedloss.functional.monotone`), which changes nothing but the speed.
+        progress: training progress from 0 to 1, for a loss that reads ``"progress"``
+            (None: `learnedloss.config.UNSCHEDULED_PROGRESS`).
 
     Examples:
         >>> import torch
@@ -63,10 +66,10 @@ def learned_loss(
     """
     if frozen and parameters is None and not side_inputs:
         if config.parameterization == "monotone":
-            value = monotone_loss(config, network, input, target, reduction, check_finite)
+            value = monotone_loss(config, network, input, target, reduction, check_finite, progress)
         else:
             value = fused_classification(
-                config, network, input, target, reduction, ignore_index, check_finite
+                config, network, input, target, reduction, ignore_index, check_finite, progress
             )
             if value is None:
                 value = grid_loss(
@@ -84,6 +87,7 @@ def learned_loss(
         ignore_index=ignore_index,
         check_finite=check_finite,
         parameters=parameters,
+        progress=progress,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -213,12 +215,69 @@ def check(
     Returns:
         A `CheckReport`; ``report.passed`` is True when every criterion passed.
 
+    A loss that reads training progress (docs/progress.md) is checked at each progress of
+    `PROGRESS_PROBES`: a criterion passes only if it holds at every one, and its numbers
+    are those of the first progress where it failed (else the last), with that
+    ``progress`` among them. The loss's own progress is restored afterwards.
+
     Examples:
         >>> from learnedloss import LearnedLoss
         >>> from learnedloss.inspection import check
         >>> check(LearnedLoss.from_pretrained("sine-regression")).criteria["finite"].passed
         True
     """
+    options = dict(
+        points=points,
+        targets=targets,
+        sign_band=sign_band,
+        size_bounds=size_bounds,
+        minimum_tolerance=minimum_tolerance,
+    )
+    config = getattr(loss, "config", None)
+    if config is None or not config.reads_progress:
+        return _check_once(loss, ranges, **options)
+    reports = []
+    for progress in PROGRESS_PROBES:
+        with at_progress(loss, progress):
+            reports.append((progress, _check_once(loss, ranges, **options)))
+    criteria = {}
+    for name in reports[0][1].criteria:
+        failed = [(p, r.criteria[name]) for p, r in reports if not r.criteria[name].passed]
+        progress, chosen = (failed or [(reports[-1][0], reports[-1][1].criteria[name])])[0]
+        criteria[name] = Criterion(
+            chosen.passed, {**chosen.numbers, "progress": progress}, chosen.detail
+        )
+    probes = ", ".join(f"{p:g}" for p in PROGRESS_PROBES)
+    notes = [*reports[0][1].notes, f"checked at progress {probes}; each criterion at every one"]
+    return CheckReport(reports[0][1].ranges, criteria, notes)
+
+
+PROGRESS_PROBES = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""The training progress values `check` probes a loss that reads progress at."""
+
+
+@contextlib.contextmanager
+def at_progress(loss: Any, progress: float) -> Iterator[None]:
+    """Set ``loss``'s training progress for a block, and restore it afterwards."""
+    before = loss.training_progress
+    loss.progress(progress, 1.0)
+    try:
+        yield
+    finally:
+        loss.progress(before, 1.0)
+
+
+def _check_once(
+    loss: Any,
+    ranges: dict[str, Range] | None,
+    *,
+    points: int,
+    targets: int,
+    sign_band: float,
+    size_bounds: tuple[float, float],
+    minimum_tolerance: float,
+) -> CheckReport:
+    """`check` at the loss's current progress."""
     config = getattr(loss, "config", None)
     kind = config.kind if config is not None else "regression"
     if kind not in ("regression", "classification"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 from typing import Any
 
@@ -9,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from learnedloss.functional import unreduced
-from learnedloss.inspection.check import _call, _scale_pinned
+from learnedloss.inspection.check import _call, _scale_pinned, at_progress
 from learnedloss.inspection.ranges import Range, training_ranges
 
 STANDARD_CURVES = {
@@ -40,7 +42,8 @@ def plot_loss(
     (5 classes, others at 0) and the reference is cross-entropy. For a policy-gradient loss
     the left panel is the advantage its gradient uses, the right its learned baseline, both
     against the advantage (``ranges={"advantage": (lo, hi)}``, default ±4), next to
-    REINFORCE's.
+    REINFORCE's. A loss that reads training progress (docs/progress.md) is drawn at progress
+    0, 0.5 and 1 (`PLOTTED_PROGRESS`), at one target.
 
     Needs matplotlib (the ``plot`` extra: ``pip install learnedloss[plot]``).
 
@@ -78,15 +81,17 @@ def plot_loss(
         logits = torch.zeros(points, 5, dtype=torch.float64)
         logits[:, 0] = z
         labels = torch.zeros(points, dtype=torch.long)
-        for name, fn in (
-            ("learned", lambda x: _call(loss, x, labels)),
-            ("cross-entropy", lambda x: F.cross_entropy(x, labels, reduction="none")),
-        ):
+        curves = [
+            (f"learned{suffix}", progress, lambda x: _call(loss, x, labels))
+            for suffix, progress in _progress_settings(loss)
+        ]
+        reference = lambda x: F.cross_entropy(x, labels, reduction="none")  # noqa: E731
+        for name, progress, fn in [*curves, ("cross-entropy", None, reference)]:
             x = logits.clone().requires_grad_(True)
-            with torch.enable_grad():
+            with torch.enable_grad(), _maybe_at_progress(loss, progress):
                 v = fn(x)
                 (g,) = torch.autograd.grad(v.sum(), x)
-            style = "-" if name == "learned" else "--"
+            style = "--" if name == "cross-entropy" else "-"
             ax_v.plot(z, v.detach(), style, label=name)
             ax_g.plot(z, g[:, 0], style, label=name)
         label = "labelled class's logit (4 others at 0)"
@@ -97,17 +102,18 @@ def plot_loss(
     else:
         t_lo, t_hi = ranges["target"]
         r_lo, r_hi = ranges["residual"]
-        if targets is None:
-            targets = (t_lo / 2, 0.0, t_hi / 2)
+        settings = _progress_settings(loss)
+        if targets is None:  # a loss over progress: its curves over progress at one target
+            targets = (t_lo / 2, 0.0, t_hi / 2) if len(settings) == 1 else ((t_lo + t_hi) / 2,)
         r = torch.linspace(r_lo, r_hi, points, dtype=torch.float64)
-        for target in targets:
+        for (suffix, progress), target in itertools.product(settings, targets):
             y = torch.full_like(r, float(target))
             x = (y + r).requires_grad_(True)
-            with torch.enable_grad():
+            with torch.enable_grad(), _maybe_at_progress(loss, progress):
                 v = _call(loss, x, y)
                 (g,) = torch.autograd.grad(v.sum(), x)
-            ax_v.plot(r, v.detach(), label=f"learned, target {target:g}")
-            ax_g.plot(r, g, label=f"learned, target {target:g}")
+            ax_v.plot(r, v.detach(), label=f"learned, target {target:g}{suffix}")
+            ax_g.plot(r, g, label=f"learned, target {target:g}{suffix}")
         for name in vs:
             rr = r.clone().requires_grad_(True)
             with torch.enable_grad():
@@ -123,6 +129,24 @@ def plot_loss(
     ax_v.set_ylabel("loss per element")
     ax_g.set_ylabel("d loss / d prediction")
     return _finish(plt, fig, out, title)
+
+
+PLOTTED_PROGRESS = (0.0, 0.5, 1.0)
+"""The training progress values `plot_loss` draws a loss that reads progress at."""
+
+
+def _progress_settings(loss: Any) -> list[tuple[str, float | None]]:
+    """``(label suffix, progress)`` of each curve set: one per `PLOTTED_PROGRESS` for a loss
+    that reads progress, else one at the loss's own state."""
+    config = getattr(loss, "config", None)
+    if config is None or not config.reads_progress:
+        return [("", None)]
+    return [(f", progress {p:g}", p) for p in PLOTTED_PROGRESS]
+
+
+def _maybe_at_progress(loss: Any, progress: float | None):
+    """`at_progress` for a progress to draw at; nothing for None."""
+    return contextlib.nullcontext() if progress is None else at_progress(loss, progress)
 
 
 def _finish(plt, fig, out, title):

@@ -31,8 +31,9 @@ from torch.func import functional_call, grad, vmap
 from torch.utils.checkpoint import checkpoint
 from torchopt import pytree
 
+from learnedloss.config import PROGRESS_INPUT
 from learnedloss.errors import TaskModelError
-from learnedloss.loss import finite_check_disabled
+from learnedloss.loss import finite_check_disabled, progress_for_calls
 from learnedloss.tasks.base import TaskBatch, default_loss_arguments
 
 Params = dict[str, torch.Tensor]
@@ -101,17 +102,26 @@ def make_inner_optimizer(
 def learned_loss_apply(loss: nn.Module) -> LossApply:
     """Call ``loss`` (an ``nn.Module``) with explicit parameters, for the inner loop.
 
-    A loss that declares side inputs is given them from what the task offers (see
+    A loss that reads training progress reads the step's, which the inner loop offers under
+    `learnedloss.config.PROGRESS_INPUT` (`learnedloss.loss.progress_for_calls`). A loss that
+    declares side inputs is given them from what the task offers (see
     `TaskFamily.loss_arguments`); one the task does not offer is a clear error.
     """
     side = tuple(getattr(getattr(loss, "config", None), "side_inputs", ()))
 
     def apply(loss_params: Params, input, target, offered):
         side_inputs = _side_inputs(side, offered)
-        with finite_check_disabled(loss):
+        with finite_check_disabled(loss), progress_for_calls(loss, offered.get(PROGRESS_INPUT)):
             return functional_call(loss, loss_params, (input, target), side_inputs)
 
     return apply
+
+
+def step_progress(step: int, total: int, like: torch.Tensor) -> torch.Tensor:
+    """Step ``step``'s training progress ``step / total`` (0 at the first step), a 0-dim
+    tensor of the default floating dtype on ``like``'s device, as the inner loops offer it
+    to the loss."""
+    return torch.tensor(step / total, dtype=torch.get_default_dtype(), device=like.device)
 
 
 def plain_loss_apply(loss_fn: Callable[..., torch.Tensor]) -> LossApply:
@@ -222,13 +232,14 @@ class InnerLoop:
     def _predict(self, params: Params, buffers: Params, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.model, (params, buffers), (x,))
 
-    def _train_loss(self, params, loss_params, buffers, x, y):
+    def _train_loss(self, params, loss_params, buffers, x, y, progress):
         input, target, offered = self.loss_arguments(self._predict(params, buffers, x), y, x)
+        offered = {**offered, PROGRESS_INPUT: progress}
         return self.loss_apply(loss_params, input, target, offered)
 
-    def _step(self, params, state, loss_params, x, y):
+    def _step(self, params, state, loss_params, x, y, progress):
         state, buffers = state
-        grads = grad(self._train_loss)(params, loss_params, buffers, x, y)
+        grads = grad(self._train_loss)(params, loss_params, buffers, x, y, progress)
         with warnings.catch_warnings():
             # torchopt's Adam calls addcmul_, which vmap runs through a slower fallback.
             warnings.filterwarnings("ignore", message="There is a performance drop")
@@ -266,13 +277,30 @@ class InnerLoop:
         buffers = {k: b.expand(n_tasks, *b.shape).clone() for k, b in self._buffers.items()}
         return self._batched(self.optimizer.init, (0,))(params), buffers
 
-    def steps(self, params, state, loss_params, x, y, n_steps: int, checkpointed: bool = False):
-        """Run ``n_steps`` inner steps on every task; returns (params, state)."""
-        step = self._batched(self._step, (0, 0, None, 0, 0))
+    def steps(
+        self,
+        params,
+        state,
+        loss_params,
+        x,
+        y,
+        n_steps: int,
+        checkpointed: bool = False,
+        *,
+        first: int = 0,
+        total: int | None = None,
+    ):
+        """Run ``n_steps`` inner steps on every task; returns (params, state).
+
+        The steps are ``first, first + 1, ...`` of a run of ``total`` (default ``first +
+        n_steps``) steps: a loss that reads progress sees ``step / total`` at each."""
+        step = self._batched(self._step, (0, 0, None, 0, 0, None))
         if checkpointed:
             step = _checkpointed(step)
-        for _ in range(n_steps):
-            params, state = step(params, state, loss_params, x, y)
+        total = first + n_steps if total is None else total
+        for index in range(first, first + n_steps):
+            progress = step_progress(index, total, x)
+            params, state = step(params, state, loss_params, x, y, progress)
         return params, state
 
     def score(self, params: Params, state, x, y, extra: dict | None = None) -> torch.Tensor:
@@ -302,11 +330,25 @@ class InnerLoop:
             frozen = {k: v.detach() for k, v in loss_params.items()}
             with torch.no_grad():
                 params, state = self.steps(
-                    params, state, frozen, batch.x_train, batch.y_train, n_steps - differentiated
+                    params,
+                    state,
+                    frozen,
+                    batch.x_train,
+                    batch.y_train,
+                    n_steps - differentiated,
+                    total=n_steps,
                 )
             params, state = pytree.tree_map(torch.Tensor.detach, (params, state))
         params, state = self.steps(
-            params, state, loss_params, batch.x_train, batch.y_train, differentiated, checkpointed
+            params,
+            state,
+            loss_params,
+            batch.x_train,
+            batch.y_train,
+            differentiated,
+            checkpointed,
+            first=n_steps - differentiated,
+            total=n_steps,
         )
         return self.score(params, state, *batch.scored(score_on), batch.extra)
 
@@ -326,9 +368,16 @@ class InnerLoop:
             state = self.init_state(params)
             x, y = batch.scored(score_on)
             scores = [self.score(params, state, x, y, batch.extra)]
-            for _ in range(n_steps // every):
+            for block in range(n_steps // every):
                 params, state = self.steps(
-                    params, state, loss_params, batch.x_train, batch.y_train, every
+                    params,
+                    state,
+                    loss_params,
+                    batch.x_train,
+                    batch.y_train,
+                    every,
+                    first=block * every,
+                    total=n_steps,
                 )
                 scores.append(self.score(params, state, x, y, batch.extra))
             return torch.stack(scores)
@@ -343,7 +392,7 @@ def _checkpointed(step):
     supports ``.backward()``, not ``torch.autograd.grad``.
     """
 
-    def run(params, state, loss_params, x, y):
+    def run(params, state, loss_params, x, y, progress):
         leaves, spec = pytree.tree_flatten((params, state))
         loss_leaves, loss_spec = pytree.tree_flatten(loss_params)
         n = len(leaves)
@@ -351,7 +400,7 @@ def _checkpointed(step):
         def flat_step(*tensors):
             p, s = pytree.tree_unflatten(spec, tensors[:n])
             lp = pytree.tree_unflatten(loss_spec, tensors[n:])
-            new_leaves, new_spec = pytree.tree_flatten(step(p, s, lp, x, y))
+            new_leaves, new_spec = pytree.tree_flatten(step(p, s, lp, x, y, progress))
             out_spec.append(new_spec)
             return tuple(new_leaves)
 

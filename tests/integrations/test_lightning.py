@@ -142,3 +142,27 @@ def test_a_classifier_trains_and_checkpoints_with_the_noisy_labels_loss(tmp_path
     logits, labels = torch.randn(8, 3), torch.randint(0, 3, (8,))
     assert torch.equal(loaded.loss_fn(logits, labels), reference(logits, labels))
     assert all(not name.startswith("loss_fn") for name, _ in loaded.named_parameters())
+
+
+class ScheduledRegressor(Regressor):
+    """The one line of docs/progress.md in ``training_step``."""
+
+    def training_step(self, batch, batch_idx):
+        self.loss_fn.progress(self.global_step, self.trainer.estimated_stepping_batches)
+        self.seen.append(self.loss_fn.training_progress)
+        return super().training_step(batch, batch_idx)
+
+
+def test_training_step_gives_a_progress_loss_its_schedule(tmp_path):
+    from learnedloss.starts import monotone_start_config
+
+    loss = LearnedLoss(monotone_start_config("mse", adapt_to="progress"))
+    loss.save_pretrained(tmp_path / "progress-loss")
+    torch.manual_seed(0)
+    model = ScheduledRegressor(str(tmp_path / "progress-loss"))
+    model.seen = []
+    trainer, _ = fit(model, tmp_path)
+    assert model.seen == [0.0, 1 / 3, 2 / 3]
+    path = tmp_path / "scheduled.ckpt"
+    trainer.save_checkpoint(path)
+    assert not [k for k in torch.load(path, weights_only=True)["state_dict"] if "loss_fn" in k]

@@ -105,3 +105,49 @@ def test_trainer_with_a_learned_compute_loss_func(tmp_path):
     assert len(seen) == 4 and all(torch.isfinite(torch.tensor(seen)))
     assert any(not torch.equal(a, b) for a, b in zip(body, model.body.parameters(), strict=True))
     assert same_loss(loss_fn, "mse-fit") and same_loss(model.loss_fn, "mse-fit")
+
+
+def _progress_loss_directory(path):
+    """A monotone regression loss over training progress whose curves differ, saved."""
+    from learnedloss.starts import monotone_start_config
+
+    loss = LearnedLoss(monotone_start_config("mse", adapt_to="progress"))
+    with torch.no_grad():
+        loss.network.log_influence[2].fill_(-1.0)
+    loss.save_pretrained(path)
+    return str(path)
+
+
+def test_a_trainer_callback_gives_a_held_progress_loss_its_schedule(tmp_path):
+    from transformers import TrainerCallback
+
+    name = _progress_loss_directory(tmp_path / "progress-loss")
+    torch.manual_seed(0)
+    model = TinyRegressor(TinyConfig(loss_name=name))
+    seen = []
+
+    class Schedule(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            model.loss_fn.progress(state.global_step, state.max_steps)
+            seen.append(model.loss_fn.training_progress)
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=4,
+        per_device_train_batch_size=8,
+        learning_rate=0.05,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
+    Trainer(model=model, args=args, train_dataset=Pairs(), callbacks=[Schedule()]).train()
+    assert seen == [0.0, 0.25, 0.5, 0.75]
+    assert all(not name.startswith("loss_fn") for name in model.state_dict())
+    # saved and loaded on the meta device, the model's loss starts at its default progress
+    model.save_pretrained(tmp_path / "model")
+    loaded = TinyRegressor.from_pretrained(tmp_path / "model")
+    assert loaded.loss_fn.training_progress == 1.0
+    x, y = torch.randn(16, 1), torch.randn(16, 1)
+    torch.testing.assert_close(loaded.loss_fn(x, y), LearnedLoss.from_pretrained(name)(x, y))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from learnedloss.config import PROGRESS_INPUT
 from learnedloss.families.noisy_labels.tasks import (
     HELD_OUT_TABLES,
     META_TRAIN_TABLES,
@@ -83,8 +84,9 @@ class NoisyLabelsRecipe(HeldOutTransferRecipe):
     start_config = staticmethod(count_free_cross_entropy_start_config)
 
     def initial_loss(self) -> LearnedLoss:
-        """The count-free start: exactly cross-entropy, or, for a grid over one input, a
-        hand-set shape: GCE's with ``start_gce_q`` (over ``"log_prob"``,
+        """The count-free start: exactly cross-entropy, or, for a grid over one input (and
+        optionally ``progress``: the same shape at every progress), a hand-set shape: GCE's
+        with ``start_gce_q`` (over ``"log_prob"``,
         `learnedloss.starts.generalized_cross_entropy_factor`), a soft small-loss selection
         with ``start_truncation = (a, b)`` (over ``"log_relative_ce"``,
         `learnedloss.starts.truncated_cross_entropy_factor`)."""
@@ -103,9 +105,11 @@ class NoisyLabelsRecipe(HeldOutTransferRecipe):
         if len(chosen) > 1:
             raise ValueError(f"set at most one of {list(shapes)}, got {chosen}")
         axis, shape, arguments = shapes[chosen[0]]
-        if self.parameterization != "grid" or tuple(self.inputs) != (axis,):
+        allowed = ((axis,), (axis, PROGRESS_INPUT))
+        if self.parameterization != "grid" or tuple(self.inputs) not in allowed:
             raise ValueError(
-                f"{chosen[0]} needs parameterization='grid' and inputs=({axis!r},), got "
+                f"{chosen[0]} needs parameterization='grid' and inputs=({axis!r},) or "
+                f"({axis!r}, {PROGRESS_INPUT!r}) (the same shape at every progress), got "
                 f"{self.parameterization!r} over {tuple(self.inputs)}"
             )
         network = loss.network

@@ -31,10 +31,12 @@ from torch import nn
 from torch.func import vmap
 from torch.utils.checkpoint import checkpoint
 
+from learnedloss.config import PROGRESS_INPUT
 from learnedloss.meta.engine.errors import EngineUnsupported
 from learnedloss.meta.engine.losses import check_loss_arguments, stacked_loss_apply
 from learnedloss.meta.engine.models import StackedModel, compile_model
 from learnedloss.meta.engine.optimizers import StackedOptimizer, stacked_optimizer
+from learnedloss.meta.inner import step_progress
 from learnedloss.tasks.base import TaskBatch, default_loss_arguments
 
 Params = dict[str, torch.Tensor]
@@ -78,6 +80,11 @@ class _Run:
     indices: torch.Tensor | None
     lr: float | torch.Tensor
     shapes: dict[str, torch.Size]
+    n_steps: int
+
+    def progress(self, step: int) -> torch.Tensor:
+        """Step ``step``'s training progress, as the loss reads it (`step_progress`)."""
+        return step_progress(step, self.n_steps, self.x)
 
     def data(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.indices is None:
@@ -272,32 +279,35 @@ class BatchedInnerLoop:
                 raise ValueError(f"lr must be one per task, ({tasks},), got {tuple(lr.shape)}")
             rate = lr.to(batch.x_train.device, batch.x_train.dtype).view(tasks, 1)
         x, y = batch.x_train.contiguous(), batch.y_train.contiguous()
-        return _Run(x, y, indices, rate, shapes)
+        return _Run(x, y, indices, rate, shapes, n_steps)
 
     def _step(self, plan, run: _Run, step, flat, state, loss_params, inplace: bool = False):
         """One inner step of every task; builds a graph through it iff grad mode is on."""
         differentiable = torch.is_grad_enabled()
         x, y = run.data(step)
+        progress = run.progress(step)
         with torch.enable_grad():
             source = flat if differentiable and flat.requires_grad else flat.detach()
             if plan.has_manual_backward:
                 params = _unflatten(source, run.shapes)
-                grads = self._written_out_gradient(plan, params, loss_params, x, y, differentiable)
+                grads = self._written_out_gradient(
+                    plan, params, loss_params, x, y, progress, differentiable
+                )
             else:
                 source = source.requires_grad_() if not source.requires_grad else source
                 params = _unflatten(source, run.shapes)
-                losses = self._losses(loss_params, plan.forward(params, x), x, y)
+                losses = self._losses(loss_params, plan.forward(params, x), x, y, progress)
                 grads = torch.autograd.grad(
                     losses.sum(), list(params.values()), create_graph=differentiable
                 )
         grad = torch.cat([g.flatten(1) for g in grads], dim=1)
         return self.optimizer.update(flat, grad, state, step + 1, run.lr, inplace)
 
-    def _losses(self, loss_params, prediction, x, y) -> torch.Tensor:
-        """Every task's mean loss ``(T,)``; for a population (a list of ``C`` weight dicts),
-        block ``c`` of the tasks with weights ``c``, all blocks in one ``vmap`` over the
-        candidates (one loss call per step, not ``C``: a loss's per-call cost dominates at
-        small sizes)."""
+    def _losses(self, loss_params, prediction, x, y, progress) -> torch.Tensor:
+        """Every task's mean loss ``(T,)`` at the step's ``progress``; for a population (a
+        list of ``C`` weight dicts), block ``c`` of the tasks with weights ``c``, all blocks in
+        one ``vmap`` over the candidates (one loss call per step, not ``C``: a loss's
+        per-call cost dominates at small sizes)."""
         if isinstance(loss_params, list) and loss_params[0]:
             blocks = len(loss_params)
             stacked = {
@@ -305,23 +315,26 @@ class BatchedInnerLoop:
             }
 
             def block(own, prediction, x, y):
-                return self._losses(own, prediction, x, y)
+                return self._losses(own, prediction, x, y, progress)
 
             split = [t.unflatten(0, (blocks, -1)) for t in (prediction, x, y)]
             return vmap(block)(stacked, *split).flatten()
         if isinstance(loss_params, list):  # a population of weightless losses: the same loss
             loss_params = loss_params[0]
         input, target, offered = default_loss_arguments(prediction, y, x)
+        offered[PROGRESS_INPUT] = progress
         return self._loss_apply(loss_params, input, target, offered)
 
-    def _written_out_gradient(self, plan, params, loss_params, x, y, differentiable: bool):
+    def _written_out_gradient(
+        self, plan, params, loss_params, x, y, progress, differentiable: bool
+    ):
         """The parameter gradients of an MLP: autograd for the loss's gradient in the
         prediction alone, the model's chain rule written out (`StackedModel.backward`)."""
         with torch.set_grad_enabled(differentiable):
             prediction, kept = plan.forward_kept(params, x)
         if not prediction.requires_grad:  # no graph, or the first step from fixed weights
             prediction = prediction.requires_grad_()
-        losses = self._losses(loss_params, prediction, x, y)
+        losses = self._losses(loss_params, prediction, x, y, progress)
         (grad_output,) = torch.autograd.grad(losses.sum(), prediction, create_graph=differentiable)
         with torch.set_grad_enabled(differentiable):
             return plan.backward(params, kept, grad_output)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from learnedloss.config import PROGRESS_INPUT
 from learnedloss.functional import learned_loss, unreduced
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.engine.errors import EngineUnsupported
@@ -32,9 +33,10 @@ Params = dict[str, torch.Tensor]
 StackedLossApply = Callable[[Params, torch.Tensor, torch.Tensor, dict], torch.Tensor]
 """``apply(loss_params, input (T, N, ...), target (T, N, ...), offered) -> (T,)``: every
 task's mean loss; ``offered`` holds the side inputs the tasks offer, stacked like ``input``."""
-UnreducedValues = Callable[[Params, torch.Tensor, torch.Tensor, dict], torch.Tensor]
-"""``values(loss_params, input, target, side_inputs)``: a loss's unreduced values for one
-call, computed with the weights ``loss_params`` (by name, as in ``named_parameters()``)."""
+UnreducedValues = Callable[..., torch.Tensor]
+"""``values(loss_params, input, target, side_inputs, progress=None)``: a loss's unreduced
+values for one call, computed with the weights ``loss_params`` (by name, as in
+``named_parameters()``), at training ``progress`` (read only by a loss over ``"progress"``)."""
 NETWORK = "network."
 """The prefix of a `learnedloss.LearnedLoss`'s weights' names (its ``network``'s)."""
 
@@ -61,7 +63,8 @@ def stacked_loss_apply(loss: nn.Module) -> StackedLossApply:
             raise ValueError(f"this loss reads the side inputs {missing}, not offered")
         tasks = input.shape[0]
         side_inputs = {name: offered[name] for name in side}
-        values = values_of(call, loss_params, input, target, side_inputs)
+        progress = offered.get(PROGRESS_INPUT)
+        values = values_of(call, loss_params, input, target, side_inputs, progress)
         values = values.reshape(tasks, -1)
         ignore = getattr(loss, "ignore_index", None)
         if ignore is None or target.is_floating_point():
@@ -93,7 +96,7 @@ def unreduced_values(loss: nn.Module) -> UnreducedValues:
     unreducing = copy.copy(loss)
     unreducing.reduction = "none"
 
-    def values(loss_params: Params, input, target, side_inputs: dict) -> torch.Tensor:
+    def values(loss_params: Params, input, target, side_inputs: dict, progress=None):
         if not loss_params:
             return unreduced(loss, input, target, **side_inputs)
         return functional_call(unreducing, loss_params, (input, target), side_inputs)
@@ -108,7 +111,7 @@ def _learned_loss_values(loss: LearnedLoss) -> UnreducedValues:
     if foreign:
         raise EngineUnsupported(f"the loss has weights outside its network: {foreign}")
 
-    def values(loss_params: Params, input, target, side_inputs: dict) -> torch.Tensor:
+    def values(loss_params: Params, input, target, side_inputs: dict, progress=None):
         parameters = {name[len(NETWORK) :]: value for name, value in loss_params.items()}
         return learned_loss(
             loss.config,
@@ -120,24 +123,25 @@ def _learned_loss_values(loss: LearnedLoss) -> UnreducedValues:
             ignore_index=loss.ignore_index,
             parameters=parameters or None,
             frozen=loss.frozen,
+            progress=progress,
         )
 
     return values
 
 
 def one_call_values(
-    values: UnreducedValues, loss_params: Params, input, target, side_inputs: dict
+    values: UnreducedValues, loss_params: Params, input, target, side_inputs: dict, progress=None
 ) -> torch.Tensor:
     """The loss's values for all tasks' rows ``(T, N, ...)`` laid end to end, from one call:
     right only for a loss whose element's value depends on that element alone.
 
     Shape: ``(T * N, ...)``, the loss's unreduced output for the ``T * N`` rows."""
     flat_side = {name: value.flatten(0, 1) for name, value in side_inputs.items()}
-    return values(loss_params, input.flatten(0, 1), target.flatten(0, 1), flat_side)
+    return values(loss_params, input.flatten(0, 1), target.flatten(0, 1), flat_side, progress)
 
 
 def per_task_values(
-    values: UnreducedValues, loss_params: Params, input, target, side_inputs: dict
+    values: UnreducedValues, loss_params: Params, input, target, side_inputs: dict, progress=None
 ) -> torch.Tensor:
     """The loss's values for every task's rows ``(T, N, ...)``, each task in a call of its own
     (one ``vmap`` over the tasks): a batch statistic is then each task's own.
@@ -145,7 +149,7 @@ def per_task_values(
     Shape: ``(T, N, ...)``, each task's unreduced output."""
 
     def one_task(input, target, side_inputs):
-        return values(loss_params, input, target, side_inputs)
+        return values(loss_params, input, target, side_inputs, progress)
 
     return vmap(one_task)(input, target, side_inputs)
 

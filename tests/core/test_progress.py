@@ -1,0 +1,423 @@
+"""Training progress as a loss input: the drop-in's ``progress(step, total)`` line, its
+default, the fast path, the inner loops that set it every step, and `check` over it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchopt
+from torch import nn
+from torch.func import functional_call, vmap
+
+from learnedloss import LearnedLoss, LossConfig, ScheduleError, kernels
+from learnedloss.card import render_model_card
+from learnedloss.config import GRID_DEFAULT_RANGES, PROGRESS_INPUT, UNSCHEDULED_PROGRESS
+from learnedloss.functional import learned_loss
+from learnedloss.functional.classification import fused_classification
+from learnedloss.functional.monotone import monotone_loss
+from learnedloss.inspection import check
+from learnedloss.loss import progress_for_calls
+from learnedloss.meta.engine.loop import BatchedInnerLoop
+from learnedloss.meta.inner import InnerLoop, initial_params, learned_loss_apply, plain_objective
+from learnedloss.starts import grid_start_config, monotone_start_config
+from learnedloss.tasks.base import TaskBatch, mse_objective
+
+RANGES = {"target": (-3.0, 3.0), "residual": (-4.0, 4.0)}
+
+
+def _scheduled_loss() -> LearnedLoss:
+    """A monotone regression loss over (scaled_residual, progress) whose three curves differ:
+    MSE at progress 0, flatter at 0.5, flattest (redescending far out) at 1."""
+    loss = LearnedLoss(monotone_start_config("mse", adapt_to="progress"))
+    with torch.no_grad():
+        theta = loss.network.log_influence
+        theta[1].copy_(torch.linspace(0.0, -1.5, theta.shape[1]))
+        theta[2].copy_(torch.linspace(0.3, -4.0, theta.shape[1]))
+    return loss
+
+
+def _frozen_copy(loss: LearnedLoss) -> LearnedLoss:
+    copy = LearnedLoss(loss.config)
+    copy.load_state_dict(loss.state_dict())
+    return copy.freeze()
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("kind", "inputs"),
+    [
+        ("regression", ("input", "target", PROGRESS_INPUT)),
+        ("classification", ("log_prob", "target", PROGRESS_INPUT)),
+        ("policy_gradient", ("log_prob", "advantage", PROGRESS_INPUT)),
+    ],
+)
+def test_every_kind_may_read_progress_and_it_is_never_a_side_input(kind, inputs):
+    config = LossConfig(kind=kind, inputs=inputs)
+    assert config.reads_progress
+    assert PROGRESS_INPUT not in config.side_inputs
+    loss = LearnedLoss(config)
+    assert loss.training_progress == UNSCHEDULED_PROGRESS
+    assert loss.side_inputs == ()
+
+
+def test_a_grid_over_progress_spans_zero_to_one_by_default():
+    config = grid_start_config("mse", inputs=("residual", PROGRESS_INPUT))
+    assert config.grid_range[1] == GRID_DEFAULT_RANGES[PROGRESS_INPUT] == (0.0, 1.0)
+
+
+def test_config_json_round_trip_keeps_progress_and_the_card_shows_the_line(tmp_path):
+    loss = _scheduled_loss()
+    loss.progress(3, 10)
+    loss.save_pretrained(tmp_path / "p")
+    loaded = LearnedLoss.from_pretrained(tmp_path / "p")
+    assert loaded.config == loss.config
+    assert loaded.training_progress == UNSCHEDULED_PROGRESS  # run state, not saved
+    x, y = torch.randn(50), torch.randn(50)
+    loaded.progress(3, 10)
+    torch.testing.assert_close(loaded(x, y), loss(x, y))
+    card = render_model_card(loss.config, {}).content
+    assert "loss_fn.progress(step, total_steps)" in card
+    plain = render_model_card(monotone_start_config("mse"), {}).content
+    assert ".progress(" not in plain
+
+
+# ----------------------------------------------------------------------------- the setter
+
+
+def test_progress_is_step_over_total_and_holds_at_one_past_the_end():
+    loss = _scheduled_loss()
+    assert loss.progress(0, 40) is loss
+    assert loss.training_progress == 0.0
+    assert loss.progress(10, 40).training_progress == 0.25
+    assert loss.progress(2.5, 5.0).training_progress == 0.5
+    assert loss.progress(41, 40).training_progress == 1.0
+
+
+@pytest.mark.parametrize(
+    ("step", "total"),
+    [(-1, 10), (1, 0), (1, -5), (math.nan, 10), (1, math.inf), ("3", 10), (True, 10), (1, None)],
+)
+def test_bad_progress_raises_schedule_error_and_changes_nothing(step, total):
+    loss = _scheduled_loss().progress(3, 10)
+    with pytest.raises(ScheduleError, match="progress needs"):
+        loss.progress(step, total)
+    assert loss.training_progress == pytest.approx(0.3)
+    plain = LearnedLoss(LossConfig())
+    with pytest.raises(ScheduleError):
+        plain.progress(step, total)  # checked even where progress is not read
+
+
+def test_a_loss_that_does_not_read_progress_accepts_the_call_and_ignores_it():
+    loss = LearnedLoss(monotone_start_config("mse"))
+    x, y = torch.randn(30), torch.randn(30)
+    before = loss(x, y)
+    assert loss.progress(1, 2) is loss
+    assert loss.training_progress is None
+    assert list(loss.buffers()) == []
+    torch.testing.assert_close(loss(x, y), before)
+
+
+def test_progress_is_state_of_the_run_not_of_the_loss():
+    loss = _scheduled_loss().progress(1, 4)
+    assert sorted(loss.state_dict()) == ["network.log_influence"]
+    assert list(loss.buffers()) == []
+    holder = nn.Sequential(nn.Linear(2, 1))
+    holder.loss = _frozen_copy(loss).progress(1, 4)
+    assert sorted(holder.state_dict()) == ["0.bias", "0.weight"]
+    assert len(list(holder.parameters())) == 2
+
+
+@pytest.mark.parametrize("move", ["double", "to_empty", "half"])
+def test_moving_or_casting_the_loss_keeps_its_progress(move):
+    loss = _frozen_copy(_scheduled_loss()).progress(3, 4)
+    if move == "double":
+        loss.double()
+    elif move == "half":
+        loss.half()
+    else:
+        loss.to_empty(device="cpu")
+    assert loss.training_progress == pytest.approx(0.75, abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def test_the_loss_follows_its_curves_across_progress():
+    loss = _scheduled_loss()
+    x, y = torch.randn(200, dtype=torch.float64) * 3, torch.randn(200, dtype=torch.float64)
+    assert loss(x, y).item() == pytest.approx(loss.progress(1, 1)(x, y).item())  # default: 1
+    at_start = loss.progress(0, 8)(x, y)
+    torch.testing.assert_close(at_start, F.mse_loss(x, y))  # curve 0 is exactly MSE
+    values = [loss.progress(step, 8)(x, y).item() for step in range(9)]
+    assert len(set(values)) == 9  # every step's shape is its own
+    # between knots of the progress axis the loss is the linear blend of its neighbours
+    low, high = values[0], values[4]
+    assert values[2] == pytest.approx((low + high) / 2, rel=1e-9)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_frozen_fast_path_equals_the_general_path_at_every_progress(fused, reduction, dtype):
+    trainable = _scheduled_loss()
+    trainable.reduction = reduction
+    frozen = _frozen_copy(trainable)
+    frozen.reduction = reduction
+    generator = torch.Generator().manual_seed(1)
+    x = (torch.randn(257, generator=generator) * 4).to(dtype)
+    y = torch.randn(257, generator=generator).to(dtype)
+    if fused:
+        assert kernels.load(), "the fused CPU kernels did not build or load in this process"
+    for step in (0, 1, 3, 5, 8):
+        trainable.progress(step, 8)
+        frozen.progress(step, 8)
+        a = x.clone().requires_grad_(True)
+        b = x.clone().requires_grad_(True)
+        with kernels.disabled() if not fused else torch.enable_grad():
+            direct = monotone_loss(frozen.config, frozen.network, a, y, reduction, False, step / 8)
+            assert direct is not None  # the fast path took the call
+            fast = frozen(a, y)
+            (fast_grad,) = torch.autograd.grad(fast.sum(), a, create_graph=True)
+            (fast_second,) = torch.autograd.grad(fast_grad.sum(), a)
+        general = trainable(b, y)
+        (general_grad,) = torch.autograd.grad(general.sum(), b, create_graph=True)
+        (general_second,) = torch.autograd.grad(general_grad.sum(), b)
+        tolerance = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
+        torch.testing.assert_close(fast, general.detach(), **tolerance)
+        torch.testing.assert_close(fast_grad.detach(), general_grad.detach(), **tolerance)
+        torch.testing.assert_close(fast_second, general_second, **tolerance)
+
+
+def test_progress_for_calls_and_learned_loss_take_progress_without_changing_the_module():
+    loss = _scheduled_loss()
+    x, y = torch.randn(40), torch.randn(40)
+    for p in (0.0, 0.4, 1.0):
+        expected = loss.progress(p, 1.0)(x, y)
+        loss.progress(1, 1)
+        with progress_for_calls(loss, torch.tensor(p)):
+            given = functional_call(loss, {}, (x, y))
+        direct = learned_loss(loss.config, loss.network, x, y, progress=p)
+        torch.testing.assert_close(given, expected)
+        torch.testing.assert_close(direct, expected)
+        assert loss.training_progress == 1.0
+
+
+def test_per_sample_gradients_under_vmap_read_the_progress():
+    loss = _scheduled_loss().progress(1, 2)
+    x, y = torch.randn(16, 3), torch.randn(16, 3)
+
+    def one(xi, yi):
+        return torch.func.grad(lambda v: loss(v, yi))(xi)
+
+    per_sample = vmap(one)(x, y)
+    expected = torch.stack([torch.func.grad(lambda v, i=i: loss(v, y[i]))(x[i]) for i in range(16)])
+    torch.testing.assert_close(per_sample, expected)
+
+
+def test_compiled_loss_follows_progress_without_recompiling():
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    loss = _scheduled_loss()
+    compiled = torch.compile(loss, fullgraph=True)
+    x, y = torch.randn(64) * 3, torch.randn(64)
+    for step in range(4):
+        loss.progress(step, 3)
+        torch.testing.assert_close(compiled(x, y), loss(x, y))
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+# ----------------------------------------------------------------------------- inner loops
+
+
+def _tasks(n_tasks: int = 3):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(n_tasks, 24, 1, generator=generator) * 4 - 2
+    y = torch.sin(2 * x) + 0.1 * torch.randn(x.shape, generator=generator)
+    y[:, :4] += 6.0  # outliers, where the curves differ most
+    batch = TaskBatch(x[:, :16], y[:, :16], x[:, 16:], y[:, 16:])
+
+    def make_model():
+        return nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    template, params = initial_params(make_model, n_tasks, torch.Generator().manual_seed(1))
+    return batch, template, params
+
+
+def _hand_trained(loss, template, params, batch, steps: int, lr: float) -> torch.Tensor:
+    """Every task trained one at a time by plain PyTorch, with the one-line schedule."""
+    scores = []
+    for t in range(len(batch)):
+        model = template
+        weights = {name: value[t].clone().requires_grad_(True) for name, value in params.items()}
+        for step in range(steps):
+            loss.progress(step, steps)
+            prediction = functional_call(model, weights, (batch.x_train[t],))
+            value = loss(prediction, batch.y_train[t])
+            grads = torch.autograd.grad(value, list(weights.values()))
+            with torch.no_grad():
+                for w, g in zip(weights.values(), grads, strict=True):
+                    w -= lr * g
+        query = functional_call(model, weights, (batch.x_query[t],))
+        scores.append(F.mse_loss(query, batch.y_query[t]).detach())
+    return torch.stack(scores)
+
+
+def test_inner_loops_set_progress_every_step_as_the_one_line_schedule_does():
+    loss = _scheduled_loss()
+    batch, template, params = _tasks()
+    steps, lr = 6, 0.05
+    loss_params = dict(loss.named_parameters())
+    objective = plain_objective(mse_objective)
+    inner = InnerLoop(template, learned_loss_apply(loss), objective, torchopt.sgd(lr))
+    engine = BatchedInnerLoop(template, loss, objective, "sgd", lr)
+    on_vmap = inner.run(params, loss_params, batch, steps).detach()
+    on_engine = engine.run(params, loss_params, batch, steps).detach()
+    truncated = inner.run(params, loss_params, batch, steps, truncate=2).detach()
+    curve = inner.curves(params, loss_params, batch, steps, every=3)
+    engine_curve = engine.curves(params, loss_params, batch, steps, every=2)
+    assert loss.training_progress == UNSCHEDULED_PROGRESS  # the loops never set the module
+    by_hand = _hand_trained(loss, template, params, batch, steps, lr)
+    torch.testing.assert_close(on_vmap, by_hand, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(on_engine, by_hand, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(truncated, by_hand, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(curve[-1], by_hand, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(engine_curve[-1], by_hand, rtol=1e-4, atol=1e-6)
+    unscheduled = LearnedLoss(loss.config)
+    unscheduled.load_state_dict(loss.state_dict())
+    fixed = _hand_trained(_FixedProgress(unscheduled), template, params, batch, steps, lr)
+    assert not torch.allclose(fixed, by_hand, rtol=1e-3)  # the schedule changed training
+
+
+class _FixedProgress(nn.Module):
+    """A loss whose ``progress`` line does nothing: it stays at its default."""
+
+    def __init__(self, loss: LearnedLoss) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def progress(self, step, total):
+        return self
+
+    def forward(self, input, target):
+        return self.loss(input, target)
+
+
+def test_the_meta_gradient_reaches_every_curve_of_the_progress_axis():
+    loss = _scheduled_loss()
+    batch, template, params = _tasks()
+    objective = plain_objective(mse_objective)
+    inner = InnerLoop(template, learned_loss_apply(loss), objective, torchopt.sgd(0.05))
+    objective = inner.run(params, dict(loss.named_parameters()), batch, 8).mean()
+    (gradient,) = torch.autograd.grad(objective, loss.network.log_influence)
+    per_curve = gradient.abs().sum(dim=1)
+    assert bool((per_curve > 0).all()), per_curve
+
+
+# ----------------------------------------------------------------------------- check
+
+
+def test_check_covers_the_whole_schedule_and_restores_the_loss_progress():
+    loss = _scheduled_loss().progress(1, 3)
+    report = check(loss, RANGES)
+    shape = {name: c for name, c in report.criteria.items() if name != "batch_independent"}
+    assert all(c.passed for c in shape.values()), str(report)
+    # scaled by the call's robust scale, it depends on the batch by design, except at
+    # progress 0, where its curve is exactly MSE: the first failing progress is named
+    dependence = report.criteria["batch_independent"]
+    assert not dependence.passed and dependence.numbers["progress"] == 0.25
+    assert any("progress 0, 0.25, 0.5, 0.75, 1" in note for note in report.notes)
+    assert loss.training_progress == pytest.approx(1 / 3)
+
+
+def test_check_fails_a_loss_that_dips_at_one_progress_only_and_says_where():
+    loss = LearnedLoss(grid_start_config("mse", inputs=("residual", PROGRESS_INPUT), knots=(9, 2)))
+    with torch.no_grad():  # at progress 0 only: a bump that makes the loss dip beyond it
+        loss.network.values[0, 6] = 30.0
+    report = check(loss, RANGES)
+    assert not report.criteria["monotone"].passed
+    assert report.criteria["monotone"].numbers["progress"] == 0.0
+    loss.progress(1, 1)
+    with torch.no_grad():
+        loss.network.values[0, 6] = 0.0
+    assert check(loss, RANGES).criteria["monotone"].passed
+
+
+def test_plot_draws_a_progress_loss_at_the_start_middle_and_end_of_training(tmp_path):
+    from learnedloss.inspection.plot import plot_loss
+
+    loss = _scheduled_loss().progress(1, 5)
+    figure = plot_loss(loss, ranges=RANGES)
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert [label for label in labels if label.startswith("learned")] == [
+        "learned, target 0, progress 0",
+        "learned, target 0, progress 0.5",
+        "learned, target 0, progress 1",
+    ]
+    curves = [line.get_ydata() for line in figure.axes[0].get_lines()[:3]]
+    assert not (curves[0] == curves[2]).all()
+    assert loss.training_progress == pytest.approx(0.2)
+
+
+def _scheduled_grid_classification() -> LearnedLoss:
+    """A grid over (log_prob, progress) in the scale form, as the noisy-labels recipe builds
+    one, with a different shape at each of its three progress knots."""
+    config = LossConfig(
+        kind="classification",
+        parameterization="grid",
+        output_activation="identity",
+        residual=True,
+        residual_form="scale",
+        inputs=("log_prob", PROGRESS_INPUT),
+        grid_knots=(17, 3),
+        grid_range=((-8.0, 0.0), (0.0, 1.0)),
+    )
+    loss = LearnedLoss(config)
+    knots = loss.network.knot_positions[0].to(torch.float32)
+    with torch.no_grad():
+        loss.network.values[1].copy_(-0.5 * torch.sigmoid(-knots - 2))
+        loss.network.values[2].copy_(-0.9 * torch.sigmoid(-knots - 1))
+        loss.network.slopes[2].fill_(0.01)
+    return loss
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_a_frozen_classification_grid_over_progress_equals_the_general_path(fused, reduction):
+    trainable = _scheduled_grid_classification()
+    trainable.reduction = reduction
+    frozen = _frozen_copy(trainable)
+    frozen.reduction = reduction
+    if fused:
+        assert kernels.load(), "the fused CPU kernels did not build or load in this process"
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(64, 10, generator=generator) * 3
+    labels = torch.randint(0, 10, (64,), generator=generator)
+    values = []
+    for step in (0, 1, 2, 3, 4):
+        trainable.progress(step, 4)
+        frozen.progress(step, 4)
+        a = logits.clone().requires_grad_(True)
+        b = logits.clone().requires_grad_(True)
+        with kernels.disabled() if not fused else torch.enable_grad():
+            direct = fused_classification(
+                frozen.config, frozen.network, a, labels, reduction, -100, False, step / 4
+            )
+            assert (direct is not None) == fused  # the kernel took the call
+            fast = frozen(a, labels)
+            (fast_grad,) = torch.autograd.grad(fast.sum(), a, create_graph=True)
+            (fast_second,) = torch.autograd.grad(fast_grad.square().sum(), a)
+        general = trainable(b, labels)
+        (general_grad,) = torch.autograd.grad(general.sum(), b, create_graph=True)
+        (general_second,) = torch.autograd.grad(general_grad.square().sum(), b)
+        torch.testing.assert_close(fast, general.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(fast_grad.detach(), general_grad.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(fast_second, general_second, rtol=1e-4, atol=1e-6)
+        values.append(float(general.detach().sum()))
+    assert len(set(values)) == 5
