@@ -286,6 +286,7 @@ def run_seeds(setup: Setup, optimizer: str, args, extra: dict) -> tuple[list[dic
             lrs=lr_grid(*setup.lr_ranges[optimizer], per_octave=args.per_octave),
             tune_tasks=args.tune_tasks,
             seed=seed,
+            widen=args.widen,
             **setup.options,
             **extra,
         )
@@ -475,6 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the tuned Huber δ and Cauchy c grids, in units of the targets' spread",
     )
     add("--per-class", type=int, default=10, help="least training examples per class")
+    add(
+        "--widen",
+        type=int,
+        default=3,
+        help="grid steps a loss whose best lr is at the grid's edge is tuned beyond it "
+        "(evaluate's widen; default %(default)s)",
+    )
     add("--path", default=None, help="evaluate(path=...), where evaluate takes it")
     add("--threads", type=int, default=1)
     add("--json", default=None, help="write every result here")

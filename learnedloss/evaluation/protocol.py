@@ -610,6 +610,7 @@ def evaluate(
     device: str | torch.device = "cpu",
     path: str = VMAP_PATH,
     early_stopping: bool = True,
+    widen: int = 0,
 ) -> Evaluation:
     """Score losses by training fresh models on held-out tasks (see the module docstring).
 
@@ -645,6 +646,10 @@ def evaluate(
             its `LossScore.path_reason` says why, and a warning is printed once.
         early_stopping: also record the early-stopped score (`LossScore.early_stopped`,
             see `with_validation`); only with ``score_on="query"`` and 2 query rows or more.
+        widen: a loss (or a `Tuned` variant) whose best lr is the grid's lowest or highest
+            is tuned again one grid step beyond that edge (the grid's own spacing), up to
+            ``widen`` steps, so that no lr is chosen at an edge that binds; 0 (the default)
+            keeps the grid as given. Needs a grid of 2 lrs or more.
     """
     if path not in EVALUATION_PATHS:
         raise ValueError(f"path must be one of {list(EVALUATION_PATHS)}, got {path!r}")
@@ -661,6 +666,8 @@ def evaluate(
     if lr is None or tuned:
         tune = held_out_draw(tasks, tune_tasks, 1, TUNING_SEED_OFFSET + seed)
         tuning = _tuning_scores(losses, training, tune, grid, column, fixed=lr is not None)
+        if len(grid) > 1:
+            _widen_at_edges(tuning, losses, training, tune, column, widen)
     chosen = {name: _choose(loss, tuning.get(name), lr) for name, loss in losses.items()}
     curves = training.curves([(loss, rate) for loss, rate, _ in chosen.values()], draw, every)
     scores = {
@@ -686,6 +693,7 @@ def evaluate(
         "lr": "tuned per loss" if lr is None else lr,
         "lr_grid": None if lr is not None else [grid[0], grid[-1], len(grid)],
         "tune_tasks": None if lr is not None and not tuned else tune_tasks,
+        "widen": widen,
         "select_by": select_by,
         "score_on": score_on,
         "seed": seed,
@@ -702,31 +710,61 @@ def _tuning_scores(
     """``{name: {variant label: {lr: tuning score}}}`` for every loss to tune (a non-`Tuned`
     loss has the one variant ``None``; with a ``fixed`` lr only `Tuned` losses are tuned),
     all runs of all losses trained in one `_Training.curves` call."""
-    runs, owners = [], []
+    candidates = []
     for name, loss in losses.items():
         if fixed and not isinstance(loss, Tuned):
             continue
         variants = loss.variants if isinstance(loss, Tuned) else {None: loss}
         for label, variant in variants.items():
-            runs += [(variant, candidate) for candidate in grid]
-            owners += [(name, label, candidate) for candidate in grid]
+            candidates += [(name, label, variant, lr) for lr in grid]
     scores: dict[str, dict[str | None, dict[float, float]]] = {}
-    for (name, label, candidate), curves in zip(
-        owners, training.curves(runs, tune, training.steps), strict=True
+    _score_candidates(candidates, training, tune, column, scores)
+    return scores
+
+
+def _score_candidates(candidates, training: _Training, tune, column: int, into: dict) -> None:
+    """Train every ``(name, variant label, loss, lr)`` of ``candidates`` on the tuning tasks
+    in one `_Training.curves` call, and record its score in ``into[name][label][lr]``."""
+    runs = [(loss, lr) for _, _, loss, lr in candidates]
+    for (name, label, _, lr), curves in zip(
+        candidates, training.curves(runs, tune, training.steps), strict=True
     ):
         finals = curves[-1, :, column]
         score = geometric_mean(finals) if column == 0 else _mean_or_inf(finals)
-        scores.setdefault(name, {}).setdefault(label, {})[candidate] = score
-    return scores
+        into.setdefault(name, {}).setdefault(label, {})[lr] = score
+
+
+def _widen_at_edges(
+    tuning: dict, losses: Mapping[str, LossLike], training: _Training, tune, column: int, rounds
+) -> None:
+    """`evaluate`'s ``widen``: tune again one grid step beyond the edge each variant's best
+    lr sits at, for up to ``rounds`` rounds, adding the scores to ``tuning`` in place."""
+    for _ in range(rounds):
+        candidates = []
+        for name, variants in tuning.items():
+            loss = losses[name]
+            for label, scores in variants.items():
+                tried = sorted(scores)
+                best = min(scores, key=scores.get)
+                if best == tried[0]:
+                    beyond = best * tried[0] / tried[1]
+                elif best == tried[-1]:
+                    beyond = best * tried[-1] / tried[-2]
+                else:
+                    continue
+                variant = loss.variants[label] if isinstance(loss, Tuned) else loss
+                candidates.append((name, label, variant, beyond))
+        if not candidates:
+            return
+        _score_candidates(candidates, training, tune, column, tuning)
 
 
 def _choose(loss: LossLike, tuning: dict | None, lr: float | None):
     """``(loss to score, lr, record)``: the loss (a `Tuned` one's chosen variant) and its lr
     from its tuning scores, and the record's ``tuning``, ``variant`` and ``variants``."""
     if isinstance(loss, Tuned):
-        candidates = list(next(iter(tuning.values())))
         variant, chosen = min(
-            ((label, c) for label in tuning for c in candidates),
+            ((label, c) for label in tuning for c in tuning[label]),
             key=lambda pair: tuning[pair[0]][pair[1]],
         )
         record = dict(tuning=tuning[variant], variant=variant, variants=tuning)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from learnedloss.evaluation.baselines import scaled_mse, standard_losses
+from learnedloss.evaluation.baselines import Tuned, scaled_mse, standard_losses
 from learnedloss.evaluation.protocol import evaluate, geometric_mean, lr_grid, pick_lr
 from learnedloss.families.sine import SineTasks
 
@@ -93,3 +93,47 @@ def test_pick_lr_takes_the_smallest_key_and_the_first_on_ties():
     assert pick_lr([0.01, 0.1, 0.3, 1.0], key) == 0.3
     assert calls == [0.01, 0.1, 0.3, 1.0]  # each lr scored once
     assert pick_lr([0.5, 0.2, 0.4], lambda lr: 0) == 0.5
+
+
+def _small(losses, **options):
+    return evaluate(losses, SineTasks(), steps=10, n_tasks=2, n_inits=1, tune_tasks=2, **options)
+
+
+def test_widen_tunes_past_a_binding_edge_until_the_best_lr_is_inside():
+    # on 10 steps of sine, both losses want lrs far above 2e-4: the grid's top binds
+    plain = _small({"MSE": nn.MSELoss()}, lrs=[1e-4, 2e-4])
+    assert plain.scores["MSE"].lr == 2e-4 and plain.protocol["widen"] == 0
+    widened = _small({"MSE": nn.MSELoss(), "L1": nn.L1Loss()}, lrs=[1e-4, 2e-4], widen=3)
+    for score in widened.scores.values():
+        tried = sorted(score.tuning)
+        assert tried == pytest.approx([1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3])  # one octave a round
+        assert score.lr == pytest.approx(1.6e-3)  # still the top: the rounds ran out
+        assert score.tuning[score.lr] == min(score.tuning.values())
+    assert widened.protocol["widen"] == 3
+    # the first two lrs score as without widening (the same tuning tasks)
+    assert widened.scores["MSE"].tuning[2e-4] == plain.scores["MSE"].tuning[2e-4]
+
+
+def test_widen_stops_where_the_best_lr_is_inside_and_extends_tuned_variants_apart():
+    huber = Tuned("Huber", {"scaled 1": nn.MSELoss(), "scaled 1000": scaled_mse(1000.0)})
+    result = _small({"MSE": nn.MSELoss(), "Huber": huber}, lrs=lr_grid(1e-3, 0.5, 1), widen=4)
+    mse = result.scores["MSE"]
+    best = min(mse.tuning, key=mse.tuning.get)
+    tried = sorted(mse.tuning)
+    assert tried == pytest.approx(lr_grid(1e-3, 0.5, 1))  # inside the grid: nothing added
+    assert tried[0] < best < tried[-1]
+    variants = result.scores["Huber"].variants
+    # the variant scaled 1000x wants a 1000x smaller lr: it alone widens downwards
+    assert min(variants["scaled 1000"]) == pytest.approx(5e-4)
+    assert sorted(variants["scaled 1"]) == pytest.approx(tried)
+    chosen = result.scores["Huber"]
+    assert chosen.tuning[chosen.lr] == min(min(v.values()) for v in variants.values())
+
+
+def test_widen_gives_the_same_choice_on_the_engine():
+    options = dict(lrs=[1e-4, 2e-4], widen=2, optimizer="sgd")
+    on_vmap = _small({"MSE": nn.MSELoss()}, **options)
+    on_engine = _small({"MSE": nn.MSELoss()}, path="engine", **options)
+    assert on_engine.scores["MSE"].lr == pytest.approx(on_vmap.scores["MSE"].lr)
+    for lr, value in on_vmap.scores["MSE"].tuning.items():
+        assert on_engine.scores["MSE"].tuning[lr] == pytest.approx(value, rel=1e-4)
