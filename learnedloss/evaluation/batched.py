@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.func import vmap
 
+from learnedloss.config import PROGRESS_INPUT
 from learnedloss.evaluation.baselines import LossLike
 from learnedloss.meta.engine import BatchedInnerLoop, engine_refusal, stacked_loss_apply
 from learnedloss.meta.engine.execution import tile_batch
@@ -97,6 +98,9 @@ class TaskBlocksLoss(nn.Module):
     """
 
     batch_dependent = False
+    takes_progress = True
+    """The engine gives it each step's training progress (keyword `PROGRESS_INPUT`), which it
+    hands to every block's loss, so that a loss that reads progress is scheduled."""
 
     def __init__(self, blocks: Sequence[tuple[LossLike, int]]) -> None:
         super().__init__()
@@ -107,8 +111,10 @@ class TaskBlocksLoss(nn.Module):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, **side: torch.Tensor):
         tasks = sum(self._sizes)
+        progress = side.pop(PROGRESS_INPUT, None)
         input, target = _per_task(input, tasks), _per_task(target, tasks)
         side = {name: _per_task(value, tasks) for name, value in side.items()}
+        scheduled = {} if progress is None else {PROGRESS_INPUT: progress}
         pieces = zip(
             self._applies,
             input.split(self._sizes),
@@ -116,7 +122,7 @@ class TaskBlocksLoss(nn.Module):
             _split_dict(side, self._sizes),
             strict=True,
         )
-        return torch.cat([apply(i, t, s) for apply, i, t, s in pieces])
+        return torch.cat([apply(i, t, {**s, **scheduled}) for apply, i, t, s in pieces])
 
 
 def _per_task(rows: torch.Tensor, tasks: int) -> torch.Tensor:

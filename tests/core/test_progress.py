@@ -421,3 +421,30 @@ def test_a_frozen_classification_grid_over_progress_equals_the_general_path(fuse
         torch.testing.assert_close(fast_second, general_second, rtol=1e-4, atol=1e-6)
         values.append(float(general.detach().sum()))
     assert len(set(values)) == 5
+
+
+def test_evaluate_schedules_a_progress_loss_on_the_vmap_path_and_the_engine():
+    from learnedloss.evaluation import evaluate
+    from learnedloss.families.sine import SineTasks
+
+    scheduled = _scheduled_loss()
+    end_shape = LearnedLoss(monotone_start_config("mse"))  # curve 2 alone: the default's
+    with torch.no_grad():
+        end_shape.network.log_influence.copy_(scheduled.network.log_influence[2:])
+    losses = {"scheduled": scheduled, "end shape": end_shape}
+    options = dict(steps=8, n_tasks=2, n_inits=1, lr=0.05, optimizer="sgd", early_stopping=False)
+    scores = {
+        path: evaluate(losses, SineTasks(outlier_fraction=0.3), path=path, **options).scores
+        for path in ("vmap", "engine")
+    }
+    for name in losses:
+        assert scores["engine"][name].path == "engine"
+        torch.testing.assert_close(
+            scores["engine"][name].finals, scores["vmap"][name].finals, rtol=1e-4, atol=1e-6
+        )
+    # scheduled, the loss trains otherwise than its end shape alone, on both paths
+    for path in scores:
+        assert not torch.allclose(
+            scores[path]["scheduled"].finals, scores[path]["end shape"].finals
+        )
+    assert scheduled.training_progress == UNSCHEDULED_PROGRESS

@@ -83,7 +83,10 @@ def unreduced_values(loss: nn.Module) -> UnreducedValues:
       ``reduction='none'``, no strict finite check, and the weights given (a frozen loss,
       given none, computes by its fast plan where it has one, as its own call does);
     - another loss: `learnedloss.functional.unreduced` when no weights are given; with
-      weights, a shallow copy of it set to ``reduction='none'``, called with them.
+      weights, a shallow copy of it set to ``reduction='none'``, called with them. A loss
+      whose ``takes_progress`` attribute is true (a module that holds learned losses, such
+      as `learnedloss.evaluation.batched.TaskBlocksLoss`) gets the step's progress as the
+      keyword `learnedloss.config.PROGRESS_INPUT`.
 
     Examples:
         >>> import torch
@@ -95,8 +98,11 @@ def unreduced_values(loss: nn.Module) -> UnreducedValues:
         return _learned_loss_values(loss)
     unreducing = copy.copy(loss)
     unreducing.reduction = "none"
+    takes_progress = bool(getattr(loss, "takes_progress", False))
 
     def values(loss_params: Params, input, target, side_inputs: dict, progress=None):
+        if takes_progress and progress is not None:
+            side_inputs = {**side_inputs, PROGRESS_INPUT: progress}
         if not loss_params:
             return unreduced(loss, input, target, **side_inputs)
         return functional_call(unreducing, loss_params, (input, target), side_inputs)
