@@ -7,6 +7,7 @@ of samples ``ignore_index`` leaves in; it knows nothing about the network.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -44,7 +45,9 @@ class Classification(LossKind):
     ``F.cross_entropy``. Residual forms: ``"add"`` and ``"scale"``. Two more features are
     free of the class count: ``margin`` (`class_margin`) and ``log_relative_ce``
     (`log_relative_cross_entropy`: the sample's cross-entropy relative to the call's median,
-    the same for every class of a sample; a loss reading it depends on the batch).
+    the same for every class of a sample; a loss reading it depends on the batch), and so is
+    ``nontarget_nll`` (`nontarget_nll`: what the prediction says about the classes that are
+    not the label, the information NCE-style losses read, without a sum over classes).
 
     Shape:
         - Input: logits :math:`(C)`, :math:`(N, C)` or :math:`(N, C, d_1, ..., d_K)`.
@@ -64,6 +67,7 @@ class Classification(LossKind):
         "log_relative_ce",
         "scaled_nll",
         "contamination",
+        "nontarget_nll",
     )
     default_inputs = ("log_prob", "target")
     takes_side_inputs = False
@@ -102,6 +106,8 @@ class Classification(LossKind):
                 check_all_finite(target, "target")
         if "margin" in config.inputs:
             named["margin"] = class_margin(named["log_prob"])
+        if "nontarget_nll" in config.inputs:
+            named["nontarget_nll"] = nontarget_nll(named["log_prob"], named["target"])
         if "log_relative_ce" in config.inputs:
             named["log_relative_ce"] = log_relative_cross_entropy(
                 named["log_prob"], named["target"], valid
@@ -298,6 +304,38 @@ def scaled_nll_features(
     if "contamination" in wanted:
         features["contamination"] = contamination(counted, scale).expand_as(log_prob)
     return features
+
+
+def nontarget_nll(log_prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""Each sample's mean negative log-probability over the classes it is not labelled with,
+    in units of :math:`\log C`:
+
+    .. math::
+        u_n = \frac{1}{\log C} \, \frac{\sum_c (1 - y_{n,c}) (-\log p_{n,c})}
+        {\sum_c (1 - y_{n,c})},
+
+    the same for every class of a sample. It is 1 for a uniform prediction whatever the class
+    count C and grows as the model rules the other classes out. A sample whose predicted mass
+    sits on a class other than its label (as for a wrongly labelled sample the model has
+    learned from the others) has a smaller value than one predicted as confidently, but
+    right. NCE-style losses read this information through a sum
+    over all classes; a mean, in units that give a uniform prediction 1 at any C, keeps a
+    loss free of that sum (its values at a given confidence still shift with C, as the
+    non-target probabilities spread over more classes). For probability targets the classes
+    are weighted by :math:`1 - y_{n,c}`. A class masked by a ``-inf`` logit counts as
+    infinitely unlikely, so the feature is infinite and the sample takes cross-entropy's
+    value (as every non-finite feature does). With one class the feature is 0.
+
+    Shape:
+        - log_prob, target: ``(*, C)``, the class dimension last.
+        - Output: ``(*, C)``, each sample's value repeated over its classes.
+    """
+    n_classes = log_prob.shape[-1]
+    if n_classes < 2:
+        return torch.zeros_like(log_prob)
+    weight = 1 - target
+    total = (weight * -log_prob).sum(dim=-1) / weight.sum(dim=-1).clamp_min(1e-12)
+    return (total / math.log(n_classes)).unsqueeze(-1).expand_as(log_prob)
 
 
 def class_margin(log_prob: torch.Tensor) -> torch.Tensor:

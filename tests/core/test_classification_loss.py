@@ -230,3 +230,77 @@ def test_classification_takes_no_side_inputs_and_regression_no_ignore_index():
 def test_default_inputs_follow_the_kind():
     assert LossConfig().inputs == ("input", "target")
     assert LossConfig(kind="classification").inputs == ("log_prob", "target")
+
+
+# ----------------------------------------------------------------------------- nontarget_nll
+
+
+def test_nontarget_nll_is_one_for_a_uniform_prediction_at_any_class_count():
+    from learnedloss.kinds.classification import nontarget_nll
+
+    for n_classes in (2, 3, 10, 100):
+        log_prob = F.log_softmax(torch.zeros(4, n_classes, dtype=torch.float64), dim=-1)
+        target = F.one_hot(torch.arange(4) % n_classes, n_classes).to(torch.float64)
+        torch.testing.assert_close(nontarget_nll(log_prob, target), torch.ones_like(log_prob))
+
+
+def test_nontarget_nll_is_the_weighted_mean_over_the_other_classes():
+    from learnedloss.kinds.classification import nontarget_nll
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 5, generator=generator, dtype=torch.float64) * 3
+    log_prob = F.log_softmax(logits, dim=-1)
+    soft = torch.softmax(torch.randn(6, 5, generator=generator, dtype=torch.float64), dim=-1)
+    for target in (F.one_hot(torch.arange(6) % 5, 5).to(torch.float64), soft):
+        expected = torch.stack(
+            [
+                sum((1 - target[n, c]) * -log_prob[n, c] for c in range(5))
+                / sum(1 - target[n, c] for c in range(5))
+                / torch.log(torch.tensor(5.0, dtype=torch.float64))
+                for n in range(6)
+            ]
+        )
+        feature = nontarget_nll(log_prob, target)
+        torch.testing.assert_close(feature[:, 0], expected)
+        assert bool((feature == feature[:, :1]).all())  # one value per sample
+    # as confident, in another class than the label: smaller than predicted right
+    wrong = F.log_softmax(torch.tensor([[0.0, 6.0, 0.0]]), dim=-1)
+    right = F.log_softmax(torch.tensor([[6.0, 0.0, 0.0]]), dim=-1)
+    label = F.one_hot(torch.tensor([0]), 3).float()
+    assert 1 < nontarget_nll(wrong, label)[0, 0] < nontarget_nll(right, label)[0, 0]
+
+
+def _grid_over_nontarget() -> LearnedLoss:
+    config = LossConfig(
+        kind="classification",
+        parameterization="grid",
+        output_activation="identity",
+        residual=True,
+        residual_form="scale",
+        inputs=("log_prob", "nontarget_nll"),
+        grid_knots=(9, 3),
+        grid_range=((-8.0, 0.0), (0.0, 4.0)),
+    )
+    loss = LearnedLoss(config)
+    with torch.no_grad():  # lowers the loss the more the other classes are ruled out
+        loss.network.values[1].fill_(-0.3)
+        loss.network.values[2].fill_(-0.5)
+    return loss
+
+
+def test_a_loss_over_nontarget_nll_reads_the_other_classes_and_masks_as_cross_entropy():
+    loss = _grid_over_nontarget()
+    assert not loss.batch_dependent
+    labels = torch.tensor([0, 0])
+    # the same labelled probability, the other classes differently ruled out
+    spread = torch.log(torch.tensor([[0.6, 0.3, 0.05, 0.05], [0.6, 0.1333, 0.1333, 0.1334]]))
+    values = loss.per_element(spread, labels)
+    reference = F.cross_entropy(spread, labels, reduction="none")
+    torch.testing.assert_close(reference[0], reference[1])
+    assert values[0] < values[1] < reference[0]
+    masked = torch.tensor([[2.0, float("-inf"), 0.0, 0.0]], requires_grad=True)
+    value = loss(masked, torch.tensor([0]))
+    torch.testing.assert_close(value, F.cross_entropy(masked.detach(), torch.tensor([0])))
+    (grad,) = torch.autograd.grad(value, masked)
+    assert bool(torch.isfinite(grad).all())
+    LearnedLoss(loss.config)(torch.randn(8, 3), torch.randint(0, 3, (8,))).backward()
