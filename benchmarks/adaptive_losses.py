@@ -425,12 +425,13 @@ def run_condition(condition: Condition, setup: Setup, args) -> list[dict]:
 
 class Unscheduled(nn.Module):
     """A frozen loss that reads progress, trained as a user who never calls
-    ``loss.progress(...)`` would: at its default progress. The inner loops give a loss each
-    step's progress through its own progress buffer; this wrapper has none, so they cannot."""
+    ``loss.progress(...)`` would: at its default progress. The inner loops give each step's
+    progress to the learned losses in the module tree (`learnedloss.progress`); this wrapper
+    holds its loss outside the tree, so they cannot reach it."""
 
     def __init__(self, loss: LearnedLoss) -> None:
         super().__init__()
-        self.inner = loss
+        self.__dict__["inner"] = loss  # not a submodule
         self.reduction = "mean"
 
     @property

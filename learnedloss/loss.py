@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import sys
 import tempfile
@@ -20,18 +19,13 @@ from torch import nn
 from learnedloss import hub
 from learnedloss._version import __version__
 from learnedloss.config import UNSCHEDULED_PROGRESS, LossConfig, check_metadata
-from learnedloss.errors import ScheduleError
 from learnedloss.functional import REDUCTIONS, check_reduction, learned_loss
 from learnedloss.functional.grid import fit_grid
 from learnedloss.kinds import KINDS, loss_kind
 from learnedloss.networks import build_network
+from learnedloss.progress import HELD_ATTRIBUTE, HeldProgress, progress_fraction, progress_of
 
-__all__ = ["REDUCTIONS", "LearnedLoss", "finite_check_disabled", "progress_for_calls"]
-
-PROGRESS_ATTRIBUTE = "_training_progress"
-"""The attribute in which a loss that reads ``"progress"`` holds it: a 0-dim tensor that is
-neither a parameter nor a buffer, so no framework saves, broadcasts or re-initializes it
-(transformers, for one, refills every non-persistent buffer of a model it loads)."""
+__all__ = ["REDUCTIONS", "LearnedLoss", "finite_check_disabled"]
 
 
 class LearnedLoss(nn.Module):
@@ -221,8 +215,7 @@ class LearnedLoss(nn.Module):
         if self.config.reads_progress:
             # on the CPU whatever the device context (a model built on the meta device still
             # holds a real value); `.to()` moves it, and a call reads it on its own device
-            initial = torch.tensor(UNSCHEDULED_PROGRESS, dtype=torch.float64, device="cpu")
-            self.__dict__[PROGRESS_ATTRIBUTE] = initial
+            self.__dict__[HELD_ATTRIBUTE] = HeldProgress(UNSCHEDULED_PROGRESS, "cpu")
 
     @property
     def reduction(self) -> str:
@@ -276,7 +269,7 @@ class LearnedLoss(nn.Module):
         """The progress the loss reads, from 0 to 1 (`progress` sets it; until then
         `learnedloss.config.UNSCHEDULED_PROGRESS`), or None for a loss that does not read
         progress."""
-        held = self.__dict__.get(PROGRESS_ATTRIBUTE)
+        held = self.__dict__.get(HELD_ATTRIBUTE)
         return None if held is None else float(held)
 
     def progress(self, step: float, total: float) -> LearnedLoss:
@@ -295,8 +288,10 @@ class LearnedLoss(nn.Module):
         and casts with ``.to()``. Returns ``self``.
 
         Raises:
-            ScheduleError: ``step`` or ``total`` is not a finite real number, ``step`` is
-                negative or ``total`` is not positive. The loss's progress is then unchanged.
+            ScheduleError: ``step`` or ``total`` is not a finite real number (Python, NumPy
+                or a one-element tensor), ``step`` is negative or ``total`` is not positive:
+                an unbounded run (Lightning's ``estimated_stepping_batches`` is ``inf`` then)
+                has no progress. The loss's progress is then unchanged.
 
         Examples:
             >>> from learnedloss import LearnedLoss, LossConfig
@@ -304,11 +299,10 @@ class LearnedLoss(nn.Module):
             >>> LearnedLoss(config).progress(25, 100).training_progress
             0.25
         """
-        fraction = _progress_fraction(step, total)
-        held = self.__dict__.get(PROGRESS_ATTRIBUTE)
+        fraction = progress_fraction(step, total)
+        held = self.__dict__.get(HELD_ATTRIBUTE)
         if held is not None:
-            with torch.no_grad():
-                held.fill_(fraction)
+            held.set(fraction)
         return self
 
     def forward(
@@ -348,7 +342,7 @@ class LearnedLoss(nn.Module):
             check_finite=self.check_finite,
             parameters=self._constants_for(getattr(input, "device", None)),
             frozen=self.frozen,
-            progress=self.__dict__.get(PROGRESS_ATTRIBUTE),
+            progress=progress_of(self, getattr(input, "device", None)),
         )
 
     def extra_repr(self) -> str:
@@ -479,13 +473,9 @@ class LearnedLoss(nn.Module):
         and keep its values (``to_empty`` included: they are constants, not state to load),
         as does the training progress (`progress`)."""
         super()._apply(fn, recurse=recurse)
-        held = self.__dict__.get(PROGRESS_ATTRIBUTE)
-        if held is not None:
-            moved = fn(held)
-            if not moved.is_meta:  # to_empty: the same value, where it can be held
-                with torch.no_grad():
-                    moved.fill_(float(held))
-                self.__dict__[PROGRESS_ATTRIBUTE] = moved
+        held = self.__dict__.get(HELD_ATTRIBUTE)
+        if held is not None:  # moved, never cast: it stays float64 (a half 1/3 is not 1/3)
+            self.__dict__[HELD_ATTRIBUTE] = held.moved(fn(held.value).device)
         self._forget_constants()
         network = self.__dict__.get("_frozen_network")
         if network is not None and recurse:
@@ -763,36 +753,6 @@ class LearnedLoss(nn.Module):
                 create_pr=create_pr,
                 delete_stale=delete_stale,
             )
-
-
-@contextlib.contextmanager
-def progress_for_calls(loss: nn.Module, progress: torch.Tensor | float | None) -> Iterator[None]:
-    """Calls of ``loss`` in this block read ``progress`` (a number or a 0-dim tensor) instead
-    of the loss's own; afterwards the loss reads its own again, unchanged. Nothing changes
-    for None, or for a loss that does not read progress. The inner loops of meta-training and
-    evaluation give each step's progress this way (`learnedloss.meta.inner`)."""
-    own = getattr(loss, "__dict__", {}).get(PROGRESS_ATTRIBUTE)
-    if own is None or progress is None:
-        yield
-        return
-    loss.__dict__[PROGRESS_ATTRIBUTE] = torch.as_tensor(progress)
-    try:
-        yield
-    finally:
-        loss.__dict__[PROGRESS_ATTRIBUTE] = own
-
-
-def _progress_fraction(step: Any, total: Any) -> float:
-    """``min(step / total, 1)``, after checking both (`LearnedLoss.progress`)."""
-    for name, value in (("step", step), ("total", total)):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
-            raise ScheduleError(f"progress needs a finite number for {name}, got {value!r}")
-    if step < 0 or total <= 0:
-        raise ScheduleError(
-            f"progress needs step >= 0 and total > 0 (step {step} of total {total} steps)"
-        )
-    return min(step / total, 1.0)
 
 
 @contextlib.contextmanager

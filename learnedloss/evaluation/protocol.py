@@ -42,7 +42,6 @@ from learnedloss.evaluation.batched import (
     loss_refusal,
     trained_with_model,
 )
-from learnedloss.loss import progress_for_calls
 from learnedloss.meta.inner import (
     InnerLoop,
     LossArguments,
@@ -54,6 +53,7 @@ from learnedloss.meta.inner import (
     plain_loss_apply,
     plain_objective,
 )
+from learnedloss.progress import progress_for_calls
 from learnedloss.tasks.base import TaskBatch, TaskFamily, default_loss_arguments
 
 EVALUATION_SEED_OFFSET = 10_000

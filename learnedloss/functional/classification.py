@@ -28,6 +28,7 @@ from learnedloss.functional.fast import FastGrid, general_gradient, plain_call
 from learnedloss.functional.general import Progress, feature_limit
 from learnedloss.functional.reduction import REDUCTION_CODES
 from learnedloss.networks import fast as plans
+from learnedloss.networks.base import second_axis_blend
 
 if TYPE_CHECKING:
     from learnedloss.config import LossConfig
@@ -104,13 +105,11 @@ def _columns_at_progress(network: nn.Module, columns: torch.Tensor, progress: Pr
     """One spline's ``(4, intervals)`` coefficient columns: the network's splines over the
     progress axis blended at ``progress`` as the general path interpolates them (clamped to
     the axis's range)."""
-    value = float(UNSCHEDULED_PROGRESS if progress is None else progress)
-    lo, hi = network.grid_range[1]
-    k1 = network.knots[1]
-    position = min(max((value - lo) / (hi - lo), 0.0), 1.0) * (k1 - 1)
-    row = min(int(position), k1 - 2)
-    per_row = columns.unflatten(1, (k1, -1))
-    return torch.lerp(per_row[:, row], per_row[:, row + 1], position - row).contiguous()
+    row, weight = second_axis_blend(
+        network, float(UNSCHEDULED_PROGRESS if progress is None else progress)
+    )
+    per_row = columns.unflatten(1, (network.knots[1], -1))
+    return torch.lerp(per_row[:, row], per_row[:, row + 1], weight).contiguous()
 
 
 def _call_fits(input, target, ignore_index: int) -> bool:

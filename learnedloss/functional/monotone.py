@@ -34,6 +34,7 @@ from learnedloss.kinds.regression import (
     robust_scale,
 )
 from learnedloss.networks import fast as plans
+from learnedloss.networks.base import second_axis_blend
 from learnedloss.networks.monotone import MonotoneTables
 
 if TYPE_CHECKING:
@@ -151,13 +152,11 @@ def _eligible(config, network, input, target, check_finite: bool) -> bool:
 def _tables_at_progress(network, tables, progress: Progress):
     """One curve's tables: the network's curves blended at ``progress`` as
     `MonotoneNetwork.shape_at` blends its second axis."""
-    value = float(UNSCHEDULED_PROGRESS if progress is None else progress)
-    lo, hi = network.grid_range[1]
-    k1 = network.knots[1]
-    position = min(max((value - lo) / (hi - lo), 0.0), 1.0) * (k1 - 1)
-    row = min(int(position), k1 - 2)
+    row, weight = second_axis_blend(
+        network, float(UNSCHEDULED_PROGRESS if progress is None else progress)
+    )
     coefficients = tables.coefficients
-    blended = torch.lerp(coefficients[row], coefficients[row + 1], position - row)
+    blended = torch.lerp(coefficients[row], coefficients[row + 1], weight)
     return MonotoneTables(blended[None], tables.boundaries)
 
 
@@ -169,8 +168,5 @@ def _coefficients(network, tables, magnitude, scale: float, adaptive: bool) -> t
         return coefficients[0]
     sample = evenly_spaced_sample(magnitude)
     beyond = int((sample > CONTAMINATION_THRESHOLD * scale).sum())
-    lo, hi = network.grid_range[1]
-    k1 = network.knots[1]
-    position = min(max((beyond / sample.numel() - lo) / (hi - lo), 0.0), 1.0) * (k1 - 1)
-    row = min(int(position), k1 - 2)
-    return torch.lerp(coefficients[row], coefficients[row + 1], position - row)
+    row, weight = second_axis_blend(network, beyond / sample.numel())
+    return torch.lerp(coefficients[row], coefficients[row + 1], weight)

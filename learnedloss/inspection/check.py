@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from learnedloss.config import PROGRESS_INPUT
 from learnedloss.functional import unreduced
 from learnedloss.inspection.ranges import Range, training_ranges
 from learnedloss.kinds.regression import SCALE_FREE_FEATURES
+from learnedloss.progress import progress_for_calls
 
 
 @dataclass
@@ -216,9 +216,10 @@ def check(
         A `CheckReport`; ``report.passed`` is True when every criterion passed.
 
     A loss that reads training progress (docs/progress.md) is checked at each progress of
-    `PROGRESS_PROBES`: a criterion passes only if it holds at every one, and its numbers
-    are those of the first progress where it failed (else the last), with that
-    ``progress`` among them. The loss's own progress is restored afterwards.
+    `progress_probes` (0, 0.25, 0.5, 0.75, 1 and its progress axis's knots): a criterion
+    passes only if it holds at every one, and its numbers are those of the first progress
+    where it failed (else the last), with that ``progress`` among them. The loss's own
+    progress is left as it is.
 
     Examples:
         >>> from learnedloss import LearnedLoss
@@ -237,8 +238,9 @@ def check(
     if config is None or not config.reads_progress:
         return _check_once(loss, ranges, **options)
     reports = []
-    for progress in PROGRESS_PROBES:
-        with at_progress(loss, progress):
+    probes = progress_probes(loss)
+    for progress in probes:
+        with progress_for_calls(loss, progress):
             reports.append((progress, _check_once(loss, ranges, **options)))
     criteria = {}
     for name in reports[0][1].criteria:
@@ -247,24 +249,29 @@ def check(
         criteria[name] = Criterion(
             chosen.passed, {**chosen.numbers, "progress": progress}, chosen.detail
         )
-    probes = ", ".join(f"{p:g}" for p in PROGRESS_PROBES)
-    notes = [*reports[0][1].notes, f"checked at progress {probes}; each criterion at every one"]
+    shown = ", ".join(f"{p:.3g}" for p in probes)
+    notes = [*reports[0][1].notes, f"checked at progress {shown}; each criterion at every one"]
     return CheckReport(reports[0][1].ranges, criteria, notes)
 
 
 PROGRESS_PROBES = (0.0, 0.25, 0.5, 0.75, 1.0)
-"""The training progress values `check` probes a loss that reads progress at."""
+"""The training progress values `check` probes a loss that reads progress at, with the knots
+of its progress axis (`progress_probes`)."""
 
 
-@contextlib.contextmanager
-def at_progress(loss: Any, progress: float) -> Iterator[None]:
-    """Set ``loss``'s training progress for a block, and restore it afterwards."""
-    before = loss.training_progress
-    loss.progress(progress, 1.0)
-    try:
-        yield
-    finally:
-        loss.progress(before, 1.0)
+def progress_probes(loss: Any) -> tuple[float, ...]:
+    """`PROGRESS_PROBES` and, for a grid or monotone network, the knots of its progress axis
+    within [0, 1] (where a grid's shape can differ most from its neighbours'), sorted."""
+    config = loss.config
+    probes = set(PROGRESS_PROBES)
+    network = loss.network
+    if config.parameterization in ("grid", "monotone"):
+        axis = config.inputs.index(PROGRESS_INPUT)
+        lo, hi = network.grid_range[axis]
+        count = network.knots[axis]
+        knots = [lo + (hi - lo) * k / (count - 1) for k in range(count)]
+        probes |= {round(k, 12) for k in knots if 0.0 <= k <= 1.0}
+    return tuple(sorted(probes))
 
 
 def _check_once(

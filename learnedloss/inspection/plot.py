@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 from typing import Any
@@ -11,8 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from learnedloss.functional import unreduced
-from learnedloss.inspection.check import _call, _scale_pinned, at_progress
+from learnedloss.inspection.check import _call, _scale_pinned
 from learnedloss.inspection.ranges import Range, training_ranges
+from learnedloss.progress import progress_for_calls
 
 STANDARD_CURVES = {
     "mse": lambda r: r**2,
@@ -88,7 +88,7 @@ def plot_loss(
         reference = lambda x: F.cross_entropy(x, labels, reduction="none")  # noqa: E731
         for name, progress, fn in [*curves, ("cross-entropy", None, reference)]:
             x = logits.clone().requires_grad_(True)
-            with torch.enable_grad(), _maybe_at_progress(loss, progress):
+            with torch.enable_grad(), progress_for_calls(loss, progress):
                 v = fn(x)
                 (g,) = torch.autograd.grad(v.sum(), x)
             style = "--" if name == "cross-entropy" else "-"
@@ -109,7 +109,7 @@ def plot_loss(
         for (suffix, progress), target in itertools.product(settings, targets):
             y = torch.full_like(r, float(target))
             x = (y + r).requires_grad_(True)
-            with torch.enable_grad(), _maybe_at_progress(loss, progress):
+            with torch.enable_grad(), progress_for_calls(loss, progress):
                 v = _call(loss, x, y)
                 (g,) = torch.autograd.grad(v.sum(), x)
             ax_v.plot(r, v.detach(), label=f"learned, target {target:g}{suffix}")
@@ -142,11 +142,6 @@ def _progress_settings(loss: Any) -> list[tuple[str, float | None]]:
     if config is None or not config.reads_progress:
         return [("", None)]
     return [(f", progress {p:g}", p) for p in PLOTTED_PROGRESS]
-
-
-def _maybe_at_progress(loss: Any, progress: float | None):
-    """`at_progress` for a progress to draw at; nothing for None."""
-    return contextlib.nullcontext() if progress is None else at_progress(loss, progress)
 
 
 def _finish(plt, fig, out, title):

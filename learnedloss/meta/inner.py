@@ -33,7 +33,8 @@ from torchopt import pytree
 
 from learnedloss.config import PROGRESS_INPUT
 from learnedloss.errors import TaskModelError
-from learnedloss.loss import finite_check_disabled, progress_for_calls
+from learnedloss.loss import finite_check_disabled
+from learnedloss.progress import progress_for_calls, progress_schedule
 from learnedloss.tasks.base import TaskBatch, default_loss_arguments
 
 Params = dict[str, torch.Tensor]
@@ -117,22 +118,18 @@ def learned_loss_apply(loss: nn.Module) -> LossApply:
     return apply
 
 
-def step_progress(step: int, total: int, like: torch.Tensor) -> torch.Tensor:
-    """Step ``step``'s training progress ``step / total`` (0 at the first step), a 0-dim
-    tensor of the default floating dtype on ``like``'s device, as the inner loops offer it
-    to the loss."""
-    return torch.tensor(step / total, dtype=torch.get_default_dtype(), device=like.device)
-
-
 def plain_loss_apply(loss_fn: Callable[..., torch.Tensor]) -> LossApply:
     """Wrap a parameter-free loss such as ``nn.MSELoss()`` for the inner loop.
 
     It sees (input, target), plus by keyword the side inputs named in its ``side_inputs``
-    attribute, if it has one (e.g. `learnedloss.evaluation.baselines.reinforce_from_returns`)."""
+    attribute, if it has one (e.g. `learnedloss.evaluation.baselines.reinforce_from_returns`).
+    A frozen learned loss that reads training progress (in ``loss_fn`` or among its
+    submodules) reads the step's, as in `learned_loss_apply`."""
     side = tuple(getattr(loss_fn, "side_inputs", ()))
 
     def apply(loss_params: Params, input, target, offered):
-        return loss_fn(input, target, **_side_inputs(side, offered))
+        with progress_for_calls(loss_fn, offered.get(PROGRESS_INPUT)):
+            return loss_fn(input, target, **_side_inputs(side, offered))
 
     return apply
 
@@ -298,9 +295,9 @@ class InnerLoop:
         if checkpointed:
             step = _checkpointed(step)
         total = first + n_steps if total is None else total
-        for index in range(first, first + n_steps):
-            progress = step_progress(index, total, x)
-            params, state = step(params, state, loss_params, x, y, progress)
+        schedule = progress_schedule(first, n_steps, total, x)
+        for index in range(n_steps):
+            params, state = step(params, state, loss_params, x, y, schedule[index])
         return params, state
 
     def score(self, params: Params, state, x, y, extra: dict | None = None) -> torch.Tensor:

@@ -26,6 +26,18 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def second_axis_blend(network: nn.Module, value: float) -> tuple[int, float]:
+    """Where ``value`` lies on a grid network's second axis: ``(row, weight)``, the lower of
+    its two neighbouring knots and the weight of the upper one (``row + 1``), clamped to the
+    axis's range, as the networks interpolate their second axis linearly. A frozen fast path
+    blends its per-knot tables this way once per call."""
+    lo, hi = network.grid_range[1]
+    count = network.knots[1]
+    position = min(max((value - lo) / (hi - lo), 0.0), 1.0) * (count - 1)
+    row = min(int(position), count - 2)
+    return row, position - row
+
+
 def _huber(h: torch.Tensor) -> torch.Tensor:
     return F.huber_loss(h, torch.zeros_like(h), reduction="none", delta=1.0)
 

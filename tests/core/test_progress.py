@@ -3,6 +3,7 @@ default, the fast path, the inner loops that set it every step, and `check` over
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -16,12 +17,19 @@ from learnedloss import LearnedLoss, LossConfig, ScheduleError, kernels
 from learnedloss.card import render_model_card
 from learnedloss.config import GRID_DEFAULT_RANGES, PROGRESS_INPUT, UNSCHEDULED_PROGRESS
 from learnedloss.functional import learned_loss
+from learnedloss.functional import values as values_module
 from learnedloss.functional.classification import fused_classification
 from learnedloss.functional.monotone import monotone_loss
 from learnedloss.inspection import check
-from learnedloss.loss import progress_for_calls
 from learnedloss.meta.engine.loop import BatchedInnerLoop
-from learnedloss.meta.inner import InnerLoop, initial_params, learned_loss_apply, plain_objective
+from learnedloss.meta.inner import (
+    InnerLoop,
+    initial_params,
+    learned_loss_apply,
+    plain_loss_apply,
+    plain_objective,
+)
+from learnedloss.progress import progress_for_calls, progress_schedule
 from learnedloss.starts import grid_start_config, monotone_start_config
 from learnedloss.tasks.base import TaskBatch, mse_objective
 
@@ -37,6 +45,19 @@ def _scheduled_loss() -> LearnedLoss:
         theta[1].copy_(torch.linspace(0.0, -1.5, theta.shape[1]))
         theta[2].copy_(torch.linspace(0.3, -4.0, theta.shape[1]))
     return loss
+
+
+@contextlib.contextmanager
+def _general_path_refused():
+    """A forward call in this block that takes the general path fails (create_graph's
+    recompute, which is the general path by design, happens after it)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the call took the general path")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(values_module, "general_loss", refuse)
+        yield
 
 
 def _frozen_copy(loss: LearnedLoss) -> LearnedLoss:
@@ -112,6 +133,17 @@ def test_bad_progress_raises_schedule_error_and_changes_nothing(step, total):
         plain.progress(step, total)  # checked even where progress is not read
 
 
+def test_progress_takes_numpy_and_one_element_tensors_and_refuses_an_unbounded_run():
+    import numpy as np
+
+    loss = _scheduled_loss()
+    assert loss.progress(np.int64(3), np.float64(12.0)).training_progress == 0.25
+    assert loss.progress(torch.tensor(6), torch.tensor([12])).training_progress == 0.5
+    with pytest.raises(ScheduleError, match="unbounded run"):
+        loss.progress(5, float("inf"))  # Lightning's estimated_stepping_batches, unbounded
+    assert loss.training_progress == 0.5
+
+
 def test_a_loss_that_does_not_read_progress_accepts_the_call_and_ignores_it():
     loss = LearnedLoss(monotone_start_config("mse"))
     x, y = torch.randn(30), torch.randn(30)
@@ -132,16 +164,18 @@ def test_progress_is_state_of_the_run_not_of_the_loss():
     assert len(list(holder.parameters())) == 2
 
 
-@pytest.mark.parametrize("move", ["double", "to_empty", "half"])
-def test_moving_or_casting_the_loss_keeps_its_progress(move):
-    loss = _frozen_copy(_scheduled_loss()).progress(3, 4)
+@pytest.mark.parametrize("move", ["double", "to_empty", "half", "meta"])
+def test_moving_or_casting_the_loss_keeps_its_progress_exactly(move):
+    loss = _frozen_copy(_scheduled_loss()).progress(1, 3)
     if move == "double":
         loss.double()
     elif move == "half":
         loss.half()
+    elif move == "meta":
+        loss.to("meta")
     else:
         loss.to_empty(device="cpu")
-    assert loss.training_progress == pytest.approx(0.75, abs=1e-3)
+    assert loss.training_progress == 1 / 3  # moved, never cast
 
 
 # ----------------------------------------------------------------------------- values
@@ -180,8 +214,9 @@ def test_the_frozen_fast_path_equals_the_general_path_at_every_progress(fused, r
         b = x.clone().requires_grad_(True)
         with kernels.disabled() if not fused else torch.enable_grad():
             direct = monotone_loss(frozen.config, frozen.network, a, y, reduction, False, step / 8)
-            assert direct is not None  # the fast path took the call
-            fast = frozen(a, y)
+            assert direct is not None  # the fast path takes the call
+            with _general_path_refused():
+                fast = frozen(a, y)
             (fast_grad,) = torch.autograd.grad(fast.sum(), a, create_graph=True)
             (fast_second,) = torch.autograd.grad(fast_grad.sum(), a)
         general = trainable(b, y)
@@ -208,15 +243,24 @@ def test_progress_for_calls_and_learned_loss_take_progress_without_changing_the_
 
 
 def test_per_sample_gradients_under_vmap_read_the_progress():
-    loss = _scheduled_loss().progress(1, 2)
-    x, y = torch.randn(16, 3), torch.randn(16, 3)
+    loss = _scheduled_loss()
+    x, y = torch.randn(16, 3) * 3, torch.randn(16, 3)
 
     def one(xi, yi):
         return torch.func.grad(lambda v: loss(v, yi))(xi)
 
-    per_sample = vmap(one)(x, y)
-    expected = torch.stack([torch.func.grad(lambda v, i=i: loss(v, y[i]))(x[i]) for i in range(16)])
-    torch.testing.assert_close(per_sample, expected)
+    def looped():
+        return torch.stack([torch.func.grad(lambda v, i=i: loss(v, y[i]))(x[i]) for i in range(16)])
+
+    loss.progress(0, 1)
+    at_start = looped()
+    torch.testing.assert_close(at_start, 2 * (x - y) / 3)  # curve 0 is MSE over 3 elements
+    loss.progress(1, 2)
+    midway = vmap(one)(x, y)
+    torch.testing.assert_close(midway, looped())
+    assert not torch.allclose(midway, at_start)
+    with progress_for_calls(loss, 0.0):  # a given progress reaches calls under vmap too
+        torch.testing.assert_close(vmap(one)(x, y), at_start)
 
 
 def test_compiled_loss_follows_progress_without_recompiling():
@@ -269,17 +313,21 @@ def _hand_trained(loss, template, params, batch, steps: int, lr: float) -> torch
     return torch.stack(scores)
 
 
-def test_inner_loops_set_progress_every_step_as_the_one_line_schedule_does():
-    loss = _scheduled_loss()
+@pytest.mark.filterwarnings("ignore:None of the inputs have requires_grad")
+@pytest.mark.parametrize("frozen", [False, True])
+def test_inner_loops_set_progress_every_step_as_the_one_line_schedule_does(frozen):
+    loss = _frozen_copy(_scheduled_loss()) if frozen else _scheduled_loss()
     batch, template, params = _tasks()
     steps, lr = 6, 0.05
     loss_params = dict(loss.named_parameters())
     objective = plain_objective(mse_objective)
-    inner = InnerLoop(template, learned_loss_apply(loss), objective, torchopt.sgd(lr))
+    apply = plain_loss_apply(loss) if frozen else learned_loss_apply(loss)
+    inner = InnerLoop(template, apply, objective, torchopt.sgd(lr))
     engine = BatchedInnerLoop(template, loss, objective, "sgd", lr)
     on_vmap = inner.run(params, loss_params, batch, steps).detach()
     on_engine = engine.run(params, loss_params, batch, steps).detach()
     truncated = inner.run(params, loss_params, batch, steps, truncate=2).detach()
+    checkpointed = inner.run(params, loss_params, batch, steps, checkpointed=True).detach()
     curve = inner.curves(params, loss_params, batch, steps, every=3)
     engine_curve = engine.curves(params, loss_params, batch, steps, every=2)
     assert loss.training_progress == UNSCHEDULED_PROGRESS  # the loops never set the module
@@ -287,6 +335,7 @@ def test_inner_loops_set_progress_every_step_as_the_one_line_schedule_does():
     torch.testing.assert_close(on_vmap, by_hand, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(on_engine, by_hand, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(truncated, by_hand, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(checkpointed, by_hand, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(curve[-1], by_hand, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(engine_curve[-1], by_hand, rtol=1e-4, atol=1e-6)
     unscheduled = LearnedLoss(loss.config)
@@ -409,8 +458,9 @@ def test_a_frozen_classification_grid_over_progress_equals_the_general_path(fuse
             direct = fused_classification(
                 frozen.config, frozen.network, a, labels, reduction, -100, False, step / 4
             )
-            assert (direct is not None) == fused  # the kernel took the call
-            fast = frozen(a, labels)
+            assert (direct is not None) == fused  # the kernel takes the call
+            with _general_path_refused() if fused else torch.enable_grad():
+                fast = frozen(a, labels)
             (fast_grad,) = torch.autograd.grad(fast.sum(), a, create_graph=True)
             (fast_second,) = torch.autograd.grad(fast_grad.square().sum(), a)
         general = trainable(b, labels)
@@ -431,7 +481,11 @@ def test_evaluate_schedules_a_progress_loss_on_the_vmap_path_and_the_engine():
     end_shape = LearnedLoss(monotone_start_config("mse"))  # curve 2 alone: the default's
     with torch.no_grad():
         end_shape.network.log_influence.copy_(scheduled.network.log_influence[2:])
-    losses = {"scheduled": scheduled, "end shape": end_shape}
+    losses = {
+        "scheduled": scheduled,
+        "scheduled, frozen": _frozen_copy(scheduled),  # as from_pretrained gives it
+        "end shape": end_shape,
+    }
     options = dict(steps=8, n_tasks=2, n_inits=1, lr=0.05, optimizer="sgd", early_stopping=False)
     scores = {
         path: evaluate(losses, SineTasks(outlier_fraction=0.3), path=path, **options).scores
@@ -444,7 +498,47 @@ def test_evaluate_schedules_a_progress_loss_on_the_vmap_path_and_the_engine():
         )
     # scheduled, the loss trains otherwise than its end shape alone, on both paths
     for path in scores:
+        torch.testing.assert_close(
+            scores[path]["scheduled, frozen"].finals, scores[path]["scheduled"].finals
+        )
         assert not torch.allclose(
             scores[path]["scheduled"].finals, scores[path]["end shape"].finals
         )
     assert scheduled.training_progress == UNSCHEDULED_PROGRESS
+
+
+def test_check_probes_the_knots_of_the_progress_axis():
+    config = grid_start_config("mse", inputs=("residual", PROGRESS_INPUT), knots=(9, 7))
+    loss = LearnedLoss(config)
+    # a bump at residual 2 on the progress knot 1/3 alone: (r + h)^2 dips after it there, but
+    # the nearest fixed probes (0.25 sees half the bump, 0.5 none) stay monotone
+    with torch.no_grad():
+        loss.network.values[2, 6] = 1.2
+    report = check(loss, RANGES)
+    assert not report.criteria["monotone"].passed
+    assert report.criteria["monotone"].numbers["progress"] == pytest.approx(1 / 3)
+
+
+def test_given_progress_reaches_held_losses_nests_and_leaves_them_unchanged():
+    loss = _scheduled_loss().progress(1, 2)
+    wrapper = nn.ModuleDict({"inner": loss})
+    x, y = torch.randn(30) * 3, torch.randn(30)
+    at = {p: loss.progress(p, 1.0)(x, y) for p in (0.0, 0.5, 1.0)}
+    loss.progress(1, 2)
+    with progress_for_calls(wrapper, 0.0):
+        torch.testing.assert_close(loss(x, y), at[0.0])
+        with progress_for_calls(loss, 1.0):
+            torch.testing.assert_close(loss(x, y), at[1.0])
+            loss.progress(0, 1)  # the loss's own value changes; the given one still rules
+            torch.testing.assert_close(loss(x, y), at[1.0])
+        torch.testing.assert_close(loss(x, y), at[0.0])
+    assert loss.training_progress == 0.0
+    torch.testing.assert_close(loss(x, y), at[0.0])
+
+
+def test_the_schedule_is_made_once_per_run_and_holds_at_one_past_the_end():
+    like = torch.zeros(2, dtype=torch.float64)
+    schedule = progress_schedule(2, 4, 4, like)
+    assert schedule.dtype == torch.float64
+    assert schedule.tolist() == [0.5, 0.75, 1.0, 1.0]
+    assert progress_schedule(0, 3, 3, torch.zeros(1, dtype=torch.long)).dtype == torch.float32

@@ -149,20 +149,29 @@ class ScheduledRegressor(Regressor):
 
     def training_step(self, batch, batch_idx):
         self.loss_fn.progress(self.global_step, self.trainer.estimated_stepping_batches)
-        self.seen.append(self.loss_fn.training_progress)
-        return super().training_step(batch, batch_idx)
+        x, y = batch
+        prediction = self.body(x)
+        loss = self.loss_fn(prediction, y)
+        self.seen.append((self.loss_fn.training_progress, loss.detach(), prediction.detach(), y))
+        return loss
 
 
 def test_training_step_gives_a_progress_loss_its_schedule(tmp_path):
     from learnedloss.starts import monotone_start_config
 
     loss = LearnedLoss(monotone_start_config("mse", adapt_to="progress"))
+    with torch.no_grad():  # MSE at progress 0, another shape at 1
+        loss.network.log_influence[2].fill_(-1.0)
     loss.save_pretrained(tmp_path / "progress-loss")
     torch.manual_seed(0)
     model = ScheduledRegressor(str(tmp_path / "progress-loss"))
     model.seen = []
     trainer, _ = fit(model, tmp_path)
-    assert model.seen == [0.0, 1 / 3, 2 / 3]
+    assert [progress for progress, *_ in model.seen] == [0.0, 1 / 3, 2 / 3]
+    reference = LearnedLoss.from_pretrained(tmp_path / "progress-loss")
+    for progress, value, prediction, y in model.seen:  # each step's loss is that progress's
+        torch.testing.assert_close(value, reference.progress(progress, 1.0)(prediction, y))
+    assert model.seen[0][1] != reference.progress(1, 1)(*model.seen[0][2:])
     path = tmp_path / "scheduled.ckpt"
     trainer.save_checkpoint(path)
     assert not [k for k in torch.load(path, weights_only=True)["state_dict"] if "loss_fn" in k]

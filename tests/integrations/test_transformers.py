@@ -131,6 +131,18 @@ def test_a_trainer_callback_gives_a_held_progress_loss_its_schedule(tmp_path):
             model.loss_fn.progress(state.global_step, state.max_steps)
             seen.append(model.loss_fn.training_progress)
 
+    values = []
+    forward = model.forward
+
+    def recording(x, labels=None):  # each step's loss, with what it was computed from
+        out = forward(x, labels)
+        values.append(
+            (model.loss_fn.training_progress, out["loss"].detach(), out["logits"], labels)
+        )
+        return out
+
+    model.forward = recording
+
     args = TrainingArguments(
         output_dir=str(tmp_path / "out"),
         max_steps=4,
@@ -144,6 +156,12 @@ def test_a_trainer_callback_gives_a_held_progress_loss_its_schedule(tmp_path):
     )
     Trainer(model=model, args=args, train_dataset=Pairs(), callbacks=[Schedule()]).train()
     assert seen == [0.0, 0.25, 0.5, 0.75]
+    reference = LearnedLoss.from_pretrained(name)
+    assert [progress for progress, *_ in values] == seen
+    for progress, value, logits, labels in values:
+        expected = reference.progress(progress, 1.0)(logits.detach(), labels)
+        torch.testing.assert_close(value, expected)
+    model.forward = forward
     assert all(not name.startswith("loss_fn") for name in model.state_dict())
     # saved and loaded on the meta device, the model's loss starts at its default progress
     model.save_pretrained(tmp_path / "model")

@@ -36,7 +36,7 @@ from learnedloss.meta.engine.errors import EngineUnsupported
 from learnedloss.meta.engine.losses import check_loss_arguments, stacked_loss_apply
 from learnedloss.meta.engine.models import StackedModel, compile_model
 from learnedloss.meta.engine.optimizers import StackedOptimizer, stacked_optimizer
-from learnedloss.meta.inner import step_progress
+from learnedloss.progress import progress_schedule
 from learnedloss.tasks.base import TaskBatch, default_loss_arguments
 
 Params = dict[str, torch.Tensor]
@@ -80,11 +80,8 @@ class _Run:
     indices: torch.Tensor | None
     lr: float | torch.Tensor
     shapes: dict[str, torch.Size]
-    n_steps: int
-
-    def progress(self, step: int) -> torch.Tensor:
-        """Step ``step``'s training progress, as the loss reads it (`step_progress`)."""
-        return step_progress(step, self.n_steps, self.x)
+    schedule: torch.Tensor
+    """Each step's training progress (`learnedloss.progress.progress_schedule`)."""
 
     def data(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.indices is None:
@@ -279,13 +276,14 @@ class BatchedInnerLoop:
                 raise ValueError(f"lr must be one per task, ({tasks},), got {tuple(lr.shape)}")
             rate = lr.to(batch.x_train.device, batch.x_train.dtype).view(tasks, 1)
         x, y = batch.x_train.contiguous(), batch.y_train.contiguous()
-        return _Run(x, y, indices, rate, shapes, n_steps)
+        schedule = progress_schedule(0, n_steps, n_steps, x)
+        return _Run(x, y, indices, rate, shapes, schedule)
 
     def _step(self, plan, run: _Run, step, flat, state, loss_params, inplace: bool = False):
         """One inner step of every task; builds a graph through it iff grad mode is on."""
         differentiable = torch.is_grad_enabled()
         x, y = run.data(step)
-        progress = run.progress(step)
+        progress = run.schedule[step]
         with torch.enable_grad():
             source = flat if differentiable and flat.requires_grad else flat.detach()
             if plan.has_manual_backward:

@@ -27,6 +27,7 @@ from learnedloss.config import PROGRESS_INPUT
 from learnedloss.functional import learned_loss, unreduced
 from learnedloss.loss import LearnedLoss
 from learnedloss.meta.engine.errors import EngineUnsupported
+from learnedloss.progress import progress_for_calls
 from learnedloss.tasks.base import TaskFamily, default_loss_arguments
 
 Params = dict[str, torch.Tensor]
@@ -83,8 +84,10 @@ def unreduced_values(loss: nn.Module) -> UnreducedValues:
       ``reduction='none'``, no strict finite check, and the weights given (a frozen loss,
       given none, computes by its fast plan where it has one, as its own call does);
     - another loss: `learnedloss.functional.unreduced` when no weights are given; with
-      weights, a shallow copy of it set to ``reduction='none'``, called with them. A loss
-      whose ``takes_progress`` attribute is true (a module that holds learned losses, such
+      weights, a shallow copy of it set to ``reduction='none'``, called with them. Learned
+      losses among its submodules that read progress read the step's
+      (`learnedloss.progress.progress_for_calls`); a loss whose ``takes_progress`` attribute
+      is true (a module that holds learned losses, such
       as `learnedloss.evaluation.batched.TaskBlocksLoss`) gets the step's progress as the
       keyword `learnedloss.config.PROGRESS_INPUT`.
 
@@ -103,9 +106,10 @@ def unreduced_values(loss: nn.Module) -> UnreducedValues:
     def values(loss_params: Params, input, target, side_inputs: dict, progress=None):
         if takes_progress and progress is not None:
             side_inputs = {**side_inputs, PROGRESS_INPUT: progress}
-        if not loss_params:
-            return unreduced(loss, input, target, **side_inputs)
-        return functional_call(unreducing, loss_params, (input, target), side_inputs)
+        with progress_for_calls(loss, progress):  # learned losses it holds as submodules
+            if not loss_params:
+                return unreduced(loss, input, target, **side_inputs)
+            return functional_call(unreducing, loss_params, (input, target), side_inputs)
 
     return values
 
