@@ -67,9 +67,12 @@ def task_loss(loss: LossLike) -> TaskLoss:
     names = tuple(getattr(loss, "side_inputs", ()))
 
     def one_task(input, target, side):
-        return loss(input, target, **{name: side[name] for name in names})
+        return loss(input, target, **side)
 
-    return vmap(one_task)
+    def apply(input, target, side):  # the side inputs it reads (not the step's progress)
+        return vmap(one_task)(input, target, {name: side[name] for name in names})
+
+    return apply
 
 
 def side_inputs_of(loss: LossLike) -> tuple[str, ...]:
