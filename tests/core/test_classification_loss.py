@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from learnedloss import LearnedLoss, LossConfig
 from learnedloss.errors import ConfigError
-from learnedloss.starts import cross_entropy_start_config
+from learnedloss.starts import cross_entropy_start_config, grid_start_config
 
 
 def ce_start(**kwargs) -> LearnedLoss:
@@ -271,15 +271,12 @@ def test_nontarget_nll_is_the_weighted_mean_over_the_other_classes():
 
 
 def _grid_over_nontarget() -> LearnedLoss:
-    config = LossConfig(
-        kind="classification",
-        parameterization="grid",
-        output_activation="identity",
-        residual=True,
-        residual_form="scale",
+    config = grid_start_config(
+        "cross_entropy",
         inputs=("log_prob", "nontarget_nll"),
-        grid_knots=(9, 3),
+        knots=(9, 3),
         grid_range=((-8.0, 0.0), (0.0, 4.0)),
+        residual_form="scale",
     )
     loss = LearnedLoss(config)
     with torch.no_grad():  # lowers the loss the more the other classes are ruled out

@@ -216,16 +216,18 @@ def test_the_frozen_fast_path_equals_the_general_path_at_every_progress(fused, r
             direct = monotone_loss(frozen.config, frozen.network, a, y, reduction, False, step / 8)
             assert direct is not None  # the fast path takes the call
             with _general_path_refused():
-                fast = frozen(a, y)
-            (fast_grad,) = torch.autograd.grad(fast.sum(), a, create_graph=True)
-            (fast_second,) = torch.autograd.grad(fast_grad.sum(), a)
-        general = trainable(b, y)
-        (general_grad,) = torch.autograd.grad(general.sum(), b, create_graph=True)
-        (general_second,) = torch.autograd.grad(general_grad.sum(), b)
-        tolerance = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
-        torch.testing.assert_close(fast, general.detach(), **tolerance)
-        torch.testing.assert_close(fast_grad.detach(), general_grad.detach(), **tolerance)
-        torch.testing.assert_close(fast_second, general_second, **tolerance)
+                fast = _with_derivatives(frozen(a, y), a)
+        general = _with_derivatives(trainable(b, y), b)
+        tolerance = {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {}
+        torch.testing.assert_close(fast, general, **tolerance)
+
+
+def _with_derivatives(value: torch.Tensor, input: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A call's value, its input gradient and the gradient of that gradient's squared sum
+    (second derivatives through ``create_graph``), detached."""
+    (gradient,) = torch.autograd.grad(value.sum(), input, create_graph=True)
+    (second,) = torch.autograd.grad(gradient.square().sum(), input)
+    return value.detach(), gradient.detach(), second
 
 
 def test_progress_for_calls_and_learned_loss_take_progress_without_changing_the_module():
@@ -417,15 +419,12 @@ def test_plot_draws_a_progress_loss_at_the_start_middle_and_end_of_training(tmp_
 def _scheduled_grid_classification() -> LearnedLoss:
     """A grid over (log_prob, progress) in the scale form, as the noisy-labels recipe builds
     one, with a different shape at each of its three progress knots."""
-    config = LossConfig(
-        kind="classification",
-        parameterization="grid",
-        output_activation="identity",
-        residual=True,
-        residual_form="scale",
+    config = grid_start_config(
+        "cross_entropy",
         inputs=("log_prob", PROGRESS_INPUT),
-        grid_knots=(17, 3),
+        knots=(17, 3),
         grid_range=((-8.0, 0.0), (0.0, 1.0)),
+        residual_form="scale",
     )
     loss = LearnedLoss(config)
     knots = loss.network.knot_positions[0].to(torch.float32)
@@ -460,16 +459,10 @@ def test_a_frozen_classification_grid_over_progress_equals_the_general_path(fuse
             )
             assert (direct is not None) == fused  # the kernel takes the call
             with _general_path_refused() if fused else torch.enable_grad():
-                fast = frozen(a, labels)
-            (fast_grad,) = torch.autograd.grad(fast.sum(), a, create_graph=True)
-            (fast_second,) = torch.autograd.grad(fast_grad.square().sum(), a)
-        general = trainable(b, labels)
-        (general_grad,) = torch.autograd.grad(general.sum(), b, create_graph=True)
-        (general_second,) = torch.autograd.grad(general_grad.square().sum(), b)
-        torch.testing.assert_close(fast, general.detach(), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(fast_grad.detach(), general_grad.detach(), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(fast_second, general_second, rtol=1e-4, atol=1e-6)
-        values.append(float(general.detach().sum()))
+                fast = _with_derivatives(frozen(a, labels), a)
+        general = _with_derivatives(trainable(b, labels), b)
+        torch.testing.assert_close(fast, general, rtol=1e-4, atol=1e-6)
+        values.append(float(general[0].sum()))
     assert len(set(values)) == 5
 
 

@@ -64,6 +64,21 @@ def test_from_pretrained_on_the_meta_device_loads_the_loss_and_the_model(tmp_pat
     assert same_loss(on_meta.loss_fn, "mse-fit")
 
 
+def quiet_arguments(output_dir) -> TrainingArguments:
+    """Four CPU steps of batch 8, with nothing saved, logged or reported."""
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=4,
+        per_device_train_batch_size=8,
+        learning_rate=0.05,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
+
+
 class Pairs(torch.utils.data.Dataset):
     def __init__(self, n: int = 32):
         generator = torch.Generator().manual_seed(0)
@@ -88,17 +103,7 @@ def test_trainer_with_a_learned_compute_loss_func(tmp_path):
         seen.append(loss.item())
         return loss
 
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
-        max_steps=4,
-        per_device_train_batch_size=8,
-        learning_rate=0.05,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-    )
+    args = quiet_arguments(tmp_path)
     body = [p.detach().clone() for p in model.body.parameters()]
     trainer = Trainer(model=model, args=args, train_dataset=Pairs(), compute_loss_func=compute_loss)
     trainer.train()
@@ -143,17 +148,7 @@ def test_a_trainer_callback_gives_a_held_progress_loss_its_schedule(tmp_path):
 
     model.forward = recording
 
-    args = TrainingArguments(
-        output_dir=str(tmp_path / "out"),
-        max_steps=4,
-        per_device_train_batch_size=8,
-        learning_rate=0.05,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-    )
+    args = quiet_arguments(tmp_path / "out")
     Trainer(model=model, args=args, train_dataset=Pairs(), callbacks=[Schedule()]).train()
     assert seen == [0.0, 0.25, 0.5, 0.75]
     reference = LearnedLoss.from_pretrained(name)
