@@ -58,6 +58,7 @@ def test_each_kind_exposes_its_features_defaults_and_forms():
         "log_relative_ce",
         "scaled_nll",
         "contamination",
+        "nontarget_nll",
     )
     assert Classification.default_inputs == ("log_prob", "target")
     assert Classification.residual_forms == ("add", "scale")
