@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import nn
 
+from learnedloss.config import PROGRESS_INPUT
 from learnedloss.networks.base import LossNetwork, _FirstLayerShim
 
 if TYPE_CHECKING:
@@ -65,6 +66,13 @@ class MonotoneNetwork(LossNetwork):
     the shape: one influence curve per knot of ``grid_knots[1]`` over ``grid_range[1]``,
     interpolated linearly between them (so still non-negative) and clamped beyond the ends.
 
+    Over training progress (second input ``"progress"``) every curve is *anchored*: its
+    influence at the first knot it may move (the second knot for a squared error, the first
+    for cross-entropy) is the standard loss's, whatever its ``log_influence`` there. Progress
+    then changes the loss's shape, not its scale. A scale that changes over training would
+    schedule the learning rate behind the optimizer's back: under SGD a scale is a learning
+    rate, and under Adam a scale that grows or shrinks is a transient one.
+
     Shape:
         - Input: ``(*, in_features)`` with ``in_features`` 1 or 2, and the standard term
           ``skip`` of shape ``(*)``.
@@ -84,6 +92,7 @@ class MonotoneNetwork(LossNetwork):
         k1 = self.knots[1] if len(self.knots) == 2 else 1
         first = 1 if self.power == 2 else 0  # MSE's influence is 0 at z = 0: fixed there
         self.log_influence = nn.Parameter(torch.zeros(k1, k0 - first))
+        self.anchored = len(config.inputs) == 2 and config.inputs[1] == PROGRESS_INPUT
 
     @property
     def spacing(self) -> float:
@@ -95,8 +104,11 @@ class MonotoneNetwork(LossNetwork):
 
     def influence(self) -> torch.Tensor:
         r"""The influence :math:`\psi` at every knot, ``(K1, K0)``: the standard loss's times
-        ``exp(log_influence)`` (0 at :math:`z = 0` for a squared error)."""
+        ``exp(log_influence)`` (0 at :math:`z = 0` for a squared error; anchored curves, over
+        progress, keep the standard influence at their first free knot)."""
         theta = self.log_influence
+        if self.anchored:  # each curve's first free knot keeps the standard influence
+            theta = theta - theta[:, :1]
         k0 = self.knots[0]
         z = torch.arange(k0, dtype=theta.dtype, device=theta.device) * self.spacing
         if self.power == 2:

@@ -472,8 +472,9 @@ def test_evaluate_schedules_a_progress_loss_on_the_vmap_path_and_the_engine():
 
     scheduled = _scheduled_loss()
     end_shape = LearnedLoss(monotone_start_config("mse"))  # curve 2 alone: the default's
-    with torch.no_grad():
-        end_shape.network.log_influence.copy_(scheduled.network.log_influence[2:])
+    with torch.no_grad():  # (anchored, as curves over progress are)
+        theta = scheduled.network.log_influence
+        end_shape.network.log_influence.copy_(theta[2:] - theta[2:, :1])
     losses = {
         "scheduled": scheduled,
         "scheduled, frozen": _frozen_copy(scheduled),  # as from_pretrained gives it
@@ -535,3 +536,21 @@ def test_the_schedule_is_made_once_per_run_and_holds_at_one_past_the_end():
     assert schedule.dtype == torch.float64
     assert schedule.tolist() == [0.5, 0.75, 1.0, 1.0]
     assert progress_schedule(0, 3, 3, torch.zeros(1, dtype=torch.long)).dtype == torch.float32
+
+
+def test_curves_over_progress_change_shape_not_scale():
+    loss = LearnedLoss(monotone_start_config("mse", adapt_to="progress", knots=9))
+    adaptive = LearnedLoss(monotone_start_config("mse", adapt_to="contamination", knots=9))
+    for network in (loss.network, adaptive.network):
+        with torch.no_grad():
+            network.log_influence.copy_(torch.randn(network.log_influence.shape) * 2)
+    spacing = loss.network.spacing
+    # every curve keeps MSE's influence 2z at its first free knot (z = spacing) ...
+    torch.testing.assert_close(
+        loss.network.influence()[:, 1], torch.full((3,), 2 * spacing), rtol=0, atol=1e-6
+    )
+    # ... and a curve over another input (a statistic of the call) does not
+    assert not torch.allclose(adaptive.network.influence()[:, 1], torch.full((3,), 2 * spacing))
+    x, y = torch.randn(64) * 3, torch.randn(64)
+    values = [loss.progress(p, 1.0)(x, y).item() for p in (0.0, 0.5, 1.0)]
+    assert len(set(values)) == 3

@@ -161,7 +161,8 @@ def test_training_step_gives_a_progress_loss_its_schedule(tmp_path):
 
     loss = LearnedLoss(monotone_start_config("mse", adapt_to="progress"))
     with torch.no_grad():  # MSE at progress 0, another shape at 1
-        loss.network.log_influence[2].fill_(-1.0)
+        theta = loss.network.log_influence
+        theta[2].copy_(torch.linspace(0.0, -2.0, theta.shape[1]))
     loss.save_pretrained(tmp_path / "progress-loss")
     torch.manual_seed(0)
     model = ScheduledRegressor(str(tmp_path / "progress-loss"))

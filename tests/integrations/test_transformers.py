@@ -118,7 +118,8 @@ def _progress_loss_directory(path):
 
     loss = LearnedLoss(monotone_start_config("mse", adapt_to="progress"))
     with torch.no_grad():
-        loss.network.log_influence[2].fill_(-1.0)
+        theta = loss.network.log_influence
+        theta[2].copy_(torch.linspace(0.0, -2.0, theta.shape[1]))
     loss.save_pretrained(path)
     return str(path)
 
