@@ -200,7 +200,9 @@ def print_target_table(kind: str, losses: dict[str, nn.Module], args) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--losses", nargs="+", help="bundled names (default: all drop-ins)")
+    parser.add_argument(
+        "--losses", nargs="+", help="bundled names or loss directories (default: all drop-ins)"
+    )
     parser.add_argument("--kinds", nargs="+", choices=list(REFERENCE), default=list(REFERENCE))
     parser.add_argument("--repeats", type=int, default=60, help="timed rounds, small sizes")
     parser.add_argument("--target-repeats", type=int, default=15, help="timed rounds, part 2")

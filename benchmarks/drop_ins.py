@@ -36,11 +36,13 @@ def bundled_of_kind(kind: str, only: list[str] | None = None) -> BundledOfKind:
 
     Args:
         kind: the loss kind to keep; losses of other kinds are not mentioned.
-        only: if given, keep only these bundled names.
+        only: if given, keep only these names: bundled names, or directories (and Hub ids)
+            of other saved losses, which are loaded too.
     """
     drop_ins: dict[str, LearnedLoss] = {}
     left_out: dict[str, tuple[str, ...]] = {}
-    for name in bundled_names():
+    bundled = list(bundled_names())
+    for name in bundled + [name for name in only or () if name not in bundled]:
         if only is not None and name not in only:
             continue
         loss = LearnedLoss.from_pretrained(name)
